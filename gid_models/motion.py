@@ -1,0 +1,170 @@
+"""Motion textures evaluated lazily, a chunk of frames at a time.
+
+A motion texture of 600 frames at 1920x1080 holds 600 x 2 x 1920 x 1080 float32 values, about
+10 GB, so it is never materialised whole. Both ways this pack makes motion share one form: a
+spectral volume ``S`` and, for every output frame ``n``, one complex weight per frequency band:
+
+    F_n(p) = mask(p) * Re( sum_k S_k(p) * w_k(n) )
+
+- a looping video (paper Sec. 4.1): ``w_k(n) = amplitude * exp(2 pi i f_k t_n)``;
+- interactive dynamics (paper Sec. 6): ``w_k(n) = q_k(t_n)``, the modal coordinates of a
+  simulation (``gid_models.modal``).
+
+``MotionTexture`` keeps only ``S`` ``[B, K, 2, H, W]`` and the weights ``[N, K]``; ``frames(a, b)``
+evaluates frames ``a`` to ``b - 1``, so a renderer's peak memory does not grow with N.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .spectral import SpectralVolume, band_frequencies
+
+__all__ = ["MotionTexture"]
+
+
+@dataclass(frozen=True, eq=False)
+class MotionTexture:
+    """``F_n(p) = mask(p) * Re(sum_k S_k(p) w_k(n))`` for ``n = 0 .. N - 1``, evaluated on demand.
+
+    Attributes:
+        volume: spectral volume in pixels, coefficients ``[B, K, 2, H, W]``.
+        band_weights: ``[N, K]`` complex weights, one row per output frame, on the volume's device.
+        fps: frames per second at which the N frames are meant to be played, > 0.
+        mask: optional ``[B or 1, 1, H, W]`` float scale per pixel (0 = still, 1 = as predicted).
+    """
+
+    volume: SpectralVolume
+    band_weights: torch.Tensor
+    fps: float
+    mask: Optional[torch.Tensor] = None
+
+    def __post_init__(self) -> None:
+        self.volume.require_pixels("a motion texture")
+        weights = self.band_weights
+        if not isinstance(weights, torch.Tensor) or not weights.is_complex() or weights.dim() != 2:
+            raise TypeError("band_weights must be a complex tensor of shape [N, K]")
+        if weights.shape[1] != self.volume.num_bands or weights.shape[0] < 1:
+            raise ValueError(
+                f"band_weights has shape {tuple(weights.shape)}; it needs at least one frame and "
+                f"one column per band of the spectral volume (K = {self.volume.num_bands})"
+            )
+        if not math.isfinite(self.fps) or self.fps <= 0:
+            raise ValueError(f"fps must be a finite positive number, got {self.fps}")
+        if self.mask is not None:
+            _check_mask(self.mask, self.volume)
+
+    @classmethod
+    def from_spectral_volume(
+        cls,
+        volume: SpectralVolume,
+        num_frames: Optional[int] = None,
+        fps: Optional[float] = None,
+        time_scale: float = 1.0,
+        amplitude: float = 1.0,
+        start_time: float = 0.0,
+        mask: Optional[torch.Tensor] = None,
+    ) -> "MotionTexture":
+        """The motion a spectral volume describes, sampled for a video.
+
+        Args:
+            volume: spectral volume in pixels.
+            num_frames: N, frames of the video; defaults to the volume's window T (one loop).
+            fps: playback frame rate; defaults to the volume's fps. Frame ``n`` shows the scene
+                at ``start_time + n / (fps * time_scale)`` seconds, so with the defaults N = T
+                frames cover exactly one period of every band: a seamless loop.
+            time_scale: slow-motion factor, > 0 (2 = half speed).
+            amplitude: multiplies the motion (> 1 magnifies, < 1 calms, 0 freezes).
+            start_time: scene time of the first frame in seconds.
+            mask: optional ``[B or 1, 1, H, W]`` per-pixel scale of the motion.
+        """
+        volume.require_pixels("SpectrumToMotion")
+        fps = volume.fps if fps is None else float(fps)
+        if not math.isfinite(fps) or fps <= 0:
+            raise ValueError(f"fps must be a finite positive number of frames per second, got {fps}")
+        # The volume's own frame clock is fps_volume * time_scale; a playback rate that differs
+        # stretches time by the same ratio, so both become one effective slow-motion factor.
+        times = volume.frame_times(num_frames, time_scale * fps / volume.fps, start_time)
+        phase = 2 * math.pi * times[:, None] * band_frequencies(
+            volume.num_bands, volume.fps, volume.window, dtype=torch.float64, device=volume.device
+        )
+        weights = torch.polar(torch.full_like(phase, float(amplitude)), phase)
+        return cls(volume, weights.to(volume.coeffs.dtype), fps, mask)
+
+    @property
+    def num_frames(self) -> int:
+        return self.band_weights.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.volume.height
+
+    @property
+    def width(self) -> int:
+        return self.volume.width
+
+    @property
+    def batch_size(self) -> int:
+        return self.volume.batch_size
+
+    def frames(self, start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
+        """Displacement maps of frames ``start .. stop - 1``.
+
+        Returns:
+            ``[B, stop - start, 2, H, W]`` float displacement in pixels.
+        """
+        stop = self.num_frames if stop is None else stop
+        if not 0 <= start < stop <= self.num_frames:
+            raise ValueError(f"frame range [{start}, {stop}) is outside 0..{self.num_frames}")
+        motion = self.volume.synthesize(self.band_weights[start:stop])
+        if self.mask is not None:
+            motion = motion * self.mask.to(motion.dtype).unsqueeze(1)
+        return motion
+
+    def chunks(self, chunk_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(start, frames(start, start + chunk_size))`` over the whole texture."""
+        for start in range(0, self.num_frames, chunk_size):
+            yield start, self.frames(start, min(start + chunk_size, self.num_frames))
+
+    def mean_magnitude(self, chunk_size: int = 16) -> torch.Tensor:
+        """Mean over frames of the displacement length, ``(1/N) sum_n ||F_n(p)||``.
+
+        This is the splatting metric W(p) of the paper's renderer (pixels that move a lot are
+        foreground).
+
+        Returns:
+            ``[B, 1, H, W]`` float, pixels.
+        """
+        total = None
+        for _, motion in self.chunks(chunk_size):
+            magnitude = torch.linalg.vector_norm(motion, dim=2).sum(dim=1, keepdim=True)
+            total = magnitude if total is None else total + magnitude
+        return total / self.num_frames
+
+    def resize(self, height: int, width: int) -> "MotionTexture":
+        """The same motion on another pixel grid (displacements rescaled per axis)."""
+        mask = None
+        if self.mask is not None:
+            mask = F.interpolate(self.mask.float(), size=(height, width), mode="bilinear", align_corners=False)
+        return replace(self, volume=self.volume.resize(height, width), mask=mask)
+
+
+def _check_mask(mask: torch.Tensor, volume: SpectralVolume) -> None:
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 4 or mask.shape[1] != 1:
+        raise ValueError("the motion mask must be a tensor of shape [B or 1, 1, H, W]")
+    if mask.shape[-2:] != (volume.height, volume.width):
+        raise ValueError(
+            f"the mask is {mask.shape[-1]}x{mask.shape[-2]} pixels but the spectral volume is "
+            f"{volume.width}x{volume.height}; resize the mask to the volume's size"
+        )
+    if mask.shape[0] not in (1, volume.batch_size):
+        raise ValueError(
+            f"the mask batch ({mask.shape[0]}) must be 1 or the spectral volume's batch ({volume.batch_size})"
+        )
+    if not bool(torch.isfinite(mask).all()):
+        raise ValueError("the motion mask contains NaN or infinite values")

@@ -1,0 +1,484 @@
+"""Spectral volumes: the frequency-domain representation of per-pixel motion (paper Sec. 4.1).
+
+A *motion texture* ``F`` is a stack of displacement maps ``[B, T, 2, H, W]``: for every pixel ``p``
+of the input frame (frame 0), ``F[:, t, :, p]`` is how far that pixel has moved at frame ``t``,
+in pixels (channel 0 = x to the right, channel 1 = y down). Frame 0 is the input frame itself,
+so its displacement is about zero.
+
+A *spectral volume* ``S`` is the temporal Fourier transform of that motion texture, truncated to
+its first ``K`` *frequency bands* (``K = 16`` in the paper). Band ``k`` oscillates at
+``f_k = k * fps / window`` Hz; with the paper's 150-frame windows at 30 fps that is
+0, 0.2, 0.4, ..., 3.0 Hz.
+
+Coefficient convention
+----------------------
+The coefficients are the **one-sided amplitude spectrum in pixels**: the motion they describe is
+
+    F(t) = Re( sum_k S_k * exp(2 * pi * i * f_k * t) ),    t in seconds, f_k = k * fps / window,
+
+which means ``S_k = c_k / T * rfft(F)[k]`` with ``c_0 = 1``, ``c_k = 2`` for ``0 < k < T / 2``
+and ``c_{T/2} = 1`` for the Nyquist band of an even window ``T``. Hence
+
+- ``|S_k|`` is the amplitude, in pixels, of the sinusoid of band ``k``,
+  and ``angle(S_k)`` its phase at ``t = 0``;
+- ``S_0`` is the mean displacement over the window;
+- with all ``T // 2 + 1`` bands kept, evaluating at the integer frames ``t = j / fps``
+  reproduces the motion texture exactly.
+
+This differs from the raw FFT of the paper's Eq. 2 only by the per-band constant ``c_k / T``. The
+constant makes amplitudes independent of the window length and of the number of bands kept, so
+that frequency-adaptive normalization (``gid_models.normalization``) and modal dynamics can read
+them directly as pixels.
+
+The networks see a spectral volume as ``4K`` real channels (``to_channels``): for every band the
+real and imaginary parts of the x coefficient, then of the y coefficient.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["SpectralVolume", "band_frequencies"]
+
+_COMPLEX_DTYPES = (torch.complex64, torch.complex128)
+_RESIZE_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+
+Times = Union[torch.Tensor, Sequence[float]]
+
+
+def band_frequencies(
+    num_bands: int,
+    fps: float = 30.0,
+    window: int = 150,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: Optional[Union[str, torch.device]] = None,
+) -> torch.Tensor:
+    """Frequencies of the first ``num_bands`` bands of an FFT over ``window`` frames.
+
+    Args:
+        num_bands: K, number of bands, from 1 to ``window // 2 + 1``.
+        fps: frames per second of the window, > 0.
+        window: T, number of frames in the FFT window, >= 2.
+        dtype: floating dtype of the result.
+        device: device of the result.
+
+    Returns:
+        ``[K]`` frequencies in Hz, ``k * fps / window`` for ``k = 0 .. K - 1``.
+
+    Example:
+        >>> band_frequencies(4, fps=30.0, window=150)
+        tensor([0.0000, 0.2000, 0.4000, 0.6000])
+    """
+    fps = _real_number(fps, "fps", positive=True)
+    window = _integer(window, "window", low=2)
+    num_bands = _integer(num_bands, "num_bands", low=1, high=window // 2 + 1)
+    return torch.arange(num_bands, dtype=dtype, device=device) * (fps / window)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class SpectralVolume:
+    """The first K Fourier coefficients of every pixel's trajectory (see the module docstring).
+
+    Immutable: every method returns a new volume and leaves its inputs untouched, so a volume can
+    be shared between ComfyUI nodes safely. Equality is identity (tensors have no single truth
+    value).
+
+    Attributes:
+        coeffs: ``[B, K, 2, H, W]`` complex64 or complex128 coefficients S_k, axis 0 = x, 1 = y.
+            One-sided amplitudes in pixels, or dimensionless values in about [-1, 1] per real
+            channel when ``normalized`` is True.
+        fps: frames per second of the window the FFT was taken over, > 0.
+        window: T, frames in the FFT window (frame 0 included), >= 2; ``K <= T // 2 + 1``.
+        normalized: True once frequency-adaptive normalization (paper Eq. 4) has been applied;
+            operations that need pixels then refuse the volume.
+
+    Raises:
+        TypeError: if ``coeffs`` is not a complex tensor.
+        ValueError: on a wrong shape, non-finite coefficients, or ``fps``, ``window`` or K out
+            of range.
+    """
+
+    coeffs: torch.Tensor
+    fps: float = 30.0
+    window: int = 150
+    normalized: bool = False
+
+    def __post_init__(self) -> None:
+        _check_5d(self.coeffs, "coeffs", "[B, K, 2, H, W]", 2, complex_expected=True)
+        # Frozen: object.__setattr__ is the dataclass-sanctioned way to store the coerced values.
+        object.__setattr__(self, "fps", _real_number(self.fps, "fps", positive=True))
+        object.__setattr__(self, "window", _integer(self.window, "window", low=2))
+        object.__setattr__(self, "normalized", bool(self.normalized))
+        _integer(self.num_bands, "the number of bands K (coeffs.shape[1])", low=1, high=self.window // 2 + 1)
+
+    def __repr__(self) -> str:
+        return (
+            f"SpectralVolume(batch_size={self.batch_size}, num_bands={self.num_bands}, "
+            f"height={self.height}, width={self.width}, fps={self.fps}, window={self.window}, "
+            f"normalized={self.normalized}, dtype={self.coeffs.dtype}, device={self.device})"
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return self.coeffs.shape[0]
+
+    @property
+    def num_bands(self) -> int:
+        return self.coeffs.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.coeffs.shape[3]
+
+    @property
+    def width(self) -> int:
+        return self.coeffs.shape[4]
+
+    @property
+    def device(self) -> torch.device:
+        return self.coeffs.device
+
+    @property
+    def frequencies(self) -> torch.Tensor:
+        """``[K]`` float32 frequency of each band in Hz, on the volume's device."""
+        return band_frequencies(self.num_bands, self.fps, self.window, device=self.device)
+
+    # ----------------------------------------------------------------------------------------
+    # Motion texture <-> spectral volume
+
+    @classmethod
+    def from_motion_texture(
+        cls,
+        motion: torch.Tensor,
+        num_bands: int = 16,
+        fps: float = 30.0,
+        window: Optional[int] = None,
+    ) -> "SpectralVolume":
+        """Fourier transform of per-pixel trajectories, keeping the first ``num_bands`` bands.
+
+        Args:
+            motion: ``[B, T, 2, H, W]`` floating displacement in pixels of each pixel of frame 0
+                at frame t (t = 0 is the input frame).
+            num_bands: K, bands to keep, from 1 to ``T // 2 + 1`` (the latter keeps everything).
+            fps: frames per second of the motion texture, > 0.
+            window: expected T. The FFT window is always the whole motion texture; give the
+                window to have a motion texture of another length refused, since its bands
+                would not fall on the expected frequencies.
+
+        Returns:
+            A pixel-unit volume with ``coeffs`` ``[B, K, 2, H, W]``: complex128 for float64
+            motion, complex64 otherwise.
+
+        Raises:
+            TypeError: if ``motion`` is not a floating tensor.
+            ValueError: on a wrong shape, non-finite values, ``T != window``, or K out of range.
+        """
+        _check_5d(motion, "motion", "[B, T, 2, H, W]", 2, complex_expected=False)
+        num_frames = motion.shape[1]
+        if window is not None and _integer(window, "window", low=2) != num_frames:
+            raise ValueError(
+                f"the motion texture has T={num_frames} frames but window={window} was asked for; "
+                f"resample the trajectories in time (gid_models.flow) to {window} frames, or pass "
+                f"window=None to transform over the {num_frames} frames given"
+            )
+        if num_frames < 2:
+            raise ValueError("a motion texture needs at least 2 frames (T >= 2) to have a spectrum")
+        num_bands = _integer(num_bands, "num_bands", low=1, high=num_frames // 2 + 1)
+        # rfft has no half-precision CPU kernel; float32 is also what the convention promises.
+        motion = motion.to(torch.promote_types(motion.dtype, torch.float32))
+        spectrum = torch.fft.rfft(motion, dim=1)[:, :num_bands]
+        scale = _one_sided_scale(num_bands, num_frames, motion.dtype, motion.device)
+        return cls(spectrum * scale.view(1, -1, 1, 1, 1), fps=fps, window=num_frames)
+
+    def frame_times(self, num_frames: Optional[int] = None, time_scale: float = 1.0, start_time: float = 0.0) -> torch.Tensor:
+        """Times at which output frames are shown, for ``motion_at`` and chunked rendering.
+
+        Args:
+            num_frames: N, frames to produce, >= 1; defaults to the window T.
+            time_scale: slow-motion factor, > 0: 2 plays the motion twice as slowly (frame 2j
+                shows the moment that frame j shows at 1), 0.5 twice as fast.
+            start_time: time of the first frame in seconds; the motion is quasi-periodic, so any
+                finite value is fine.
+
+        Returns:
+            ``[N]`` float64 times in seconds, ``start_time + j / (fps * time_scale)``.
+        """
+        num_frames = _integer(self.window if num_frames is None else num_frames, "num_frames", low=1)
+        time_scale = _real_number(time_scale, "time_scale", positive=True)
+        start_time = _real_number(start_time, "start_time")
+        frame_index = torch.arange(num_frames, dtype=torch.float64, device=self.device)
+        return start_time + frame_index / (self.fps * time_scale)
+
+    def to_motion_texture(
+        self,
+        num_frames: Optional[int] = None,
+        time_scale: float = 1.0,
+        amplitude: float = 1.0,
+        start_time: float = 0.0,
+        times: Optional[Times] = None,
+    ) -> torch.Tensor:
+        """Inverse transform: the displacement of every pixel at every output frame.
+
+        Args:
+            num_frames: N, frames to produce; defaults to the window T.
+            time_scale: slow-motion factor, > 0 (see ``frame_times``).
+            amplitude: multiplies the motion: > 1 magnifies it, < 1 calms it, 0 freezes it.
+            start_time: time of the first frame in seconds.
+            times: ``[N]`` explicit times in seconds, instead of ``num_frames``, ``time_scale``
+                and ``start_time``.
+
+        Returns:
+            ``[B, N, 2, H, W]`` displacement in pixels (float32 for a complex64 volume).
+
+        Raises:
+            ValueError: if the volume is normalized, or ``times`` is given together with
+                ``num_frames``, ``time_scale`` or ``start_time``.
+
+        Example:
+            >>> volume = SpectralVolume(torch.zeros(1, 16, 2, 8, 8, dtype=torch.complex64))
+            >>> volume.to_motion_texture(num_frames=300, time_scale=2.0).shape
+            torch.Size([1, 300, 2, 8, 8])
+        """
+        self.require_pixels("to_motion_texture")
+        if times is None:
+            times = self.frame_times(num_frames, time_scale, start_time)
+        elif num_frames is not None or time_scale != 1.0 or start_time != 0.0:
+            raise ValueError("give either times, or num_frames/time_scale/start_time, not both")
+        return self.motion_at(times) * _real_number(amplitude, "amplitude")
+
+    def motion_at(self, times: Times) -> torch.Tensor:
+        """Displacement at arbitrary times: ``F(t) = Re(sum_k S_k exp(2 pi i f_k t))``.
+
+        Args:
+            times: ``[N]`` times in seconds (any real values, not only frame times).
+
+        Returns:
+            ``[B, N, 2, H, W]`` displacement in pixels. Differentiable with respect to
+            ``coeffs`` (loop guidance backpropagates through it).
+        """
+        self.require_pixels("motion_at")
+        return self._synthesize(self.coeffs, times)
+
+    def velocity_at(self, times: Times) -> torch.Tensor:
+        """Time derivative of ``motion_at``: ``Re(sum_k 2 pi i f_k S_k exp(2 pi i f_k t))``.
+
+        Args:
+            times: ``[N]`` times in seconds.
+
+        Returns:
+            ``[B, N, 2, H, W]`` velocity in pixels per second.
+        """
+        self.require_pixels("velocity_at")
+        angular_frequency = 2 * math.pi * band_frequencies(
+            self.num_bands, self.fps, self.window, dtype=self.coeffs.real.dtype, device=self.device
+        )
+        # d/dt exp(i w t) = i w exp(i w t): the velocity is the motion of the volume i w S.
+        return self._synthesize(self.coeffs * (1j * angular_frequency).view(1, -1, 1, 1, 1), times)
+
+    def _synthesize(self, coeffs: torch.Tensor, times: Times) -> torch.Tensor:
+        times = _times(times, self.device)
+        # float64 phases stay accurate for long outputs, where t * f_k grows large.
+        phase = 2 * math.pi * times[:, None] * band_frequencies(
+            self.num_bands, self.fps, self.window, dtype=torch.float64, device=self.device
+        )
+        # Re(S e^{i phase}) = Re(S) cos(phase) - Im(S) sin(phase); one [N, K, 2] basis and one
+        # einsum avoid materializing a [B, N, K, 2, H, W] intermediate.
+        basis = torch.stack((phase.cos(), -phase.sin()), dim=-1).to(coeffs.real.dtype)
+        return torch.einsum("nkr,bkchwr->bnchw", basis, torch.view_as_real(coeffs))
+
+    # ----------------------------------------------------------------------------------------
+    # Layout for the networks
+
+    def to_channels(self) -> torch.Tensor:
+        """The real 4K-channel layout the networks use.
+
+        Returns:
+            ``[B, K, 4, H, W]`` real tensor (float32 for complex64); channel order per band:
+            (Re x, Im x, Re y, Im y). ``channels.flatten(1, 2)`` gives ``[B, 4K, H, W]``.
+        """
+        batch, bands, _, height, width = self.coeffs.shape
+        real_imag_last = torch.view_as_real(self.coeffs)  # [B, K, 2, H, W, 2]
+        return real_imag_last.permute(0, 1, 2, 5, 3, 4).reshape(batch, bands, 4, height, width)
+
+    @classmethod
+    def from_channels(
+        cls, channels: torch.Tensor, fps: float = 30.0, window: int = 150, normalized: bool = False
+    ) -> "SpectralVolume":
+        """Inverse of ``to_channels``.
+
+        Args:
+            channels: ``[B, K, 4, H, W]`` real floating tensor, (Re x, Im x, Re y, Im y) per band.
+            fps: frames per second of the FFT window, > 0.
+            window: T, frames in the FFT window.
+            normalized: whether the values are normalized (paper Eq. 4) rather than pixels.
+
+        Returns:
+            The volume, complex128 for float64 channels and complex64 otherwise.
+        """
+        _check_5d(channels, "channels", "[B, K, 4, H, W]", 4, complex_expected=False)
+        batch, bands, _, height, width = channels.shape
+        channels = channels.to(torch.promote_types(channels.dtype, torch.float32))
+        # view_as_complex needs (real, imag) pairs adjacent in memory, hence contiguous().
+        pairs = channels.reshape(batch, bands, 2, 2, height, width).permute(0, 1, 2, 4, 5, 3)
+        return cls(torch.view_as_complex(pairs.contiguous()), fps=fps, window=window, normalized=normalized)
+
+    # ----------------------------------------------------------------------------------------
+    # Spatial and spectral edits
+
+    def resize(self, height: int, width: int, mode: str = "bilinear") -> "SpectralVolume":
+        """Resample to another resolution, keeping the motion consistent with the new pixels.
+
+        Each real channel is resampled (antialiased when shrinking with bilinear or bicubic),
+        then x coefficients are multiplied by ``width / W`` and y coefficients by
+        ``height / H``, because displacements are measured in pixels of the new grid.
+
+        Args:
+            height: new height in pixels, >= 1.
+            width: new width in pixels, >= 1.
+            mode: one of "nearest", "nearest-exact", "bilinear", "bicubic", "area".
+
+        Returns:
+            A volume with coefficients ``[B, K, 2, height, width]``.
+
+        Raises:
+            ValueError: if the volume is normalized, or on a bad size or mode.
+        """
+        self.require_pixels("resize")
+        height = _integer(height, "height", low=1)
+        width = _integer(width, "width", low=1)
+        if mode not in _RESIZE_MODES:
+            raise ValueError(f"mode must be one of {_RESIZE_MODES}, got {mode!r}")
+        linear = mode in ("bilinear", "bicubic")
+        shrinking = height < self.height or width < self.width
+        channels = self.to_channels()
+        resized = F.interpolate(
+            channels.flatten(1, 2),
+            size=(height, width),
+            mode=mode,
+            align_corners=False if linear else None,
+            antialias=linear and shrinking,
+        ).unflatten(1, (self.num_bands, 4))
+        sx, sy = width / self.width, height / self.height
+        axis_scale = torch.tensor([sx, sx, sy, sy], dtype=resized.dtype, device=self.device)
+        return SpectralVolume.from_channels(resized * axis_scale.view(1, 1, 4, 1, 1), self.fps, self.window)
+
+    def crop(self, top: int, left: int, height: int, width: int) -> "SpectralVolume":
+        """The region ``[top, top + height) x [left, left + width)``, in pixels.
+
+        Displacements need no change: a crop moves the origin, not the scale. Works on
+        normalized volumes too.
+
+        Raises:
+            ValueError: if the region is empty or does not lie inside the volume.
+        """
+        top = _integer(top, "top", low=0, high=self.height - 1)
+        left = _integer(left, "left", low=0, high=self.width - 1)
+        height = _integer(height, "height", low=1, high=self.height - top)
+        width = _integer(width, "width", low=1, high=self.width - left)
+        return replace(self, coeffs=self.coeffs[..., top : top + height, left : left + width])
+
+    def with_bands(self, num_bands: int) -> "SpectralVolume":
+        """Keep the ``num_bands`` lowest frequency bands (truncation is a low-pass filter).
+
+        Raises:
+            ValueError: if ``num_bands`` is < 1 or more than the volume has.
+        """
+        num_bands = _integer(num_bands, "num_bands", low=1, high=self.num_bands)
+        return replace(self, coeffs=self.coeffs[:, :num_bands])
+
+    def to(
+        self, device: Optional[Union[str, torch.device]] = None, dtype: Optional[torch.dtype] = None
+    ) -> "SpectralVolume":
+        """Move to another device and/or complex dtype (complex64 or complex128).
+
+        Raises:
+            TypeError: if ``dtype`` is not complex64 or complex128.
+        """
+        if dtype is not None and dtype not in _COMPLEX_DTYPES:
+            raise TypeError(f"a spectral volume's dtype must be torch.complex64 or torch.complex128, got {dtype}")
+        return replace(self, coeffs=self.coeffs.to(device=device, dtype=dtype))
+
+    def amplitude(self) -> torch.Tensor:
+        """Amplitude of each band's 2D oscillation.
+
+        Returns:
+            ``[B, K, H, W]`` real tensor in pixels, ``sqrt(|S_x|^2 + |S_y|^2)``.
+        """
+        self.require_pixels("amplitude")
+        return torch.linalg.vector_norm(self.coeffs, dim=2)
+
+    def require_pixels(self, what: str) -> None:
+        """Raise a ValueError naming ``what`` if this volume is normalized rather than in pixels."""
+        if self.normalized:
+            raise ValueError(
+                f"{what} needs a spectral volume in pixels, but this one is normalized "
+                "(frequency-adaptive normalization, paper Eq. 4); denormalize it first with the "
+                "FrequencyNormalize node or gid_models.normalization.denormalize"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and small helpers
+
+
+def _one_sided_scale(num_bands: int, window: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``c_k / T`` of the module docstring, turning rfft bins into one-sided amplitudes."""
+    scale = torch.full((num_bands,), 2.0 / window, dtype=dtype, device=device)
+    scale[0] = 1.0 / window
+    # An even window's Nyquist bin has no mirrored negative-frequency twin to fold in.
+    if window % 2 == 0 and num_bands > window // 2:
+        scale[window // 2] = 1.0 / window
+    return scale
+
+
+def _check_5d(tensor: object, name: str, layout: str, size_dim2: int, *, complex_expected: bool) -> None:
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(tensor).__name__}")
+    if complex_expected and tensor.dtype not in _COMPLEX_DTYPES:
+        raise TypeError(
+            f"{name} must be complex64 or complex128, got {tensor.dtype}; "
+            "build a volume from real data with SpectralVolume.from_channels or from_motion_texture"
+        )
+    if not complex_expected and not tensor.is_floating_point():
+        raise TypeError(f"{name} must be a real floating tensor (e.g. float32), got {tensor.dtype}")
+    if tensor.dim() != 5 or tensor.shape[2] != size_dim2 or tensor.numel() == 0:
+        raise ValueError(f"{name} must have a non-empty shape {layout}, got {tuple(tensor.shape)}")
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} contains NaN or infinite values; check the data that produced it")
+
+
+def _times(times: Times, device: torch.device) -> torch.Tensor:
+    if isinstance(times, torch.Tensor) and (times.is_complex() or times.dtype == torch.bool):
+        raise TypeError(f"times must be real seconds, got a {times.dtype} tensor")
+    times = torch.as_tensor(times, dtype=torch.float64, device=device)
+    if times.dim() != 1:
+        raise ValueError(f"times must be a 1-D sequence of seconds, got shape {tuple(times.shape)}")
+    if not bool(torch.isfinite(times).all()):
+        raise ValueError("times contains NaN or infinite values")
+    return times
+
+
+def _real_number(value: object, name: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number, got {value}")
+    return value
+
+
+def _integer(value: object, name: str, *, low: int, high: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    return value

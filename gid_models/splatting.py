@@ -1,0 +1,313 @@
+"""Softmax splatting: forward warping of images and feature maps (Niklaus and Liu, CVPR 2020).
+
+Backward warping (``cv2.remap``, ``grid_sample``) asks, for every target pixel, where it comes
+from. The renderer of Generative Image Dynamics knows the opposite: where every pixel of the input
+frame goes, ``p -> p + flow(p)``. Forward warping pushes each source pixel to that position and
+shares it bilinearly between the four target pixels around it. Where several sources land on one
+pixel they are blended with weights ``exp(metric)``: with the paper's metric, the mean motion
+magnitude, moving foreground wins over the still background behind it. Where nothing lands the
+output has a hole, which the renderer fills; :func:`splat_with_weight` returns the coverage that
+finds the holes.
+
+Two backends compute the scatter, chosen per call:
+
+- ``"torch"``: plain differentiable torch operations; works on every device and dtype, always.
+- ``"cpp"``: a C++ CPU kernel (``csrc/splat_cpu.cpp``), several times faster, without backward.
+  It is compiled with ``torch.utils.cpp_extension`` on first use, never at import. Building takes
+  about half a minute once; torch caches the build under ``$TORCH_EXTENSIONS_DIR`` (by default
+  ``~/.cache/torch_extensions``) and later processes load it in well under a second. It needs
+  ``ninja`` and a C++ compiler; when the build fails, this is logged once and ``"auto"`` keeps using
+  the torch backend.
+
+``backend="auto"`` (the default) uses the compiled kernel for CPU tensors when no gradient is
+required and the kernel could be built, and the torch backend otherwise; the reason for each
+fallback is logged once at INFO level. The environment variable ``GID_SPLAT_BACKEND`` (``auto``,
+``torch`` or ``cpp``) sets the default; the ``backend`` argument overrides it. Asking for ``"cpp"``
+where the kernel cannot serve the call raises instead of falling back silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+import torch
+
+__all__ = ["compiled_backend_available", "softmax_splat", "splat_with_weight"]
+
+logger = logging.getLogger(__name__)
+
+SplatMode = Literal["softmax", "average", "sum"]
+SplatBackend = Literal["auto", "torch", "cpp"]
+
+BACKEND_ENV_VAR = "GID_SPLAT_BACKEND"
+_MODES = ("softmax", "average", "sum")
+_BACKENDS = ("auto", "torch", "cpp")
+_KERNEL_SOURCE = Path(__file__).parent / "csrc" / "splat_cpu.cpp"
+
+
+def softmax_splat(
+    input: torch.Tensor,
+    flow: torch.Tensor,
+    metric: torch.Tensor | None = None,
+    mode: SplatMode = "softmax",
+    *,
+    backend: SplatBackend | None = None,
+) -> torch.Tensor:
+    """Forward-warp ``input`` along ``flow``; the holes are zeros.
+
+    The same as :func:`splat_with_weight` without the coverage, which saves computing it.
+
+    Args:
+        input: the image or feature map to warp, ``[B, C, H, W]``, any floating dtype.
+        flow: where each source pixel goes, ``[B, 2, H, W]``, in pixels; channel 0 is x to the
+            right, channel 1 is y down.
+        metric: the splatting importance of each source pixel, ``[B, 1, H, W]``, any real values;
+            required by ``mode="softmax"`` and refused by the other modes.
+        mode: how sources that land on the same pixel are combined, see :func:`splat_with_weight`.
+        backend: ``"auto"``, ``"torch"`` or ``"cpp"``; ``None`` reads ``GID_SPLAT_BACKEND``
+            (default ``"auto"``). See the module documentation.
+
+    Returns:
+        The warped input, ``[B, C, H, W]``, in the dtype of ``input``.
+    """
+    output, _ = _splat(input, flow, metric, mode, backend, with_coverage=False)
+    return output
+
+
+def splat_with_weight(
+    input: torch.Tensor,
+    flow: torch.Tensor,
+    metric: torch.Tensor | None = None,
+    mode: SplatMode = "softmax",
+    *,
+    backend: SplatBackend | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward-warp ``input`` along ``flow`` and return how well each target pixel is covered.
+
+    Each source pixel ``p`` is moved to ``q = p + flow(p)`` and added to the four target pixels
+    around ``q`` with the bilinear weights ``b``. Parts that land outside the image are dropped,
+    and so are sources whose flow or metric is not finite (NaN or infinite). The modes combine the
+    sources ``i`` that reach a target pixel as:
+
+    - ``"softmax"``: ``sum_i b_i w_i x_i / sum_i b_i w_i`` with ``w_i = exp(metric_i - m)``, where
+      ``m`` is the largest metric of the image; subtracting it changes nothing but keeps ``exp``
+      from overflowing. Metrics more than about 80 (float32) below ``m`` underflow to weight zero,
+      so scale the metric to a sensible range, as Niklaus and Liu do.
+    - ``"average"``: ``sum_i b_i x_i / sum_i b_i``, i.e. all weights equal.
+    - ``"sum"``: ``sum_i b_i x_i``, not normalized.
+
+    Pixels that no weight reaches are exact zeros in every mode.
+
+    Differentiable with respect to ``input``, ``flow`` and ``metric`` (the bilinear weights are
+    piecewise linear in the flow, so the gradient jumps where a target crosses a pixel border).
+
+    Args:
+        input: the image or feature map to warp, ``[B, C, H, W]``, any floating dtype.
+        flow: where each source pixel goes, ``[B, 2, H, W]``, in pixels; channel 0 is x to the
+            right, channel 1 is y down.
+        metric: the splatting importance of each source pixel, ``[B, 1, H, W]``, any real values;
+            required by ``mode="softmax"`` and refused by the other modes.
+        mode: ``"softmax"``, ``"average"`` or ``"sum"``, see above.
+        backend: ``"auto"``, ``"torch"`` or ``"cpp"``; ``None`` reads ``GID_SPLAT_BACKEND``
+            (default ``"auto"``). See the module documentation.
+
+    Returns:
+        ``(output, coverage)``: the warped input, ``[B, C, H, W]``, and ``sum_i b_i`` per target
+        pixel, ``[B, 1, H, W]``, both in the dtype of ``input``. The coverage does not depend on
+        the mode or the metric: it is 0 in holes, about 1 where the input covers a pixel once and
+        more where sources pile up.
+    """
+    output, sums = _splat(input, flow, metric, mode, backend, with_coverage=True)
+    return output, sums[:, -1:].to(input.dtype)
+
+
+def compiled_backend_available() -> bool:
+    """Whether the C++ kernel is built and loaded, building it now if this is its first use."""
+    return _compiled_kernel() is not None
+
+
+def _splat(
+    input: torch.Tensor,
+    flow: torch.Tensor,
+    metric: torch.Tensor | None,
+    mode: str,
+    backend: str | None,
+    with_coverage: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both public functions in one: returns the output and the scattered sums, coverage last."""
+    _check_inputs(input, flow, metric, mode)
+    # Accumulating in float16 would lose the small contributions of many sources.
+    dtype = torch.promote_types(torch.promote_types(input.dtype, flow.dtype), torch.float32)
+    flow = flow.to(dtype)
+    # The channels to scatter: the input, then the denominator of the normalizing modes, then
+    # the coverage. Average mode divides by the coverage, so it is one channel for both.
+    channels = [input.to(dtype)]
+    if metric is not None:  # mode == "softmax", as checked
+        metric = metric.to(dtype)
+        finite = torch.isfinite(metric)
+        flow = flow.masked_fill(~finite, float("nan"))  # the scatter drops non-finite flows
+        weight = _softmax_weight(torch.where(finite, metric, float("-inf")))
+        channels = [channels[0] * weight, weight]
+    if with_coverage or mode == "average":
+        channels.append(torch.ones_like(flow[:, :1]))
+
+    sums = _scatter(torch.cat(channels, dim=1), flow, backend)
+
+    numerator = sums[:, : input.shape[1]]
+    if mode == "sum":
+        return numerator.to(input.dtype), sums
+    denominator = sums[:, input.shape[1] : input.shape[1] + 1]
+    covered = denominator > 0
+    output = torch.where(covered, numerator / torch.where(covered, denominator, 1), 0)
+    return output.to(input.dtype), sums
+
+
+def _softmax_weight(metric: torch.Tensor) -> torch.Tensor:
+    """``exp(metric - per-image max)``, ``[B, 1, H, W]`` in (0, 1]; -inf entries give 0."""
+    shift = metric.amax(dim=(2, 3), keepdim=True)
+    shift = torch.where(torch.isfinite(shift), shift, 0)  # an image without any finite metric
+    # The softmax does not depend on the shift, so no gradient needs to flow through the max.
+    return torch.exp(metric - shift.detach())
+
+
+def _scatter(values: torch.Tensor, flow: torch.Tensor, backend: str | None) -> torch.Tensor:
+    """Bilinear forward scatter: ``[B, K, H, W]`` values along ``[B, 2, H, W]`` flow -> sums."""
+    kernel = _kernel_for_call(backend, values, flow)
+    if kernel is None:
+        return _scatter_torch(values, flow)
+    return kernel.bilinear_splat(values.contiguous(), flow.contiguous())
+
+
+def _scatter_torch(values: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The torch backend of :func:`_scatter`: one ``index_add_`` for all four corners."""
+    batch, channels, height, width = values.shape
+    ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
+    xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
+    qx = xs + flow[:, 0]
+    qy = ys + flow[:, 1]
+    # Comparisons with NaN are false, so this also drops non-finite flows.
+    lands = (qx > -1) & (qx < width) & (qy > -1) & (qy < height)
+    # Dropped sources get a harmless position so that floor() and the gradient stay finite.
+    qx = torch.where(lands, qx, 0)
+    qy = torch.where(lands, qy, 0)
+    x0 = qx.floor()
+    y0 = qy.floor()
+    ax = qx - x0
+    ay = qy - y0
+    x0 = x0.long()
+    y0 = y0.long()
+    image_start = torch.arange(batch, device=flow.device).view(batch, 1, 1) * (height * width)
+    dropped = batch * height * width  # an extra column of the sums that is thrown away
+
+    indices, weights = [], []
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        tx = x0 + dx
+        ty = y0 + dy
+        inside = lands & (tx >= 0) & (tx < width) & (ty >= 0) & (ty < height)
+        indices.append(torch.where(inside, image_start + ty * width + tx, dropped))
+        weights.append((ax if dx else 1 - ax) * (ay if dy else 1 - ay))
+    index = torch.stack(indices).flatten()
+    # Channels first ([K, 4 corners, B, H, W]): index_add_ is fastest along the last dimension.
+    spread = values.transpose(0, 1).unsqueeze(1) * torch.stack(weights)
+    sums = values.new_zeros(channels, dropped + 1).index_add_(1, index, spread.reshape(channels, -1))
+    return sums[:, :dropped].view(channels, batch, height, width).transpose(0, 1).contiguous()
+
+
+def _kernel_for_call(
+    requested: str | None, values: torch.Tensor, flow: torch.Tensor
+) -> ModuleType | None:
+    """The compiled kernel if this call should use it, ``None`` for the torch backend.
+
+    Follows ``requested``, or ``GID_SPLAT_BACKEND`` when it is ``None``.
+    """
+    source = "backend" if requested is not None else BACKEND_ENV_VAR
+    requested = requested if requested is not None else os.environ.get(BACKEND_ENV_VAR, "auto")
+    if requested not in _BACKENDS:
+        raise ValueError(f"{source}={requested!r} is not a splatting backend; use one of {_BACKENDS}")
+    if requested == "torch":
+        return None
+
+    if values.device.type != "cpu":
+        reason = f"the tensors are on {values.device.type} and the compiled kernel is CPU-only"
+    elif values.requires_grad or flow.requires_grad:
+        reason = "gradients are required and the compiled kernel has no backward"
+    elif (kernel := _compiled_kernel()) is not None:
+        return kernel
+    else:
+        reason = "the compiled kernel could not be built (see the warning logged before)"
+    if requested == "cpp":
+        raise RuntimeError(f"{source}='cpp' cannot be used: {reason}; use 'auto' or 'torch'")
+    _log_fallback_once(reason)
+    return None
+
+
+@functools.cache
+def _log_fallback_once(reason: str) -> None:
+    logger.info("softmax splatting uses the torch backend: %s", reason)
+
+
+def _build_kernel() -> ModuleType | None:
+    """Compile (or load from torch's cache) the C++ kernel; ``None`` if that fails."""
+    from torch.utils import cpp_extension  # imported here: it is only needed to build
+
+    if sys.platform == "win32":
+        flags = {"extra_cflags": ["/O2", "/openmp"]}
+    elif sys.platform == "darwin":  # Apple's clang has no OpenMP: the kernel runs on one thread
+        flags = {"extra_cflags": ["-O3"]}
+    else:
+        flags = {"extra_cflags": ["-O3", "-fopenmp"], "extra_ldflags": ["-fopenmp"]}
+    start = time.perf_counter()
+    try:
+        kernel = cpp_extension.load(name="gid_splat_cpu", sources=[str(_KERNEL_SOURCE)], **flags)
+    # Whatever goes wrong (no compiler, no ninja, a failing build, a broken cache), the torch
+    # backend still works, so no build problem may stop the caller.
+    except Exception as error:
+        logger.warning("could not build the C++ splatting kernel, using the torch backend: %s", error)
+        return None
+    logger.info("C++ splatting kernel ready after %.1f s", time.perf_counter() - start)
+    return kernel
+
+
+_compiled_kernel = functools.cache(_build_kernel)
+
+
+def _check_inputs(
+    input: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor | None, mode: str
+) -> None:
+    """Raise a ValueError or TypeError that says what is wrong with the arguments."""
+    tensors = {"input": input, "flow": flow} | ({} if metric is None else {"metric": metric})
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+        if not tensor.is_floating_point():
+            raise TypeError(f"{name} must have a floating dtype, got {tensor.dtype}; use .float()")
+        if tensor.device != input.device:
+            raise ValueError(
+                f"{name} is on {tensor.device} but input is on {input.device}; move them to one device"
+            )
+    if input.ndim != 4:
+        raise ValueError(f"input must be [B, C, H, W], got shape {tuple(input.shape)}")
+    batch, _, height, width = input.shape
+    if tuple(flow.shape) != (batch, 2, height, width):
+        raise ValueError(
+            f"flow must be [B, 2, H, W] = {(batch, 2, height, width)} to match input "
+            f"{tuple(input.shape)}, got {tuple(flow.shape)}"
+        )
+    if mode not in _MODES:
+        raise ValueError(f"mode={mode!r} is not a splatting mode; use one of {_MODES}")
+    if mode == "softmax" and metric is None:
+        raise ValueError("mode='softmax' needs a metric [B, 1, H, W]; use mode='average' for equal weights")
+    if mode != "softmax" and metric is not None:
+        raise ValueError(f"mode={mode!r} does not use a metric; pass metric=None or use mode='softmax'")
+    if metric is not None and tuple(metric.shape) != (batch, 1, height, width):
+        raise ValueError(
+            f"metric must be [B, 1, H, W] = {(batch, 1, height, width)} to match input "
+            f"{tuple(input.shape)}, got {tuple(metric.shape)}"
+        )

@@ -1,0 +1,112 @@
+"""Pictures of a spectral volume: per-band amplitude maps and a flow-colour image.
+
+Both return images ``[B, 3, H, W]`` float in [0, 1] so they can be shown or saved like any frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+from .spectral import SpectralVolume
+
+__all__ = ["band_amplitude_grid", "flow_to_color", "peak_displacement", "motion_colors"]
+
+
+def band_amplitude_grid(volume: SpectralVolume, columns: int = 4, gap: int = 2) -> torch.Tensor:
+    """Amplitude map of every band, tiled in a grid with a colour map (dark = still).
+
+    Each band is scaled by its own 99th percentile, so high bands with small amplitudes stay
+    visible; the band's frequency in Hz is written in its tile.
+
+    Args:
+        volume: spectral volume in pixels, ``[B, K, 2, H, W]``.
+        columns: tiles per row, >= 1.
+        gap: pixels between tiles, >= 0.
+
+    Returns:
+        ``[B, 3, rows * (H + gap) - gap, columns * (W + gap) - gap]`` float in [0, 1].
+    """
+    amplitude = volume.amplitude().float().cpu()  # [B, K, H, W]
+    batch, bands, height, width = amplitude.shape
+    columns = max(1, min(columns, bands))
+    rows = math.ceil(bands / columns)
+    flat = amplitude.flatten(2)
+    scale = torch.quantile(flat, 0.99, dim=2).clamp_min(1e-6)[..., None, None]
+    levels = (amplitude / scale).clamp(0, 1).mul(255).to(torch.uint8).numpy()
+    frequencies = volume.frequencies.cpu().tolist()
+    canvas = np.zeros((batch, rows * (height + gap) - gap, columns * (width + gap) - gap, 3), np.uint8)
+    font_scale = max(0.3, min(height, width) / 200)
+    for b in range(batch):
+        for k in range(bands):
+            tile = cv2.applyColorMap(levels[b, k], cv2.COLORMAP_INFERNO)[..., ::-1]
+            tile = np.ascontiguousarray(tile)
+            cv2.putText(tile, f"{frequencies[k]:.1f} Hz", (3, max(12, int(14 * font_scale))),
+                        cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1, cv2.LINE_AA)
+            top, left = (k // columns) * (height + gap), (k % columns) * (width + gap)
+            canvas[b, top : top + height, left : left + width] = tile
+    return torch.from_numpy(canvas).permute(0, 3, 1, 2).float() / 255
+
+
+def peak_displacement(volume: SpectralVolume, samples: int = 32) -> torch.Tensor:
+    """The largest displacement each pixel reaches over one window, with its direction.
+
+    The motion is sampled at ``samples`` evenly spaced times of the window (one period of the
+    lowest non-zero band); for every pixel the sample with the longest displacement is kept.
+
+    Returns:
+        ``[B, 2, H, W]`` displacement in pixels.
+    """
+    period = volume.window / volume.fps
+    times = torch.arange(samples, dtype=torch.float64) * (period / samples)
+    best = None
+    for start in range(0, samples, 8):
+        motion = volume.motion_at(times[start : start + 8])  # [B, n, 2, H, W]
+        length = torch.linalg.vector_norm(motion, dim=2)
+        index = length.argmax(dim=1, keepdim=True)
+        chunk_best = torch.gather(motion, 1, index.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+        if best is None:
+            best = chunk_best
+        else:
+            longer = torch.linalg.vector_norm(chunk_best, dim=1, keepdim=True) > torch.linalg.vector_norm(
+                best, dim=1, keepdim=True
+            )
+            best = torch.where(longer, chunk_best, best)
+    return best
+
+
+def flow_to_color(flow: torch.Tensor, max_magnitude: float | None = None) -> torch.Tensor:
+    """The usual optical-flow colouring: hue = direction, brightness = length.
+
+    Args:
+        flow: ``[B, 2, H, W]`` displacement in pixels.
+        max_magnitude: length shown at full brightness; defaults to each image's 99th percentile.
+
+    Returns:
+        ``[B, 3, H, W]`` float in [0, 1]; still pixels are black.
+    """
+    flow = flow.float().cpu()
+    magnitude = torch.linalg.vector_norm(flow, dim=1)
+    angle = torch.atan2(-flow[:, 1], -flow[:, 0]) / math.pi  # [-1, 1]
+    if max_magnitude is None:
+        scale = torch.quantile(magnitude.flatten(1), 0.99, dim=1).clamp_min(1e-6)[:, None, None]
+    else:
+        scale = torch.tensor(float(max_magnitude)).clamp_min(1e-6)
+    hsv = np.stack(
+        [
+            ((angle + 1) * 90).clamp(0, 179).to(torch.uint8).numpy(),
+            np.full(magnitude.shape, 255, np.uint8),
+            (magnitude / scale).clamp(0, 1).mul(255).to(torch.uint8).numpy(),
+        ],
+        axis=-1,
+    )
+    rgb = np.stack([cv2.cvtColor(image, cv2.COLOR_HSV2RGB) for image in hsv])
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255
+
+
+def motion_colors(volume: SpectralVolume) -> torch.Tensor:
+    """Flow colours of each pixel's peak displacement over the window, ``[B, 3, H, W]``."""
+    return flow_to_color(peak_displacement(volume))

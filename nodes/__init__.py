@@ -1,0 +1,12 @@
+"""The pack's ComfyUI nodes: thin adapters that check inputs, call ``gid_models`` and convert
+outputs. One module per part of the paper; their mappings are merged here."""
+
+from . import spectral_nodes
+
+_MODULES = (spectral_nodes,)
+
+NODE_CLASS_MAPPINGS = {}
+NODE_DISPLAY_NAME_MAPPINGS = {}
+for _module in _MODULES:
+    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

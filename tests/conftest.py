@@ -1,0 +1,71 @@
+"""Fixtures shared by the unit and the integration tests.
+
+``pack`` imports this repository the way ComfyUI does (as a package from its folder, with
+ComfyUI's own modules importable), so node classes are tested with the real ``comfy`` helpers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GID_SHARED_DATA", REPO_DIR.parent / "shared" / "data"))
+
+
+def _make_comfyui_importable() -> None:
+    """Put ComfyUI's modules on the path, as they are when ComfyUI loads the pack.
+
+    pytest itself imports the repository's root ``__init__.py`` (the pack) while collecting, so
+    this runs when the conftest is loaded, before any test.
+    """
+    comfyui_dir = os.environ.get("COMFYUI_DIR")
+    if not comfyui_dir:
+        raise pytest.UsageError(
+            "COMFYUI_DIR is not set: run the tests with scripts/test.sh, which sets up ComfyUI "
+            "and exports it, or point COMFYUI_DIR at a ComfyUI folder."
+        )
+    if comfyui_dir not in sys.path:
+        sys.path.append(comfyui_dir)
+    import comfy.cli_args
+
+    # Without --cpu, comfy.model_management looks for a CUDA driver at import time.
+    comfy.cli_args.args.cpu = True
+
+
+_make_comfyui_importable()
+
+
+def _import_pack():
+    name = "gid_pack"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_DIR / "__init__.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def pack():
+    """The node pack as ComfyUI imports it (``NODE_CLASS_MAPPINGS`` etc.)."""
+    return _import_pack()
+
+
+@pytest.fixture(scope="session")
+def pack_node_names(pack) -> list[str]:
+    names = sorted(pack.NODE_CLASS_MAPPINGS)
+    assert names, "the pack exports no nodes"
+    return names
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real footage of ../shared/data; tests that need it skip when it is absent."""
+    if not (SHARED_DATA / "MANIFEST.tsv").is_file():
+        pytest.skip(f"no shared data at {SHARED_DATA} (set GID_SHARED_DATA)")
+    return SHARED_DATA

@@ -1,0 +1,313 @@
+"""Specification of gid_models.spectral: spectral volumes and their motion textures."""
+
+import math
+
+import pytest
+import torch
+
+from gid_models.spectral import SpectralVolume, band_frequencies
+
+FPS = 30.0
+WINDOW = 150
+
+
+def random_volume(batch=1, bands=16, height=6, width=5, seed=0, dtype=torch.complex64) -> SpectralVolume:
+    generator = torch.Generator().manual_seed(seed)
+    coeffs = torch.randn(batch, bands, 2, height, width, dtype=dtype, generator=generator)
+    return SpectralVolume(coeffs, fps=FPS, window=WINDOW)
+
+
+def sinusoid_texture(amplitude, phase, band, num_frames=WINDOW):
+    """Motion texture ``[1, T, 2, H, W]`` where every pixel oscillates at one band's frequency."""
+    seconds = torch.arange(num_frames, dtype=torch.float64).view(1, -1, 1, 1, 1) / FPS
+    frequency = band * FPS / num_frames
+    return (amplitude * torch.cos(2 * math.pi * frequency * seconds + phase)).float()
+
+
+# ------------------------------------------------------------------------------------------------
+# Band frequencies and the coefficient convention
+
+
+def test_band_frequencies_are_the_papers_0_to_3_hz_for_16_bands_of_a_5_second_window():
+    expected = torch.arange(16, dtype=torch.float32) * 0.2
+    torch.testing.assert_close(band_frequencies(16, fps=30.0, window=150), expected)
+    assert random_volume().frequencies[-1].item() == pytest.approx(3.0)
+
+
+def test_keeping_all_bands_reproduces_the_motion_texture_at_integer_frames():
+    for num_frames in (150, 31):  # even windows have a Nyquist band, odd ones do not
+        motion = 5 * torch.randn(2, num_frames, 2, 7, 6, generator=torch.Generator().manual_seed(num_frames))
+        volume = SpectralVolume.from_motion_texture(motion, num_bands=num_frames // 2 + 1, fps=FPS)
+
+        torch.testing.assert_close(volume.to_motion_texture(), motion, rtol=0, atol=1e-5)
+
+
+def test_coefficients_are_amplitude_and_phase_in_pixels_of_each_bands_sinusoid():
+    generator = torch.Generator().manual_seed(1)
+    height, width = 3, 5
+    band = torch.arange(1, height * width + 1).view(1, 1, 1, height, width)  # one band per pixel
+    amplitude = torch.logspace(math.log10(0.3), 1.0, height * width, dtype=torch.float64)
+    amplitude = torch.stack((amplitude, amplitude.flip(0))).view(1, 1, 2, height, width)
+    phase = (torch.rand(1, 1, 2, height, width, generator=generator, dtype=torch.float64) * 2 - 1) * math.pi
+    motion = sinusoid_texture(amplitude, phase, band)
+
+    volume = SpectralVolume.from_motion_texture(motion, num_bands=16, fps=FPS)
+    recovered = volume.coeffs.gather(1, band.expand(1, 1, 2, height, width)).squeeze(1)
+    relative_amplitude_error = (recovered.abs() / amplitude.squeeze(1) - 1).abs()
+    phase_error = torch.remainder(recovered.angle() - phase.squeeze(1) + math.pi, 2 * math.pi) - math.pi
+
+    assert relative_amplitude_error.max() < 1e-3
+    assert phase_error.abs().max() < 1e-3
+    other_bands_energy = volume.amplitude().sum(1) - volume.amplitude().gather(1, band.squeeze(1)).squeeze(1)
+    assert other_bands_energy.max() < 1e-3
+
+
+def test_band_zero_is_the_mean_displacement():
+    motion = torch.randn(1, WINDOW, 2, 4, 4, generator=torch.Generator().manual_seed(2))
+
+    volume = SpectralVolume.from_motion_texture(motion)
+
+    torch.testing.assert_close(volume.coeffs[:, 0].real, motion.mean(1), rtol=0, atol=1e-5)
+    assert volume.coeffs[:, 0].imag.abs().max() == 0
+
+
+def test_from_motion_texture_keeps_16_bands_by_default_and_records_fps_and_window():
+    volume = SpectralVolume.from_motion_texture(torch.zeros(1, WINDOW, 2, 4, 4), fps=24.0)
+
+    assert (volume.num_bands, volume.fps, volume.window, volume.normalized) == (16, 24.0, WINDOW, False)
+    assert volume.coeffs.dtype == torch.complex64
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation at any time
+
+
+def test_time_scale_2_shows_at_frame_2j_what_time_scale_1_shows_at_frame_j():
+    volume = random_volume()
+
+    normal = volume.to_motion_texture(num_frames=40)
+    slow = volume.to_motion_texture(num_frames=80, time_scale=2.0)
+
+    assert slow.shape == (1, 80, 2, 6, 5)
+    torch.testing.assert_close(slow[:, ::2], normal, rtol=0, atol=1e-5)
+
+
+def test_amplitude_scales_the_motion_linearly():
+    volume = random_volume()
+
+    torch.testing.assert_close(volume.to_motion_texture(amplitude=2.5), 2.5 * volume.to_motion_texture())
+    assert volume.to_motion_texture(amplitude=0.0).abs().max() == 0
+
+
+def test_start_time_shifts_the_motion_in_time():
+    volume = random_volume()
+    skipped = 10
+
+    shifted = volume.to_motion_texture(num_frames=20, start_time=skipped / FPS)
+    longer = volume.to_motion_texture(num_frames=20 + skipped)
+
+    torch.testing.assert_close(shifted, longer[:, skipped:], rtol=0, atol=1e-5)
+
+
+def test_explicit_times_match_the_frame_times_they_equal():
+    volume = random_volume()
+    times = volume.frame_times(num_frames=12, time_scale=3.0, start_time=0.5)
+
+    torch.testing.assert_close(
+        volume.to_motion_texture(times=times),
+        volume.to_motion_texture(num_frames=12, time_scale=3.0, start_time=0.5),
+    )
+    torch.testing.assert_close(times[1] - times[0], torch.tensor(1 / 90, dtype=torch.float64))
+
+
+def test_times_together_with_frame_arguments_are_refused():
+    with pytest.raises(ValueError, match="either times"):
+        random_volume().to_motion_texture(num_frames=3, times=[0.0, 0.1, 0.2])
+
+
+def test_velocity_is_the_time_derivative_of_the_motion():
+    volume = random_volume(dtype=torch.complex128)
+    times = torch.tensor([0.0, 0.37, 4.9, 5.0], dtype=torch.float64)
+    step = 1e-5
+
+    finite_difference = (volume.motion_at(times + step) - volume.motion_at(times - step)) / (2 * step)
+
+    torch.testing.assert_close(volume.velocity_at(times), finite_difference, rtol=1e-6, atol=1e-6)
+
+
+def test_motion_is_differentiable_with_respect_to_the_coefficients():
+    coeffs = torch.randn(1, 4, 2, 3, 3, dtype=torch.complex64, requires_grad=True)
+    volume = SpectralVolume(coeffs, fps=FPS, window=WINDOW)
+
+    volume.motion_at([0.0, 1.0]).sum().backward()
+
+    assert coeffs.grad is not None and torch.isfinite(torch.view_as_real(coeffs.grad)).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# Channel layout, resizing, cropping, bands, devices
+
+
+def test_channels_are_real_x_imag_x_real_y_imag_y_per_band():
+    volume = random_volume()
+
+    channels = volume.to_channels()
+
+    assert channels.shape == (1, 16, 4, 6, 5) and channels.dtype == torch.float32
+    for channel, expected in enumerate(
+        (volume.coeffs[:, :, 0].real, volume.coeffs[:, :, 0].imag, volume.coeffs[:, :, 1].real, volume.coeffs[:, :, 1].imag)
+    ):
+        assert torch.equal(channels[:, :, channel], expected)
+
+
+def test_channels_round_trip_exactly_and_keep_the_metadata():
+    volume = random_volume()
+
+    restored = SpectralVolume.from_channels(volume.to_channels(), fps=FPS, window=WINDOW, normalized=True)
+
+    assert torch.equal(restored.coeffs, volume.coeffs)
+    assert (restored.fps, restored.window, restored.normalized) == (FPS, WINDOW, True)
+
+
+def test_resize_scales_x_by_the_width_factor_and_y_by_the_height_factor():
+    coeffs = torch.zeros(1, 16, 2, 48, 64, dtype=torch.complex64)
+    coeffs[:, 0, 0] = 4.0  # constant 4 px to the right
+    coeffs[:, 0, 1] = 1.0  # constant 1 px down
+    volume = SpectralVolume(coeffs)
+
+    narrower = volume.resize(48, 32)
+    larger = volume.resize(96, 128, mode="bicubic")
+
+    assert (narrower.height, narrower.width) == (48, 32)
+    torch.testing.assert_close(narrower.coeffs[:, 0, 0], torch.full((1, 48, 32), 2.0 + 0j))
+    torch.testing.assert_close(narrower.coeffs[:, 0, 1], torch.full((1, 48, 32), 1.0 + 0j))
+    torch.testing.assert_close(larger.coeffs[:, 0], torch.tensor([8.0 + 0j, 2.0 + 0j]).view(1, 2, 1, 1).expand(1, 2, 96, 128))
+
+
+def test_resize_leaves_the_input_volume_untouched():
+    volume = random_volume()
+    before = volume.coeffs.clone()
+
+    volume.resize(3, 3)
+
+    assert torch.equal(volume.coeffs, before) and volume.height == 6
+
+
+def test_crop_returns_the_region_unchanged_and_checks_bounds():
+    volume = random_volume(height=6, width=5)
+
+    cropped = volume.crop(top=1, left=2, height=4, width=3)
+
+    assert torch.equal(cropped.coeffs, volume.coeffs[..., 1:5, 2:5])
+    with pytest.raises(ValueError, match="width must be from 1 to 3"):
+        volume.crop(top=1, left=2, height=4, width=4)
+    with pytest.raises(ValueError, match="top must be from 0 to 5"):
+        volume.crop(top=-1, left=0, height=1, width=1)
+
+
+def test_with_bands_keeps_the_lowest_bands_and_refuses_more_than_available():
+    volume = random_volume(bands=16)
+
+    assert torch.equal(volume.with_bands(4).coeffs, volume.coeffs[:, :4])
+    with pytest.raises(ValueError, match="num_bands must be from 1 to 16"):
+        volume.with_bands(17)
+
+
+def test_to_changes_precision_and_refuses_real_dtypes():
+    volume = random_volume()
+
+    assert volume.to(dtype=torch.complex128).coeffs.dtype == torch.complex128
+    assert volume.to("cpu").device == torch.device("cpu")
+    with pytest.raises(TypeError, match="complex64 or torch.complex128"):
+        volume.to(dtype=torch.float32)
+
+
+def test_amplitude_is_the_length_of_the_xy_coefficient_vector_in_pixels():
+    coeffs = torch.zeros(1, 2, 2, 1, 1, dtype=torch.complex64)
+    coeffs[0, 1, 0] = 3j
+    coeffs[0, 1, 1] = -4.0
+
+    amplitude = SpectralVolume(coeffs).amplitude()
+
+    assert amplitude.shape == (1, 2, 1, 1)
+    assert amplitude.flatten().tolist() == [0.0, 5.0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Normalized volumes and bad input
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda volume: volume.to_motion_texture(),
+        lambda volume: volume.motion_at([0.0]),
+        lambda volume: volume.velocity_at([0.0]),
+        lambda volume: volume.resize(3, 3),
+        lambda volume: volume.amplitude(),
+    ],
+    ids=["to_motion_texture", "motion_at", "velocity_at", "resize", "amplitude"],
+)
+def test_operations_needing_pixels_refuse_a_normalized_volume_and_say_how_to_fix_it(operation):
+    normalized = SpectralVolume(random_volume().coeffs, normalized=True)
+
+    with pytest.raises(ValueError, match="needs a spectral volume in pixels.*normalized.*denormalize"):
+        operation(normalized)
+
+
+@pytest.mark.parametrize(
+    "coeffs, error, message",
+    [
+        (torch.zeros(1, 4, 2, 3, 3), TypeError, "complex64 or complex128"),
+        (torch.zeros(4, 2, 3, 3, dtype=torch.complex64), ValueError, r"\[B, K, 2, H, W\]"),
+        (torch.zeros(1, 4, 3, 3, 3, dtype=torch.complex64), ValueError, r"\[B, K, 2, H, W\]"),
+        (torch.zeros(1, 77, 2, 3, 3, dtype=torch.complex64), ValueError, "bands K .* from 1 to 76"),
+        (torch.full((1, 4, 2, 3, 3), complex(math.nan, 0)), ValueError, "NaN or infinite"),
+        (torch.zeros(1, 0, 2, 3, 3, dtype=torch.complex64), ValueError, "non-empty"),
+        ([[0.0]], TypeError, "torch.Tensor"),
+    ],
+    ids=["real dtype", "4 dims", "3 axes", "too many bands", "NaN", "no bands", "not a tensor"],
+)
+def test_invalid_coefficients_are_refused_with_a_clear_message(coeffs, error, message):
+    with pytest.raises(error, match=message):
+        SpectralVolume(coeffs)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [({"fps": 0.0}, "fps must be a finite positive"), ({"window": 1}, "window must be >= 2"), ({"fps": math.inf}, "fps")],
+)
+def test_invalid_fps_or_window_is_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        SpectralVolume(torch.zeros(1, 1, 2, 2, 2, dtype=torch.complex64), **settings)
+
+
+def test_from_motion_texture_refuses_bad_motion_textures():
+    with pytest.raises(TypeError, match="real floating"):
+        SpectralVolume.from_motion_texture(torch.zeros(1, WINDOW, 2, 4, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"\[B, T, 2, H, W\]"):
+        SpectralVolume.from_motion_texture(torch.zeros(WINDOW, 2, 4, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        SpectralVolume.from_motion_texture(torch.full((1, WINDOW, 2, 4, 4), math.nan))
+    with pytest.raises(ValueError, match="num_bands must be from 1 to 76"):
+        SpectralVolume.from_motion_texture(torch.zeros(1, WINDOW, 2, 4, 4), num_bands=80)
+
+
+def test_from_motion_texture_refuses_a_texture_shorter_than_the_requested_window():
+    with pytest.raises(ValueError, match="T=120 frames but window=150.*resample"):
+        SpectralVolume.from_motion_texture(torch.zeros(1, 120, 2, 4, 4), window=150)
+
+
+def test_bad_evaluation_arguments_are_refused():
+    volume = random_volume()
+
+    with pytest.raises(ValueError, match="time_scale must be a finite positive"):
+        volume.to_motion_texture(time_scale=0.0)
+    with pytest.raises(ValueError, match="num_frames must be >= 1"):
+        volume.to_motion_texture(num_frames=0)
+    with pytest.raises(ValueError, match="1-D"):
+        volume.motion_at(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        volume.motion_at([math.nan])
+    with pytest.raises(ValueError, match="mode must be one of"):
+        volume.resize(3, 3, mode="lanczos")
