@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Union
 
 import torch
 from safetensors import safe_open
@@ -35,7 +35,7 @@ from .spectral import SpectralVolume, band_frequencies
 
 __all__ = ["NormalizationStats", "NormalizationStatsAccumulator", "normalize", "denormalize"]
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 # What an accumulator's histogram depends on; accumulators can only be merged when these agree.
 _ACCUMULATOR_SETTINGS = ("num_bands", "fps", "window", "min_magnitude", "max_magnitude", "bins_per_decade")
@@ -64,9 +64,10 @@ class NormalizationStats:
     window: int = 150
 
     def __post_init__(self) -> None:
-        if not isinstance(self.scales, torch.Tensor) or not self.scales.is_floating_point():
-            got = f"{self.scales.dtype} tensor" if isinstance(self.scales, torch.Tensor) else type(self.scales).__name__
-            raise TypeError(f"scales must be a real floating tensor of shape [K], got {got}")
+        if not isinstance(self.scales, torch.Tensor):
+            raise TypeError(f"scales must be a torch.Tensor of shape [K], got {type(self.scales).__name__}")
+        if not self.scales.is_floating_point():
+            raise TypeError(f"scales must be a real floating tensor (e.g. float32), got {self.scales.dtype}")
         if self.scales.dim() != 1 or self.scales.numel() == 0:
             raise ValueError(f"scales must have shape [K] with K >= 1, got {tuple(self.scales.shape)}")
         if not bool((torch.isfinite(self.scales) & (self.scales > 0)).all()):
@@ -85,10 +86,15 @@ class NormalizationStats:
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary, e.g. to embed the statistics in a model's ``config.json``."""
-        return {"scales": self.scales.tolist(), "percentile": self.percentile, "fps": self.fps, "window": self.window}
+        return {
+            "scales": self.scales.tolist(),
+            "percentile": self.percentile,
+            "fps": self.fps,
+            "window": self.window,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NormalizationStats":
+    def from_dict(cls, data: dict) -> NormalizationStats:
         """Inverse of ``to_dict``; ``scales`` may be a list of floats or a tensor."""
         missing = {"scales", "percentile", "fps", "window"} - set(data)
         if missing:
@@ -108,7 +114,7 @@ class NormalizationStats:
             save_file({"scales": scales}, str(path), metadata=metadata)
 
     @classmethod
-    def load(cls, path: PathLike) -> "NormalizationStats":
+    def load(cls, path: PathLike) -> NormalizationStats:
         """Read what ``save`` wrote (the format follows the file extension)."""
         path = Path(path)
         if _file_format(path) == "json":
@@ -134,8 +140,15 @@ def normalize(volume: SpectralVolume, stats: NormalizationStats) -> SpectralVolu
     """
     _check_compatible(volume, stats.num_bands, stats.fps, stats.window, "normalize")
     if volume.normalized:
-        raise ValueError("normalize got a volume that is already normalized; normalizing twice would distort it")
-    return _map_real_channels(volume, stats, lambda value, scale: value.sign() * (value.abs() / scale).sqrt(), True)
+        raise ValueError(
+            "normalize got a volume that is already normalized; normalizing twice would distort it"
+        )
+    return _map_real_channels(
+        volume,
+        stats,
+        transform=lambda value, scale: value.sign() * (value.abs() / scale).sqrt(),
+        normalized=True,
+    )
 
 
 def denormalize(volume: SpectralVolume, stats: NormalizationStats) -> SpectralVolume:
@@ -153,8 +166,15 @@ def denormalize(volume: SpectralVolume, stats: NormalizationStats) -> SpectralVo
     """
     _check_compatible(volume, stats.num_bands, stats.fps, stats.window, "denormalize")
     if not volume.normalized:
-        raise ValueError("denormalize got a volume in pixels, not a normalized one; it needs no denormalization")
-    return _map_real_channels(volume, stats, lambda value, scale: value.sign() * value.square() * scale, False)
+        raise ValueError(
+            "denormalize got a volume in pixels, not a normalized one; it needs no denormalization"
+        )
+    return _map_real_channels(
+        volume,
+        stats,
+        transform=lambda value, scale: value.sign() * value.square() * scale,
+        normalized=False,
+    )
 
 
 class NormalizationStatsAccumulator:
@@ -204,7 +224,11 @@ class NormalizationStatsAccumulator:
             raise ValueError(
                 f"need 0 < min_magnitude < max_magnitude < inf, got {min_magnitude} and {max_magnitude}"
             )
-        if isinstance(bins_per_decade, bool) or not isinstance(bins_per_decade, numbers.Integral) or bins_per_decade < 1:
+        if (
+            isinstance(bins_per_decade, bool)
+            or not isinstance(bins_per_decade, numbers.Integral)
+            or bins_per_decade < 1
+        ):
             raise ValueError(f"bins_per_decade must be an integer >= 1, got {bins_per_decade!r}")
         self.num_bands, self.fps, self.window = int(num_bands), float(fps), int(window)
         self.min_magnitude, self.max_magnitude = float(min_magnitude), float(max_magnitude)
@@ -213,11 +237,13 @@ class NormalizationStatsAccumulator:
         # Bin 0 is the underflow bin, bins 1..num_bins the histogram, the last one the overflow.
         self.counts = torch.zeros(self.num_bands, self._num_bins + 2, dtype=torch.int64)
 
-    def update(self, batch: Union[SpectralVolume, torch.Tensor]) -> "NormalizationStatsAccumulator":
+    def update(self, batch: SpectralVolume | torch.Tensor) -> NormalizationStatsAccumulator:
         """Add a batch: a pixel-unit ``SpectralVolume`` or its channels ``[B, K, 4, H, W]``."""
         if isinstance(batch, torch.Tensor):
             batch = SpectralVolume.from_channels(batch, self.fps, self.window)
-        _check_compatible(batch, self.num_bands, self.fps, self.window, "NormalizationStatsAccumulator.update")
+        _check_compatible(
+            batch, self.num_bands, self.fps, self.window, "NormalizationStatsAccumulator.update"
+        )
         batch.require_pixels("NormalizationStatsAccumulator.update")
         magnitudes = batch.to_channels().detach().abs().transpose(0, 1).reshape(self.num_bands, -1)
         log_magnitudes = magnitudes.clamp(min=self.min_magnitude).log10()
@@ -225,15 +251,22 @@ class NormalizationStatsAccumulator:
         bins = bins.clamp(1, self._num_bins + 1).masked_fill(magnitudes < self.min_magnitude, 0)
         # One bincount for all bands: offset each band's bins into its own row of the table.
         row_offsets = torch.arange(self.num_bands, device=bins.device)[:, None] * self.counts.shape[1]
-        self.counts += torch.bincount((bins + row_offsets).flatten(), minlength=self.counts.numel()).view_as(self.counts).cpu()
+        self.counts += (
+            torch.bincount((bins + row_offsets).flatten(), minlength=self.counts.numel())
+            .view_as(self.counts)
+            .cpu()
+        )
         return self
 
-    def merge(self, other: "NormalizationStatsAccumulator") -> "NormalizationStatsAccumulator":
+    def merge(self, other: NormalizationStatsAccumulator) -> NormalizationStatsAccumulator:
         """Add the counts of another accumulator with the same settings (e.g. another worker's)."""
         if not isinstance(other, NormalizationStatsAccumulator):
             raise TypeError(f"can only merge a NormalizationStatsAccumulator, got {type(other).__name__}")
         if other._settings() != self._settings():
-            raise ValueError(f"cannot merge accumulators with different settings: {self._settings()} vs {other._settings()}")
+            raise ValueError(
+                "cannot merge accumulators with different settings: "
+                f"{self._settings()} vs {other._settings()}"
+            )
         self.counts += other.counts
         return self
 
@@ -255,9 +288,10 @@ class NormalizationStatsAccumulator:
         outside = (bins == 0) | (bins == self._num_bins + 1)
         if outside.any():
             raise ValueError(
-                f"the {percentile}th percentile of the magnitudes of bands {outside.nonzero().flatten().tolist()} "
-                f"lies outside the histogram's {self.min_magnitude}..{self.max_magnitude} px; check that the "
-                "volumes hold pixel displacements with motion in every band, or widen min_magnitude/max_magnitude"
+                f"the {percentile}th percentile of the magnitudes of bands "
+                f"{outside.nonzero().flatten().tolist()} lies outside the histogram's "
+                f"{self.min_magnitude}..{self.max_magnitude} px; check that the volumes hold pixel "
+                "displacements with motion in every band, or widen min_magnitude/max_magnitude"
             )
         below = cumulative.gather(1, (bins - 1)[:, None]).squeeze(1)
         in_bin = counts.gather(1, bins[:, None]).squeeze(1)
@@ -270,7 +304,7 @@ class NormalizationStatsAccumulator:
         return {**self._settings(), "counts": self.counts.clone()}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "NormalizationStatsAccumulator":
+    def from_state_dict(cls, state: dict) -> NormalizationStatsAccumulator:
         """Inverse of ``state_dict``."""
         missing = {*_ACCUMULATOR_SETTINGS, "counts"} - set(state)
         if missing:
@@ -296,6 +330,7 @@ class NormalizationStatsAccumulator:
 def _map_real_channels(
     volume: SpectralVolume,
     stats: NormalizationStats,
+    *,
     transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     normalized: bool,
 ) -> SpectralVolume:
@@ -316,7 +351,8 @@ def _check_compatible(volume: object, num_bands: int, fps: float, window: int, w
             else f"fit statistics with {volume.num_bands} bands"
         )
         raise ValueError(
-            f"{what}: the spectral volume has {volume.num_bands} bands but the statistics have {num_bands}; {advice}"
+            f"{what}: the spectral volume has {volume.num_bands} bands "
+            f"but the statistics have {num_bands}; {advice}"
         )
     # Amplitudes in the one-sided convention do not depend on the window length, so only the
     # band spacing (the frequencies the statistics describe) has to agree.

@@ -38,18 +38,24 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-__all__ = ["SpectralVolume", "band_frequencies"]
+__all__ = ["SpectralVolume", "band_frequencies", "load_spectral_volume", "save_spectral_volume"]
+
+# Written into every saved file so that readers can refuse files of a future layout.
+FILE_FORMAT = "gid-spectral-volume"
+FILE_VERSION = 1
 
 _COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 _RESIZE_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
 
-Times = Union[torch.Tensor, Sequence[float]]
+Times = torch.Tensor | Sequence[float]
 
 
 def band_frequencies(
@@ -58,7 +64,7 @@ def band_frequencies(
     window: int = 150,
     *,
     dtype: torch.dtype = torch.float32,
-    device: Optional[Union[str, torch.device]] = None,
+    device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """Frequencies of the first ``num_bands`` bands of an FFT over ``window`` frames.
 
@@ -159,8 +165,8 @@ class SpectralVolume:
         motion: torch.Tensor,
         num_bands: int = 16,
         fps: float = 30.0,
-        window: Optional[int] = None,
-    ) -> "SpectralVolume":
+        window: int | None = None,
+    ) -> SpectralVolume:
         """Fourier transform of per-pixel trajectories, keeping the first ``num_bands`` bands.
 
         Args:
@@ -197,7 +203,9 @@ class SpectralVolume:
         scale = _one_sided_scale(num_bands, num_frames, motion.dtype, motion.device)
         return cls(spectrum * scale.view(1, -1, 1, 1, 1), fps=fps, window=num_frames)
 
-    def frame_times(self, num_frames: Optional[int] = None, time_scale: float = 1.0, start_time: float = 0.0) -> torch.Tensor:
+    def frame_times(
+        self, num_frames: int | None = None, time_scale: float = 1.0, start_time: float = 0.0
+    ) -> torch.Tensor:
         """Times at which output frames are shown, for ``motion_at`` and chunked rendering.
 
         Args:
@@ -218,11 +226,11 @@ class SpectralVolume:
 
     def to_motion_texture(
         self,
-        num_frames: Optional[int] = None,
+        num_frames: int | None = None,
         time_scale: float = 1.0,
         amplitude: float = 1.0,
         start_time: float = 0.0,
-        times: Optional[Times] = None,
+        times: Times | None = None,
     ) -> torch.Tensor:
         """Inverse transform: the displacement of every pixel at every output frame.
 
@@ -251,7 +259,8 @@ class SpectralVolume:
             times = self.frame_times(num_frames, time_scale, start_time)
         elif num_frames is not None or time_scale != 1.0 or start_time != 0.0:
             raise ValueError("give either times, or num_frames/time_scale/start_time, not both")
-        return self.motion_at(times) * _real_number(amplitude, "amplitude")
+        # Scaling the [N, K] weights rather than the output saves a pass over [B, N, 2, H, W].
+        return self.synthesize(self._phasors(times) * _real_number(amplitude, "amplitude"))
 
     def motion_at(self, times: Times) -> torch.Tensor:
         """Displacement at arbitrary times: ``F(t) = Re(sum_k S_k exp(2 pi i f_k t))``.
@@ -264,10 +273,10 @@ class SpectralVolume:
             ``coeffs`` (loop guidance backpropagates through it).
         """
         self.require_pixels("motion_at")
-        return self._synthesize(self.coeffs, times)
+        return self.synthesize(self._phasors(times))
 
     def velocity_at(self, times: Times) -> torch.Tensor:
-        """Time derivative of ``motion_at``: ``Re(sum_k 2 pi i f_k S_k exp(2 pi i f_k t))``.
+        """Time derivative of ``motion_at``: ``Re(sum_k S_k 2 pi i f_k exp(2 pi i f_k t))``.
 
         Args:
             times: ``[N]`` times in seconds.
@@ -276,22 +285,46 @@ class SpectralVolume:
             ``[B, N, 2, H, W]`` velocity in pixels per second.
         """
         self.require_pixels("velocity_at")
-        angular_frequency = 2 * math.pi * band_frequencies(
-            self.num_bands, self.fps, self.window, dtype=self.coeffs.real.dtype, device=self.device
-        )
-        # d/dt exp(i w t) = i w exp(i w t): the velocity is the motion of the volume i w S.
-        return self._synthesize(self.coeffs * (1j * angular_frequency).view(1, -1, 1, 1, 1), times)
+        # d/dt exp(i w t) = i w exp(i w t)
+        return self.synthesize(self._phasors(times) * (1j * self._angular_frequencies()))
 
-    def _synthesize(self, coeffs: torch.Tensor, times: Times) -> torch.Tensor:
-        times = _times(times, self.device)
-        # float64 phases stay accurate for long outputs, where t * f_k grows large.
-        phase = 2 * math.pi * times[:, None] * band_frequencies(
+    def synthesize(self, band_weights: torch.Tensor) -> torch.Tensor:
+        """Weighted sum of the bands: ``F_n = Re(sum_k S_k w_nk)`` for every output frame n.
+
+        ``motion_at`` uses ``w_nk = exp(2 pi i f_k t_n)``; modal dynamics (paper Sec. 6) use the
+        modal coordinates ``q_k(t_n)`` of a simulation.
+
+        Args:
+            band_weights: ``[N, K]`` complex weights, one row per output frame.
+
+        Returns:
+            ``[B, N, 2, H, W]`` displacement in pixels, in the volume's real dtype.
+        """
+        self.require_pixels("synthesize")
+        if not isinstance(band_weights, torch.Tensor) or not band_weights.is_complex():
+            raise TypeError(f"band_weights must be a complex tensor of shape [N, K={self.num_bands}]")
+        if band_weights.dim() != 2 or band_weights.shape[1] != self.num_bands:
+            raise ValueError(
+                f"band_weights must have shape [N, K={self.num_bands}], got {tuple(band_weights.shape)}"
+            )
+        # Re(S w) = Re(S) Re(w) - Im(S) Im(w), written as one matrix product over (band, re/im):
+        # no [B, N, K, 2, H, W] intermediate is formed and the result comes out contiguous.
+        weights = band_weights.to(device=self.device, dtype=self.coeffs.dtype)
+        basis = torch.stack((weights.real, -weights.imag), dim=-1).flatten(1)  # [N, 2K]
+        parts = torch.view_as_real(self.coeffs).movedim(-1, 2).flatten(1, 2).flatten(2)  # [B, 2K, 2HW]
+        return (basis @ parts).view(self.batch_size, -1, 2, self.height, self.width)
+
+    def _phasors(self, times: Times) -> torch.Tensor:
+        """``[N, K]`` complex128 ``exp(2 pi i f_k t_n)``."""
+        phase = _times(times, self.device)[:, None] * self._angular_frequencies()
+        return torch.polar(torch.ones_like(phase), phase)
+
+    def _angular_frequencies(self) -> torch.Tensor:
+        """``[K]`` ``2 pi f_k`` in rad/s, float64 so that phases stay accurate when t grows large."""
+        frequencies = band_frequencies(
             self.num_bands, self.fps, self.window, dtype=torch.float64, device=self.device
         )
-        # Re(S e^{i phase}) = Re(S) cos(phase) - Im(S) sin(phase); one [N, K, 2] basis and one
-        # einsum avoid materializing a [B, N, K, 2, H, W] intermediate.
-        basis = torch.stack((phase.cos(), -phase.sin()), dim=-1).to(coeffs.real.dtype)
-        return torch.einsum("nkr,bkchwr->bnchw", basis, torch.view_as_real(coeffs))
+        return 2 * math.pi * frequencies
 
     # ----------------------------------------------------------------------------------------
     # Layout for the networks
@@ -310,7 +343,7 @@ class SpectralVolume:
     @classmethod
     def from_channels(
         cls, channels: torch.Tensor, fps: float = 30.0, window: int = 150, normalized: bool = False
-    ) -> "SpectralVolume":
+    ) -> SpectralVolume:
         """Inverse of ``to_channels``.
 
         Args:
@@ -332,7 +365,7 @@ class SpectralVolume:
     # ----------------------------------------------------------------------------------------
     # Spatial and spectral edits
 
-    def resize(self, height: int, width: int, mode: str = "bilinear") -> "SpectralVolume":
+    def resize(self, height: int, width: int, mode: str = "bilinear") -> SpectralVolume:
         """Resample to another resolution, keeping the motion consistent with the new pixels.
 
         Each real channel is resampled (antialiased when shrinking with bilinear or bicubic),
@@ -369,7 +402,7 @@ class SpectralVolume:
         axis_scale = torch.tensor([sx, sx, sy, sy], dtype=resized.dtype, device=self.device)
         return SpectralVolume.from_channels(resized * axis_scale.view(1, 1, 4, 1, 1), self.fps, self.window)
 
-    def crop(self, top: int, left: int, height: int, width: int) -> "SpectralVolume":
+    def crop(self, top: int, left: int, height: int, width: int) -> SpectralVolume:
         """The region ``[top, top + height) x [left, left + width)``, in pixels.
 
         Displacements need no change: a crop moves the origin, not the scale. Works on
@@ -384,7 +417,7 @@ class SpectralVolume:
         width = _integer(width, "width", low=1, high=self.width - left)
         return replace(self, coeffs=self.coeffs[..., top : top + height, left : left + width])
 
-    def with_bands(self, num_bands: int) -> "SpectralVolume":
+    def with_bands(self, num_bands: int) -> SpectralVolume:
         """Keep the ``num_bands`` lowest frequency bands (truncation is a low-pass filter).
 
         Raises:
@@ -394,15 +427,17 @@ class SpectralVolume:
         return replace(self, coeffs=self.coeffs[:, :num_bands])
 
     def to(
-        self, device: Optional[Union[str, torch.device]] = None, dtype: Optional[torch.dtype] = None
-    ) -> "SpectralVolume":
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> SpectralVolume:
         """Move to another device and/or complex dtype (complex64 or complex128).
 
         Raises:
             TypeError: if ``dtype`` is not complex64 or complex128.
         """
         if dtype is not None and dtype not in _COMPLEX_DTYPES:
-            raise TypeError(f"a spectral volume's dtype must be torch.complex64 or torch.complex128, got {dtype}")
+            raise TypeError(
+                f"a spectral volume's dtype must be torch.complex64 or torch.complex128, got {dtype}"
+            )
         return replace(self, coeffs=self.coeffs.to(device=device, dtype=dtype))
 
     def amplitude(self) -> torch.Tensor:
@@ -422,6 +457,59 @@ class SpectralVolume:
                 "(frequency-adaptive normalization, paper Eq. 4); denormalize it first with the "
                 "FrequencyNormalize node or gid_models.normalization.denormalize"
             )
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def save_spectral_volume(volume: SpectralVolume, path, metadata: dict | None = None) -> None:
+    """Write a spectral volume to a ``.safetensors`` file, to be shared and rendered later.
+
+    The coefficients are stored as the real 4K-channel layout ``[B, K, 4, H, W]`` float32; K, fps,
+    window, resolution and whether the volume is normalized go into the file's metadata, with any
+    extra string ``metadata`` (for example the model that predicted it).
+    """
+    if not isinstance(volume, SpectralVolume):
+        raise TypeError(f"expected a SpectralVolume, got {type(volume).__name__}")
+    header = {str(k): str(v) for k, v in (metadata or {}).items()}
+    header.update(
+        format=FILE_FORMAT, version=str(FILE_VERSION), num_bands=str(volume.num_bands),
+        fps=repr(volume.fps), window=str(volume.window), height=str(volume.height),
+        width=str(volume.width), normalized=str(volume.normalized).lower(),
+    )
+    channels = volume.to(dtype=torch.complex64).to_channels().detach().cpu().contiguous()
+    save_file({"channels": channels}, str(path), metadata=header)
+
+
+def load_spectral_volume(path, device=None) -> SpectralVolume:
+    """Read a file written by :func:`save_spectral_volume`.
+
+    Raises:
+        ValueError: if the file is not a readable spectral-volume ``.safetensors`` file, or was
+            written in a newer format version.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            header = file.metadata() or {}
+            if header.get("format") != FILE_FORMAT or "channels" not in file.keys():
+                raise ValueError(
+                    f"{path} is a safetensors file but not a spectral volume (no "
+                    f"'{FILE_FORMAT}' metadata); save volumes with SaveSpectralVolume"
+                )
+            channels = file.get_tensor("channels")
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"cannot read the spectral volume {path}: {error}; the file is missing, "
+                         "truncated or not a safetensors file") from None
+    if int(header.get("version", "0")) > FILE_VERSION:
+        raise ValueError(
+            f"{path} has spectral-volume format version {header['version']}, newer than this pack "
+            f"reads ({FILE_VERSION}); update the node pack"
+        )
+    return SpectralVolume.from_channels(
+        channels.to(device), fps=float(header["fps"]), window=int(header["window"]),
+        normalized=header.get("normalized") == "true",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -474,7 +562,7 @@ def _real_number(value: object, name: str, *, positive: bool = False) -> float:
     return value
 
 
-def _integer(value: object, name: str, *, low: int, high: Optional[int] = None) -> int:
+def _integer(value: object, name: str, *, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)

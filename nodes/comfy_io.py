@@ -7,6 +7,8 @@ what was wrong and what to do, which ComfyUI shows to the user as the node's err
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 import comfy.model_management
@@ -83,3 +85,20 @@ class Progress:
 
     def __call__(self, done: int, total: int) -> None:
         self.update(done, total)
+
+
+def confined_path(path: str, allowed_dirs: list[str], what: str) -> str:
+    """``path`` resolved, if it lies inside one of ``allowed_dirs`` (ComfyUI's own folders).
+
+    Paths typed or picked in the UI are never trusted: ``..``, absolute paths and symlinks that
+    lead outside ComfyUI's input, output and models folders are refused.
+    """
+    resolved = os.path.realpath(path)
+    for folder in allowed_dirs:
+        root = os.path.realpath(folder)
+        if os.path.commonpath((root, resolved)) == root:
+            return resolved
+    raise ValueError(
+        f"{what} {path!r} is outside ComfyUI's folders; put the file in ComfyUI's input, output "
+        "or models/gid folder and pick it from the list"
+    )

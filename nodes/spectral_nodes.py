@@ -3,12 +3,18 @@ it into the motion of a video (paper Sec. 4.1 and 4.2)."""
 
 from __future__ import annotations
 
+import os
+
+import folder_paths
+
 from gid_models.motion import MotionTexture
-from gid_models.spectral import SpectralVolume
+from gid_models.normalization import NormalizationStats, denormalize, normalize
+from gid_models.spectral import SpectralVolume, load_spectral_volume, save_spectral_volume
 from gid_models.visualize import band_amplitude_grid, motion_colors
 
 from . import types
-from .comfy_io import mask_to_tensor, tensor_to_image
+from .comfy_io import confined_path, mask_to_tensor, tensor_to_image
+from .folders import GID_MODELS, gid_model_dirs, spectral_volume_files, statistics_files
 
 
 def require_volume(volume, name: str = "spectral_volume") -> SpectralVolume:
@@ -90,11 +96,123 @@ class PreviewSpectralVolume:
         return (tensor_to_image(band_amplitude_grid(volume, columns)), tensor_to_image(motion_colors(volume)))
 
 
+class FrequencyNormalize:
+    DESCRIPTION = (
+        "Frequency-adaptive normalization of a spectral volume (paper Sec. 4.2, Eq. 4): each band "
+        "is divided by its 95th-percentile magnitude s_f and square-rooted, S' = sign(S) "
+        "sqrt(|S| / s_f), as the motion model sees it; 'denormalize' returns to pixels. The "
+        "statistics come from a motion model or from a statistics file in models/gid."
+    )
+    CATEGORY = types.CATEGORY
+    RETURN_TYPES = (types.SPECTRAL_VOLUME,)
+    RETURN_NAMES = ("spectral_volume",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "spectral_volume": (types.SPECTRAL_VOLUME, {"tooltip": "The spectral volume to transform."}),
+                "direction": (["normalize", "denormalize"], {"tooltip": "normalize: pixels -> model units; denormalize: model units -> pixels."}),
+                "statistics_file": (["none"] + statistics_files(), {
+                    "tooltip": "Normalization statistics (.json or .safetensors) in models/gid; used when no motion model is connected."}),
+            },
+            "optional": {
+                "motion_model": (types.MOTION_MODEL, {"tooltip": "A loaded motion model; its normalization statistics are used."}),
+            },
+        }
+
+    def run(self, spectral_volume, direction, statistics_file, motion_model=None):
+        volume = require_volume(spectral_volume)
+        if motion_model is not None:
+            stats = getattr(motion_model, "normalization", None)
+            if not isinstance(stats, NormalizationStats):
+                raise ValueError("motion_model must be a GID_MOTION_MODEL from LoadMotionLDM")
+        elif statistics_file != "none":
+            path = folder_paths.get_full_path(GID_MODELS, statistics_file)
+            if path is None:
+                raise ValueError(f"the statistics file {statistics_file!r} is not in models/gid any more; refresh the list")
+            stats = NormalizationStats.load(confined_path(path, gid_model_dirs(), "statistics file"))
+        else:
+            raise ValueError("connect a motion_model or choose a statistics_file: normalization needs the per-band scales")
+        transform = normalize if direction == "normalize" else denormalize
+        return (transform(volume, stats),)
+
+
+class SaveSpectralVolume:
+    DESCRIPTION = (
+        "Saves a spectral volume to ComfyUI's output folder as .safetensors, with K, fps, window "
+        "and resolution in its metadata, so it can be shared and rendered later with "
+        "LoadSpectralVolume."
+    )
+    CATEGORY = types.CATEGORY
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "spectral_volume": (types.SPECTRAL_VOLUME, {"tooltip": "The spectral volume to save."}),
+                "filename_prefix": ("STRING", {"default": "gid/spectral_volume",
+                                               "tooltip": "File name prefix inside the output folder; a counter is appended."}),
+            }
+        }
+
+    def run(self, spectral_volume, filename_prefix):
+        volume = require_volume(spectral_volume)
+        output_dir = folder_paths.get_output_directory()
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
+        os.makedirs(folder, exist_ok=True)
+        filename = f"{name}_{counter:05}.safetensors"
+        save_spectral_volume(volume, os.path.join(folder, filename))
+        return {"ui": {"spectral_volumes": [{"filename": filename, "subfolder": subfolder, "type": "output"}]}}
+
+
+class LoadSpectralVolume:
+    DESCRIPTION = (
+        "Loads a spectral volume saved by SaveSpectralVolume (.safetensors files of ComfyUI's "
+        "input folder, and of the output folder marked [output])."
+    )
+    CATEGORY = types.CATEGORY
+    RETURN_TYPES = (types.SPECTRAL_VOLUME,)
+    RETURN_NAMES = ("spectral_volume",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "file": (spectral_volume_files(), {"tooltip": "A .safetensors spectral volume in the input folder or, marked [output], the output folder."}),
+            }
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, file):
+        path = folder_paths.get_annotated_filepath(file)
+        return os.path.getmtime(path) if os.path.exists(path) else ""
+
+    def run(self, file):
+        path = confined_path(
+            folder_paths.get_annotated_filepath(file),
+            [folder_paths.get_input_directory(), folder_paths.get_output_directory()],
+            "spectral volume file",
+        )
+        return (load_spectral_volume(path),)
+
+
 NODE_CLASS_MAPPINGS = {
     "SpectrumToMotion": SpectrumToMotion,
     "PreviewSpectralVolume": PreviewSpectralVolume,
+    "FrequencyNormalize": FrequencyNormalize,
+    "SaveSpectralVolume": SaveSpectralVolume,
+    "LoadSpectralVolume": LoadSpectralVolume,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "SpectrumToMotion": "Spectrum to Motion (GID)",
     "PreviewSpectralVolume": "Preview Spectral Volume (GID)",
+    "FrequencyNormalize": "Frequency Normalize (GID)",
+    "SaveSpectralVolume": "Save Spectral Volume (GID)",
+    "LoadSpectralVolume": "Load Spectral Volume (GID)",
 }

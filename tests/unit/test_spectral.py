@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from gid_models.spectral import SpectralVolume, band_frequencies
+from safetensors.torch import save_file
+
+from gid_models.spectral import SpectralVolume, band_frequencies, load_spectral_volume, save_spectral_volume
 
 FPS = 30.0
 WINDOW = 150
@@ -58,8 +60,10 @@ def test_coefficients_are_amplitude_and_phase_in_pixels_of_each_bands_sinusoid()
 
     assert relative_amplitude_error.max() < 1e-3
     assert phase_error.abs().max() < 1e-3
-    other_bands_energy = volume.amplitude().sum(1) - volume.amplitude().gather(1, band.squeeze(1)).squeeze(1)
-    assert other_bands_energy.max() < 1e-3
+    leakage_into_other_bands = volume.amplitude().sum(1) - volume.amplitude().gather(
+        1, band.squeeze(1)
+    ).squeeze(1)
+    assert leakage_into_other_bands.max() < 1e-3
 
 
 def test_band_zero_is_the_mean_displacement():
@@ -90,6 +94,13 @@ def test_time_scale_2_shows_at_frame_2j_what_time_scale_1_shows_at_frame_j():
 
     assert slow.shape == (1, 80, 2, 6, 5)
     torch.testing.assert_close(slow[:, ::2], normal, rtol=0, atol=1e-5)
+
+
+def test_the_motion_texture_is_a_contiguous_float32_tensor_for_the_renderer():
+    motion = random_volume(batch=2).to_motion_texture(num_frames=7)
+
+    assert motion.shape == (2, 7, 2, 6, 5)
+    assert motion.dtype == torch.float32 and motion.is_contiguous()
 
 
 def test_amplitude_scales_the_motion_linearly():
@@ -135,6 +146,28 @@ def test_velocity_is_the_time_derivative_of_the_motion():
     torch.testing.assert_close(volume.velocity_at(times), finite_difference, rtol=1e-6, atol=1e-6)
 
 
+def test_synthesize_sums_the_bands_weighted_by_one_complex_number_per_frame():
+    volume = random_volume(bands=3)
+    weights = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2j, 0.0], [0.5, 0.0, -1.0]], dtype=torch.complex64)
+
+    motion = volume.synthesize(weights)
+
+    coeffs = volume.coeffs
+    expected = torch.stack(
+        (coeffs[:, 0].real, -2 * coeffs[:, 1].imag, 0.5 * coeffs[:, 0].real - coeffs[:, 2].real), 1
+    )
+    torch.testing.assert_close(motion, expected)
+
+
+def test_synthesize_refuses_weights_that_do_not_match_the_bands():
+    volume = random_volume(bands=3)
+
+    with pytest.raises(ValueError, match=r"\[N, K=3\], got \(2, 4\)"):
+        volume.synthesize(torch.ones(2, 4, dtype=torch.complex64))
+    with pytest.raises(TypeError, match="complex tensor"):
+        volume.synthesize(torch.ones(2, 3))
+
+
 def test_motion_is_differentiable_with_respect_to_the_coefficients():
     coeffs = torch.randn(1, 4, 2, 3, 3, dtype=torch.complex64, requires_grad=True)
     volume = SpectralVolume(coeffs, fps=FPS, window=WINDOW)
@@ -155,7 +188,12 @@ def test_channels_are_real_x_imag_x_real_y_imag_y_per_band():
 
     assert channels.shape == (1, 16, 4, 6, 5) and channels.dtype == torch.float32
     for channel, expected in enumerate(
-        (volume.coeffs[:, :, 0].real, volume.coeffs[:, :, 0].imag, volume.coeffs[:, :, 1].real, volume.coeffs[:, :, 1].imag)
+        (
+            volume.coeffs[:, :, 0].real,
+            volume.coeffs[:, :, 0].imag,
+            volume.coeffs[:, :, 1].real,
+            volume.coeffs[:, :, 1].imag,
+        )
     ):
         assert torch.equal(channels[:, :, channel], expected)
 
@@ -181,7 +219,9 @@ def test_resize_scales_x_by_the_width_factor_and_y_by_the_height_factor():
     assert (narrower.height, narrower.width) == (48, 32)
     torch.testing.assert_close(narrower.coeffs[:, 0, 0], torch.full((1, 48, 32), 2.0 + 0j))
     torch.testing.assert_close(narrower.coeffs[:, 0, 1], torch.full((1, 48, 32), 1.0 + 0j))
-    torch.testing.assert_close(larger.coeffs[:, 0], torch.tensor([8.0 + 0j, 2.0 + 0j]).view(1, 2, 1, 1).expand(1, 2, 96, 128))
+    torch.testing.assert_close(
+        larger.coeffs[:, 0], torch.tensor([8.0 + 0j, 2.0 + 0j]).view(1, 2, 1, 1).expand(1, 2, 96, 128)
+    )
 
 
 def test_resize_leaves_the_input_volume_untouched():
@@ -245,8 +285,9 @@ def test_amplitude_is_the_length_of_the_xy_coefficient_vector_in_pixels():
         lambda volume: volume.velocity_at([0.0]),
         lambda volume: volume.resize(3, 3),
         lambda volume: volume.amplitude(),
+        lambda volume: volume.synthesize(torch.ones(1, 16, dtype=torch.complex64)),
     ],
-    ids=["to_motion_texture", "motion_at", "velocity_at", "resize", "amplitude"],
+    ids=["to_motion_texture", "motion_at", "velocity_at", "resize", "amplitude", "synthesize"],
 )
 def test_operations_needing_pixels_refuse_a_normalized_volume_and_say_how_to_fix_it(operation):
     normalized = SpectralVolume(random_volume().coeffs, normalized=True)
@@ -275,7 +316,11 @@ def test_invalid_coefficients_are_refused_with_a_clear_message(coeffs, error, me
 
 @pytest.mark.parametrize(
     "settings, message",
-    [({"fps": 0.0}, "fps must be a finite positive"), ({"window": 1}, "window must be >= 2"), ({"fps": math.inf}, "fps")],
+    [
+        ({"fps": 0.0}, "fps must be a finite positive"),
+        ({"window": 1}, "window must be >= 2"),
+        ({"fps": math.inf}, "fps"),
+    ],
 )
 def test_invalid_fps_or_window_is_refused(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -311,3 +356,23 @@ def test_bad_evaluation_arguments_are_refused():
         volume.motion_at([math.nan])
     with pytest.raises(ValueError, match="mode must be one of"):
         volume.resize(3, 3, mode="lanczos")
+
+
+def test_a_saved_spectral_volume_loads_back_identical_with_its_metadata(tmp_path):
+    coeffs = torch.randn(2, 5, 2, 6, 7, dtype=torch.complex64)
+    volume = SpectralVolume(coeffs, fps=24.0, window=120)
+    save_spectral_volume(volume, tmp_path / "v.safetensors", metadata={"model": "tiny"})
+    loaded = load_spectral_volume(tmp_path / "v.safetensors")
+    assert torch.equal(loaded.coeffs, coeffs)
+    assert (loaded.fps, loaded.window, loaded.normalized) == (24.0, 120, False)
+
+
+def test_loading_a_truncated_or_foreign_file_says_what_is_wrong(tmp_path):
+    save_spectral_volume(SpectralVolume(torch.ones(1, 2, 2, 3, 3, dtype=torch.complex64)), tmp_path / "v.safetensors")
+    data = (tmp_path / "v.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        load_spectral_volume(tmp_path / "cut.safetensors")
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not a spectral volume"):
+        load_spectral_volume(tmp_path / "other.safetensors")

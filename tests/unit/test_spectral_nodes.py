@@ -1,0 +1,107 @@
+"""The spectral-volume nodes, called as ComfyUI calls them (real ``comfy`` and ``folder_paths``)."""
+
+import pytest
+import torch
+
+from gid_models.normalization import NormalizationStats, normalize
+from gid_models.spectral import SpectralVolume
+
+
+@pytest.fixture
+def nodes(pack):
+    return pack.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture
+def comfy_folders(tmp_path):
+    import folder_paths
+
+    previous = folder_paths.get_input_directory(), folder_paths.get_output_directory()
+    folder_paths.set_input_directory(str(tmp_path / "input"))
+    folder_paths.set_output_directory(str(tmp_path / "output"))
+    (tmp_path / "input").mkdir()
+    (tmp_path / "output").mkdir()
+    yield tmp_path
+    folder_paths.set_input_directory(previous[0])
+    folder_paths.set_output_directory(previous[1])
+
+
+def _volume(height=12, width=16, bands=16) -> SpectralVolume:
+    generator = torch.Generator().manual_seed(0)
+    coeffs = torch.randn(1, bands, 2, height, width, dtype=torch.complex64, generator=generator)
+    return SpectralVolume(coeffs)
+
+
+def test_spectrum_to_motion_makes_the_requested_frames_as_one_seamless_loop(nodes):
+    (motion,) = nodes["SpectrumToMotion"]().run(_volume(), 150, 30.0, 1.0, 1.0, 0.0)
+    assert motion.num_frames == 150 and motion.fps == 30.0
+    frames = motion.frames()
+    # One window later every band has made whole turns: frame 150 would equal frame 0.
+    (longer,) = nodes["SpectrumToMotion"]().run(_volume(), 151, 30.0, 1.0, 1.0, 0.0)
+    torch.testing.assert_close(longer.frames(150, 151)[:, 0], frames[:, 0], atol=1e-4, rtol=0)
+
+
+def test_spectrum_to_motion_mask_keeps_masked_out_pixels_still(nodes):
+    mask = torch.ones(1, 12, 16)
+    mask[:, :, :8] = 0
+    (motion,) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=mask)
+    frames = motion.frames()
+    assert frames[..., :8].abs().max() == 0 and frames[..., 8:].abs().max() > 0
+
+
+def test_spectrum_to_motion_refuses_a_mask_of_another_size(nodes):
+    with pytest.raises(ValueError, match="mask is 20x10 pixels but it must match the 16x12"):
+        nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=torch.ones(1, 10, 20))
+
+
+def test_spectrum_to_motion_refuses_a_normalized_volume_and_says_to_denormalize(nodes):
+    stats = NormalizationStats(torch.ones(16))
+    with pytest.raises(ValueError, match="denormalize it first"):
+        nodes["SpectrumToMotion"]().run(normalize(_volume(), stats), 10, 30.0, 1.0, 1.0, 0.0)
+
+
+def test_preview_gives_a_band_grid_and_a_flow_colour_image(nodes):
+    grid, colors = nodes["PreviewSpectralVolume"]().run(_volume(), 4)
+    assert grid.shape == (1, 4 * 12 + 3 * 2, 4 * 16 + 3 * 2, 3)
+    assert colors.shape == (1, 12, 16, 3) and colors.max() > 0 and colors.min() >= 0
+
+
+def test_frequency_normalize_round_trips_through_a_statistics_file(nodes, comfy_folders):
+    import folder_paths
+
+    gid_dir = comfy_folders / "models" / "gid"
+    gid_dir.mkdir(parents=True)
+    NormalizationStats(torch.linspace(1, 2, 16)).save(gid_dir / "stats.json")
+    folder_paths.folder_names_and_paths["gid"][0].insert(0, str(gid_dir))
+    try:
+        node = nodes["FrequencyNormalize"]()
+        (normalized,) = node.run(_volume(), "normalize", "stats.json")
+        (back,) = node.run(normalized, "denormalize", "stats.json")
+    finally:
+        folder_paths.folder_names_and_paths["gid"][0].remove(str(gid_dir))
+    assert normalized.normalized and not back.normalized
+    torch.testing.assert_close(back.coeffs, _volume().coeffs, rtol=1e-5, atol=1e-5)
+
+
+def test_frequency_normalize_without_statistics_says_what_to_connect(nodes):
+    with pytest.raises(ValueError, match="connect a motion_model or choose a statistics_file"):
+        nodes["FrequencyNormalize"]().run(_volume(), "normalize", "none")
+
+
+def test_a_saved_spectral_volume_is_listed_and_loads_back(nodes, comfy_folders):
+    result = nodes["SaveSpectralVolume"]().run(_volume(), "gid/test")
+    saved = result["ui"]["spectral_volumes"][0]
+    name = f"{saved['subfolder']}/{saved['filename']} [output]"
+    assert name in nodes["LoadSpectralVolume"].INPUT_TYPES()["required"]["file"][0]
+    (loaded,) = nodes["LoadSpectralVolume"]().run(name)
+    torch.testing.assert_close(loaded.coeffs, _volume().coeffs)
+
+
+def test_save_refuses_a_prefix_that_leaves_the_output_folder(nodes, comfy_folders):
+    with pytest.raises(Exception, match="outside the output folder"):
+        nodes["SaveSpectralVolume"]().run(_volume(), "../../escape")
+
+
+def test_load_refuses_a_path_that_leaves_comfyuis_folders(nodes, comfy_folders):
+    with pytest.raises(ValueError, match="outside ComfyUI's folders"):
+        nodes["LoadSpectralVolume"]().run("../../../etc/passwd")
