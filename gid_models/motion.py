@@ -146,6 +146,15 @@ class MotionTexture:
             total = magnitude if total is None else total + magnitude
         return total / self.num_frames
 
+    def to(self, device) -> "MotionTexture":
+        """The same motion with its tensors on ``device``."""
+        return replace(
+            self,
+            volume=self.volume.to(device),
+            band_weights=self.band_weights.to(device),
+            mask=None if self.mask is None else self.mask.to(device),
+        )
+
     def resize(self, height: int, width: int) -> "MotionTexture":
         """The same motion on another pixel grid (displacements rescaled per axis)."""
         mask = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import torch
+from PIL import Image
 
 import comfy.model_management
 import comfy.utils
@@ -38,6 +39,11 @@ def tensor_to_image(frames: torch.Tensor) -> torch.Tensor:
     """``[B, 3, H, W]`` -> ComfyUI IMAGE ``[B, H, W, 3]`` on ComfyUI's intermediate device."""
     image = frames.clamp(0, 1).permute(0, 2, 3, 1).float()
     return image.to(comfy.model_management.intermediate_device()).contiguous()
+
+
+def image_buffer(batch: int, height: int, width: int) -> torch.Tensor:
+    """An empty IMAGE ``[batch, height, width, 3]`` on ComfyUI's intermediate device, to fill."""
+    return torch.empty(batch, height, width, 3, device=comfy.model_management.intermediate_device())
 
 
 def mask_to_tensor(mask, height: int, width: int, batch_size: int, name: str = "mask") -> torch.Tensor:
@@ -69,6 +75,10 @@ def compute_device() -> torch.device:
     return comfy.model_management.get_torch_device()
 
 
+# Longest side, in pixels, of the previews shown on a node while it runs.
+PREVIEW_MAX_SIZE = 512
+
+
 class Progress:
     """A ComfyUI progress bar; every update also lets Cancel stop the node.
 
@@ -79,8 +89,12 @@ class Progress:
     def __init__(self, total: int):
         self.bar = comfy.utils.ProgressBar(total)
 
-    def update(self, done: int, total: int | None = None, preview=None) -> None:
+    def update(self, done: int, total: int | None = None, preview: torch.Tensor | None = None) -> None:
+        """Set the bar to ``done`` of ``total``; ``preview`` is an optional ``[3, H, W]`` frame."""
         comfy.model_management.throw_exception_if_processing_interrupted()
+        if preview is not None:
+            pixels = preview.detach().clamp(0, 1).mul(255).byte().permute(1, 2, 0).cpu().numpy()
+            preview = ("JPEG", Image.fromarray(pixels), PREVIEW_MAX_SIZE)
         self.bar.update_absolute(done, total, preview)
 
     def __call__(self, done: int, total: int) -> None:

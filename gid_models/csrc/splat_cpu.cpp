@@ -1,12 +1,19 @@
-// Bilinear forward splatting on the CPU: the compiled backend of gid_models/splatting.py.
+// Softmax splatting on the CPU: the compiled backend of gid_models/splatting.py.
 //
-// bilinear_splat(values [B, K, H, W], flow [B, 2, H, W]) -> sums [B, K, H, W]
-// adds the K values of every source pixel p, times the bilinear weights, to the 2x2 target
-// pixels around p + flow(p) (flow in pixels, channel 0 = x to the right, 1 = y down). Corners
-// outside the image, and sources whose flow is not finite, are dropped. Softmax weights and the
-// normalisation are done in Python; this file only does the scatter, the part torch is slow at.
+// splat(input [B, C, H, W], flow [B, 2, H, W], metric [B, 1, H, W] or None, mode, with_coverage)
+//     -> (output [B, C, H, W], coverage [B, 1, H, W] or None)
+// computes what splatting.py documents for its modes "softmax", "average" and "sum", with the
+// same rules (targets outside the image and sources with a non-finite flow or metric are
+// dropped; holes are exact zeros), in one pass over the sources and one over the targets. The
+// torch backend needs about twenty passes over the image and a slow index_add_ for the same.
 //
-// Threads without atomics: the B * H output rows (all images stacked) are cut into one band per
+// The sums of a target pixel lie next to each other ("channels last"), K = C + 1 or C + 2 of
+// them: the C weighted values, the sum of the weights (the denominator; in the modes without a
+// metric every weight is 1 and this is the coverage), and in softmax mode, when asked for, the
+// coverage. A source thus adds one short contiguous row of K numbers to each of its four target
+// pixels, which the compiler vectorizes, instead of K numbers scattered over K planes.
+//
+// Threads without atomics: the B * H target rows (all images stacked) are cut into one band per
 // thread, and a thread only ever writes into its own band. In a first pass each thread splats the
 // source pixels of its own band; as motion is small compared with a band, nearly every corner
 // lands in the same band. The corners that cross into another band are left out and their sources
@@ -17,39 +24,62 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <optional>
+#include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
 
 template <typename scalar_t>
 struct Splatter {
-  const scalar_t* values;
-  const scalar_t* flow;
-  scalar_t* sums;
-  int64_t channels, height, width;
+  const scalar_t* input;   // [B, C, H, W]
+  const scalar_t* flow;    // [B, 2, H, W]
+  const scalar_t* metric;  // [B, 1, H, W] in softmax mode, else nullptr
+  const scalar_t* shift;   // [B], the largest finite metric of each image
+  scalar_t* sums;          // [B, H, W, K]
+  int64_t channels, height, width, sums_per_pixel;
 
-  // Adds the corners of the source pixel at stacked row `row` (image row * height + y) and
-  // column x that land in the stacked rows [row_begin, row_end). Returns whether a corner inside
-  // the image landed outside those rows, i.e. whether the source must be visited again.
-  bool splat(int64_t row, int64_t x, int64_t row_begin, int64_t row_end) const {
+  // Adds the corners of source pixel (x, y) of `image` that land in the stacked target rows
+  // [row_begin, row_end) (stacked row = image * height + y); `values` is scratch space for K
+  // numbers. Returns whether a corner inside the image landed outside those rows, that is
+  // whether the thread that owns the other rows must visit the source again.
+  bool splat(int64_t image, int64_t y, int64_t x, int64_t row_begin, int64_t row_end,
+             scalar_t* values) const {
     const int64_t plane = height * width;
-    const int64_t image = row / height;
-    const int64_t y = row % height;
     const int64_t pixel = y * width + x;
-    const scalar_t* image_flow = flow + image * 2 * plane;
-    const scalar_t qx = x + image_flow[pixel];
-    const scalar_t qy = y + image_flow[plane + pixel];
+    const scalar_t qx = x + flow[image * 2 * plane + pixel];
+    const scalar_t qy = y + flow[(image * 2 + 1) * plane + pixel];
     // Comparisons with NaN are false, so this also drops non-finite flows.
     if (!(qx > -1 && qx < width && qy > -1 && qy < height)) {
       return false;
     }
-    const int64_t x0 = static_cast<int64_t>(std::floor(qx));
-    const int64_t y0 = static_cast<int64_t>(std::floor(qy));
+    scalar_t weight = 1;
+    if (metric != nullptr) {
+      const scalar_t m = metric[image * plane + pixel];
+      if (!std::isfinite(m)) {
+        return false;
+      }
+      weight = std::exp(m - shift[image]);
+    }
+    // floor() for q > -1: truncation rounds negatives up, hence the correction. (std::floor
+    // is a library call on x86-64 without SSE4.1 and costs a third of the time here.)
+    const int64_t x0 = static_cast<int64_t>(qx) - (qx < 0);
+    const int64_t y0 = static_cast<int64_t>(qy) - (qy < 0);
     const scalar_t ax = qx - x0;
     const scalar_t ay = qy - y0;
-    const scalar_t* source = values + image * channels * plane + pixel;
-    scalar_t* image_sums = sums + image * channels * plane;
+
+    const scalar_t* source = input + image * channels * plane + pixel;
+    for (int64_t c = 0; c < channels; ++c) {
+      values[c] = weight * source[c * plane];
+    }
+    values[channels] = weight;
+    if (sums_per_pixel > channels + 1) {
+      values[channels + 1] = 1;
+    }
 
     bool crossed = false;
     for (int64_t dy = 0; dy < 2; ++dy) {
@@ -57,8 +87,7 @@ struct Splatter {
       if (ty < 0 || ty >= height) {
         continue;
       }
-      const int64_t target_row = image * height + ty;
-      if (target_row < row_begin || target_row >= row_end) {
+      if (image * height + ty < row_begin || image * height + ty >= row_end) {
         crossed = true;
         continue;
       }
@@ -68,30 +97,62 @@ struct Splatter {
         if (tx < 0 || tx >= width) {
           continue;
         }
-        const scalar_t weight = wy * (dx ? ax : 1 - ax);
-        scalar_t* target = image_sums + ty * width + tx;
-        for (int64_t k = 0; k < channels; ++k) {
-          target[k * plane] += weight * source[k * plane];
+        const scalar_t bilinear = wy * (dx ? ax : 1 - ax);
+        scalar_t* target = sums + ((image * height + ty) * width + tx) * sums_per_pixel;
+        for (int64_t k = 0; k < sums_per_pixel; ++k) {
+          target[k] += bilinear * values[k];
         }
       }
     }
     return crossed;
   }
+
+  // Writes the output of the stacked target rows [row_begin, row_end), whose sums are complete:
+  // divided by the sum of the weights, except in mode "sum", and back to [B, C, H, W].
+  void finish_rows(int64_t row_begin, int64_t row_end, bool normalize, scalar_t* output,
+                   scalar_t* coverage) const {
+    const int64_t plane = height * width;
+    for (int64_t row = row_begin; row < row_end; ++row) {
+      const int64_t image = row / height;
+      const int64_t first_pixel = (row - image * height) * width;
+      for (int64_t x = 0; x < width; ++x) {
+        const scalar_t* s = sums + (row * width + x) * sums_per_pixel;
+        const scalar_t denominator = s[channels];
+        for (int64_t c = 0; c < channels; ++c) {
+          // Holes, where no weight landed, are exact zeros.
+          const scalar_t value = !normalize ? s[c] : denominator > 0 ? s[c] / denominator : 0;
+          output[(image * channels + c) * plane + first_pixel + x] = value;
+        }
+        if (coverage != nullptr) {
+          coverage[image * plane + first_pixel + x] = s[sums_per_pixel - 1];
+        }
+      }
+    }
+  }
 };
 
+// Splats all sources in row bands, one per thread (see the top of the file), then finishes the
+// output of each band.
 template <typename scalar_t>
-void splat_in_bands(const Splatter<scalar_t>& splatter, int64_t rows) {
-  const int64_t width = splatter.width;
+void splat_in_bands(const Splatter<scalar_t>& splatter, int64_t batch, bool normalize,
+                    scalar_t* output, scalar_t* coverage) {
+  const int64_t height = splatter.height, width = splatter.width;
+  const int64_t rows = batch * height;
   const int64_t bands = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
   const auto band_begin = [&](int64_t band) { return band * rows / bands; };
-  std::vector<std::vector<int64_t>> crossing(bands);  // sources as row * width + x
+  std::vector<std::vector<int64_t>> crossing(bands);  // sources as stacked row * width + x
 
   at::parallel_for(0, bands, 1, [&](int64_t first, int64_t last) {
+    std::vector<scalar_t> values(splatter.sums_per_pixel);
     for (int64_t band = first; band < last; ++band) {
       const int64_t begin = band_begin(band), end = band_begin(band + 1);
+      // Zeroed here rather than at allocation, by the only thread that writes these rows.
+      std::fill(splatter.sums + begin * width * splatter.sums_per_pixel,
+                splatter.sums + end * width * splatter.sums_per_pixel, scalar_t(0));
       for (int64_t row = begin; row < end; ++row) {
+        const int64_t image = row / height;
         for (int64_t x = 0; x < width; ++x) {
-          if (splatter.splat(row, x, begin, end)) {
+          if (splatter.splat(image, row - image * height, x, begin, end, values.data())) {
             crossing[band].push_back(row * width + x);
           }
         }
@@ -100,6 +161,7 @@ void splat_in_bands(const Splatter<scalar_t>& splatter, int64_t rows) {
   });
 
   at::parallel_for(0, bands, 1, [&](int64_t first, int64_t last) {
+    std::vector<scalar_t> values(splatter.sums_per_pixel);
     for (int64_t band = first; band < last; ++band) {
       const int64_t begin = band_begin(band), end = band_begin(band + 1);
       for (int64_t other = 0; other < bands; ++other) {
@@ -108,35 +170,80 @@ void splat_in_bands(const Splatter<scalar_t>& splatter, int64_t rows) {
           continue;
         }
         for (const int64_t source : crossing[other]) {
-          splatter.splat(source / width, source % width, begin, end);
+          const int64_t row = source / width;
+          const int64_t image = row / height;
+          splatter.splat(image, row - image * height, source % width, begin, end, values.data());
         }
       }
+      splatter.finish_rows(begin, end, normalize, output, coverage);
     }
   });
 }
 
-torch::Tensor bilinear_splat(const torch::Tensor& values, const torch::Tensor& flow) {
-  TORCH_CHECK(values.device().is_cpu() && flow.device().is_cpu(), "bilinear_splat runs on the CPU");
-  TORCH_CHECK(values.dim() == 4 && flow.dim() == 4 && flow.size(1) == 2 &&
-                  values.size(0) == flow.size(0) && values.size(2) == flow.size(2) &&
-                  values.size(3) == flow.size(3),
-              "bilinear_splat expects values [B, K, H, W] and flow [B, 2, H, W]");
-  TORCH_CHECK(values.scalar_type() == flow.scalar_type(), "values and flow must share one dtype");
-  TORCH_CHECK(values.is_contiguous() && flow.is_contiguous(), "values and flow must be contiguous");
-
-  torch::Tensor sums = torch::zeros_like(values);
-  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "bilinear_splat", [&] {
-    const Splatter<scalar_t> splatter{values.data_ptr<scalar_t>(), flow.data_ptr<scalar_t>(),
-                                      sums.data_ptr<scalar_t>(),   values.size(1),
-                                      values.size(2),              values.size(3)};
-    splat_in_bands(splatter, values.size(0) * values.size(2));
+// The largest finite value of each image's metric, 0 for an image without one.
+template <typename scalar_t>
+std::vector<scalar_t> largest_finite_metric(const scalar_t* metric, int64_t batch, int64_t plane) {
+  std::vector<scalar_t> shift(batch, 0);
+  at::parallel_for(0, batch, 1, [&](int64_t first, int64_t last) {
+    for (int64_t image = first; image < last; ++image) {
+      scalar_t largest = -std::numeric_limits<scalar_t>::infinity();
+      for (int64_t pixel = 0; pixel < plane; ++pixel) {
+        const scalar_t m = metric[image * plane + pixel];
+        if (std::isfinite(m)) {
+          largest = std::max(largest, m);
+        }
+      }
+      shift[image] = std::isfinite(largest) ? largest : 0;
+    }
   });
-  return sums;
+  return shift;
+}
+
+std::tuple<torch::Tensor, std::optional<torch::Tensor>> splat(
+    const torch::Tensor& input, const torch::Tensor& flow,
+    const std::optional<torch::Tensor>& metric, const std::string& mode, bool with_coverage) {
+  TORCH_CHECK(mode == "softmax" || mode == "average" || mode == "sum", "unknown mode ", mode);
+  TORCH_CHECK(metric.has_value() == (mode == "softmax"), "mode softmax, and only it, needs a metric");
+  TORCH_CHECK(input.dim() == 4, "input must be [B, C, H, W]");
+  const int64_t batch = input.size(0), channels = input.size(1);
+  const int64_t height = input.size(2), width = input.size(3);
+  // splatting.py validates the arguments; these checks only guard the memory accesses below.
+  const auto fits = [&](const torch::Tensor& tensor, int64_t tensor_channels) {
+    return tensor.device().is_cpu() && tensor.is_contiguous() &&
+           tensor.scalar_type() == input.scalar_type() &&
+           tensor.sizes() == torch::IntArrayRef({batch, tensor_channels, height, width});
+  };
+  TORCH_CHECK(fits(input, channels) && fits(flow, 2) && (!metric || fits(*metric, 1)),
+              "splat expects contiguous CPU tensors of one dtype: input [B, C, H, W], "
+              "flow [B, 2, H, W], metric [B, 1, H, W]");
+
+  const bool coverage_channel = with_coverage && metric.has_value();
+  const int64_t sums_per_pixel = channels + 1 + coverage_channel;
+  torch::Tensor sums = torch::empty({batch, height, width, sums_per_pixel}, input.options());
+  torch::Tensor output = torch::empty_like(input);
+  std::optional<torch::Tensor> coverage;
+  if (with_coverage) {
+    coverage = torch::empty({batch, 1, height, width}, input.options());
+  }
+
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "splat", [&] {
+    const scalar_t* metric_data = metric ? metric->data_ptr<scalar_t>() : nullptr;
+    const std::vector<scalar_t> shift =
+        metric ? largest_finite_metric(metric_data, batch, height * width)
+               : std::vector<scalar_t>(batch, 0);
+    const Splatter<scalar_t> splatter{input.data_ptr<scalar_t>(), flow.data_ptr<scalar_t>(),
+                                      metric_data, shift.data(), sums.data_ptr<scalar_t>(),
+                                      channels, height, width, sums_per_pixel};
+    splat_in_bands(splatter, batch, mode != "sum", output.data_ptr<scalar_t>(),
+                   coverage ? coverage->data_ptr<scalar_t>() : nullptr);
+  });
+  return {output, coverage};
 }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("bilinear_splat", &bilinear_splat, "Bilinear forward splatting of [B, K, H, W] values",
-        py::arg("values"), py::arg("flow"), py::call_guard<py::gil_scoped_release>());
+  m.def("splat", &splat, "Softmax splatting of [B, C, H, W] on the CPU", py::arg("input"),
+        py::arg("flow"), py::arg("metric"), py::arg("mode"), py::arg("with_coverage"),
+        py::call_guard<py::gil_scoped_release>());
 }

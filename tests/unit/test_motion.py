@@ -1,0 +1,67 @@
+"""MotionTexture: the lazily evaluated motion of a video."""
+
+import pytest
+import torch
+
+from gid_models.motion import MotionTexture
+from gid_models.spectral import SpectralVolume
+
+
+def _volume(batch=1, bands=16, height=6, width=8) -> SpectralVolume:
+    generator = torch.Generator().manual_seed(1)
+    return SpectralVolume(torch.randn(batch, bands, 2, height, width, dtype=torch.complex64, generator=generator))
+
+
+def test_frames_equal_the_spectral_volumes_own_motion_texture():
+    volume = _volume()
+    motion = MotionTexture.from_spectral_volume(volume, num_frames=40, time_scale=1.5, amplitude=2.0, start_time=0.3)
+    expected = volume.to_motion_texture(num_frames=40, time_scale=1.5, amplitude=2.0, start_time=0.3)
+    torch.testing.assert_close(motion.frames(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_chunks_together_are_the_whole_motion():
+    motion = MotionTexture.from_spectral_volume(_volume(), num_frames=23)
+    pieces = [chunk for _, chunk in motion.chunks(5)]
+    assert [p.shape[1] for p in pieces] == [5, 5, 5, 5, 3]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), motion.frames())
+
+
+def test_playing_at_half_the_volumes_fps_shows_twice_the_scene_time_per_frame():
+    volume = _volume()
+    at_15 = MotionTexture.from_spectral_volume(volume, num_frames=10, fps=15.0)
+    at_30 = MotionTexture.from_spectral_volume(volume, num_frames=20, fps=30.0)
+    torch.testing.assert_close(at_15.frames(), at_30.frames()[:, ::2], rtol=1e-5, atol=1e-5)
+
+
+def test_mean_magnitude_is_the_average_displacement_length_over_frames():
+    motion = MotionTexture.from_spectral_volume(_volume(batch=2), num_frames=30)
+    expected = torch.linalg.vector_norm(motion.frames(), dim=2).mean(dim=1, keepdim=True)
+    torch.testing.assert_close(motion.mean_magnitude(chunk_size=7), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_mask_scales_the_motion_per_pixel():
+    mask = torch.zeros(1, 1, 6, 8)
+    mask[..., 3:, :] = 0.5
+    plain = MotionTexture.from_spectral_volume(_volume(), num_frames=4)
+    masked = MotionTexture.from_spectral_volume(_volume(), num_frames=4, mask=mask)
+    torch.testing.assert_close(masked.frames(), plain.frames() * mask.unsqueeze(1))
+
+
+def test_resize_rescales_displacements_to_the_new_pixel_grid():
+    coeffs = torch.zeros(1, 2, 2, 4, 4, dtype=torch.complex64)
+    coeffs[:, 0, 0] = 3.0  # a still 3 px shift to the right
+    motion = MotionTexture.from_spectral_volume(SpectralVolume(coeffs, window=150), num_frames=2)
+    bigger = motion.resize(8, 12)
+    assert bigger.frames().shape == (1, 2, 2, 8, 12)
+    torch.testing.assert_close(bigger.frames()[:, :, 0], torch.full((1, 2, 8, 12), 9.0))
+
+
+def test_a_mask_of_another_size_is_refused_with_both_sizes_named():
+    with pytest.raises(ValueError, match="mask is 5x5 pixels but the spectral volume is 8x6"):
+        MotionTexture.from_spectral_volume(_volume(), mask=torch.ones(1, 1, 5, 5))
+
+
+def test_an_out_of_range_frame_request_is_refused():
+    motion = MotionTexture.from_spectral_volume(_volume(), num_frames=5)
+    with pytest.raises(ValueError, match="outside 0..5"):
+        motion.frames(3, 9)

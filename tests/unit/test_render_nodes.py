@@ -1,0 +1,50 @@
+"""SoftmaxSplatRender, called as ComfyUI calls it."""
+
+import pytest
+import torch
+
+from gid_models.motion import MotionTexture
+from gid_models.spectral import SpectralVolume
+
+
+def _motion(frames=12, height=10, width=14, batch=1) -> MotionTexture:
+    coeffs = torch.zeros(batch, 16, 2, height, width, dtype=torch.complex64)
+    coeffs[:, 1, 0] = 2.0  # every pixel swings 2 px left and right at 0.2 Hz
+    return MotionTexture.from_spectral_volume(SpectralVolume(coeffs), num_frames=frames)
+
+
+def _image(height=10, width=14, batch=1):
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(batch, height, width, 3, generator=generator)
+
+
+def test_renders_the_requested_frames_at_the_images_own_size(pack):
+    node = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]()
+    (frames,) = node.run(_image(40, 56), _motion(frames=12), chunk_size=5)
+    assert frames.shape == (12, 40, 56, 3)
+    assert frames.min() >= 0 and frames.max() <= 1
+
+
+def test_the_first_frame_of_a_motion_starting_at_rest_is_the_input_image(pack):
+    coeffs = torch.zeros(1, 16, 2, 10, 14, dtype=torch.complex64)
+    coeffs[:, 1, 0] = -2j  # sin-shaped swing: zero displacement at t = 0
+    motion = MotionTexture.from_spectral_volume(SpectralVolume(coeffs), num_frames=3)
+    image = _image()
+    (frames,) = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(image, motion, chunk_size=2)
+    torch.testing.assert_close(frames[0], image[0], atol=1e-5, rtol=0)
+    assert (frames[1] - image[0]).abs().max() > 1e-3
+
+
+def test_a_batch_of_two_images_gives_two_videos_one_after_the_other(pack):
+    (frames,) = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(_image(batch=2), _motion(frames=4), chunk_size=3)
+    assert frames.shape == (8, 10, 14, 3)
+
+
+def test_mismatched_image_and_motion_batches_are_refused_clearly(pack):
+    with pytest.raises(ValueError, match="image has a batch of 2 but the motion has 3"):
+        pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(_image(batch=2), _motion(batch=3), chunk_size=3)
+
+
+def test_something_else_than_motion_is_refused_clearly(pack):
+    with pytest.raises(ValueError, match="motion must be a GID_MOTION"):
+        pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(_image(), torch.zeros(3), chunk_size=3)
