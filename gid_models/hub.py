@@ -1,0 +1,199 @@
+"""Model folders: what one trained model is on disk, and where it comes from.
+
+A model folder holds a JSON config (architecture, K, fps, window, resolution, normalization
+statistics, a ``type`` and a format ``version``), weights as ``.safetensors`` only, and a
+``README.md`` model card. Nothing is ever unpickled.
+
+A folder is found from one ``source`` string, in this order:
+
+1. an existing local folder path;
+2. a folder name under one of the ``search_dirs`` (in ComfyUI: ``models/gid/``);
+3. a Hugging Face Hub repo id ``owner/name``, downloaded once with ``huggingface_hub`` into the
+   Hub cache under ``download_dir`` (in ComfyUI: ``models/gid/hub``) at the given revision, and
+   read from that cache afterwards, also offline.
+
+When a repo can neither be downloaded nor found in the cache, the error names the repo, the
+revision and the folder where its files can be placed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+__all__ = [
+    "ModelFolderError",
+    "check_state_dict",
+    "load_weights",
+    "read_config",
+    "read_safetensors",
+    "required_file",
+    "resolve_model_folder",
+    "save_weights",
+    "write_config",
+]
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelFolderError(FileNotFoundError):
+    """A model folder, one of its files, or a Hub repo could not be found."""
+
+
+def required_file(folder: Path, name: str, contents: str) -> Path:
+    """``folder / name``, or a ModelFolderError that says what such a folder holds.
+
+    Args:
+        folder: the model folder.
+        name: file expected in it.
+        contents: a sentence describing the folder's files, for the error message.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"the model folder {folder} does not exist; {contents}")
+    path = folder / name
+    if not path.is_file():
+        raise ModelFolderError(
+            f"{name} is missing from the model folder {folder}; {contents}: copy the missing file "
+            "there, or save the model again"
+        )
+    return path
+
+
+def write_config(path: Path, config: dict) -> None:
+    Path(path).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def read_config(path: Path, expected_type: str, max_version: int) -> dict:
+    """Read a JSON config and check its ``type`` and format ``version``.
+
+    Raises:
+        ValueError: on invalid JSON, another type, or a version newer than ``max_version``.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); copy or save the model again") from None
+    if not isinstance(data, dict) or data.get("type") != expected_type:
+        found = data.get("type") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{path} describes a {found!r}, not a {expected_type!r}; pick a folder of the right kind")
+    version = data.get("version")
+    if not isinstance(version, int) or version > max_version:
+        raise ValueError(
+            f"{path} has format version {version!r}; this pack reads versions up to {max_version}: "
+            "update the node pack, or use a model saved by this version"
+        )
+    return data
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a ``.safetensors`` file (never a pickle), with a clear error if it is broken."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(
+            f"could not read {path}: it is truncated or not a safetensors file ({error}); copy or "
+            "download it again"
+        ) from None
+
+
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    state = {name: tensor.detach().contiguous() for name, tensor in module.state_dict().items()}
+    save_file(state, str(path), metadata={"format": "pt"})
+
+
+def check_state_dict(expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor], path: Path, config_name: str) -> None:
+    """Raise a ValueError naming what differs between the weights a config needs and a file's."""
+    missing = sorted(expected.keys() - loaded.keys())
+    unexpected = sorted(loaded.keys() - expected.keys())
+    reshaped = sorted(
+        f"{name} {tuple(loaded[name].shape)} instead of {tuple(expected[name].shape)}"
+        for name in expected.keys() & loaded.keys()
+        if loaded[name].shape != expected[name].shape
+    )
+    problems = [
+        f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped))
+        if names
+    ]
+    if problems:
+        raise ValueError(
+            f"the weights in {path} do not match {config_name} ({'; '.join(problems)}); the two "
+            "files must come from the same save_pretrained"
+        )
+
+
+def load_weights(module: torch.nn.Module, path: Path, config_name: str) -> None:
+    """Load ``path`` into ``module`` after checking every name and shape."""
+    state = read_safetensors(path)
+    check_state_dict(module.state_dict(), state, path, config_name)
+    module.load_state_dict(state)
+
+
+def resolve_model_folder(
+    source: str | Path,
+    search_dirs: Iterable[str | Path] = (),
+    download_dir: str | Path | None = None,
+    revision: str | None = None,
+) -> Path:
+    """Turn a path, a folder name or a Hub repo id into a local model folder.
+
+    Args:
+        source: a folder path, a folder name under ``search_dirs``, or a repo id ``owner/name``.
+        search_dirs: folders holding model folders (ComfyUI's ``models/gid``).
+        download_dir: Hub cache for downloads (ComfyUI's ``models/gid/hub``); None uses
+            huggingface_hub's default cache.
+        revision: branch, tag or commit of a Hub repo; None means ``main``.
+
+    Returns:
+        The folder.
+
+    Raises:
+        ModelFolderError: if nothing matches; for a repo id, the message names the repo, the
+            revision and the folder where the files can be placed by hand.
+    """
+    source = str(source).strip()
+    if not source:
+        raise ModelFolderError("no model given: choose a model folder or type a Hub repo id (owner/name)")
+    if Path(source).is_dir():
+        return Path(source)
+    search_dirs = [Path(d) for d in search_dirs]
+    for folder in search_dirs:
+        if (folder / source).is_dir():
+            return folder / source
+    if not _REPO_ID.match(source):
+        places = ", ".join(str(d) for d in search_dirs) or "the current folder"
+        raise ModelFolderError(
+            f"no model folder {source!r} in {places}, and it is not a Hub repo id (owner/name); "
+            "check the name or put the model folder there"
+        )
+    return _download(source, revision, download_dir, search_dirs)
+
+
+def _download(repo_id: str, revision: str | None, download_dir, search_dirs: list[Path]) -> Path:
+    from huggingface_hub import snapshot_download
+
+    attempts = []
+    for local_only in (False, True):
+        try:
+            return Path(
+                snapshot_download(
+                    repo_id, revision=revision, cache_dir=download_dir, local_files_only=local_only,
+                    allow_patterns=["*.json", "*.safetensors", "*.md"],
+                )
+            )
+        except Exception as error:  # noqa: BLE001 - offline, DNS, HTTP and cache misses all land here
+            attempts.append(f"{type(error).__name__}: {error}".splitlines()[0])
+    by_hand = search_dirs[0] / repo_id.split("/")[1] if search_dirs else Path(repo_id.split("/")[1])
+    raise ModelFolderError(
+        f"could not get the model {repo_id!r} at revision {revision or 'main'!r} from the Hugging "
+        f"Face Hub, and it is not in the local cache ({download_dir or 'default cache'}). Connect "
+        f"to the internet once, or download the repo's files by hand into {by_hand} and choose "
+        f"that folder. Details: {' | '.join(attempts)}"
+    )

@@ -1,0 +1,116 @@
+"""Write the UI-format twin of an API-format workflow, for ComfyUI's template browser.
+
+The shipped workflows are authored once, in API format (``workflows/api/NAME.json``: what
+``/prompt`` runs and the tests use). The UI format that the browser loads (``workflows/NAME.json``)
+is derived from it with the node definitions of a running server (``/object_info``), which say
+which inputs are sockets and in which order widgets are stored:
+
+    python scripts/workflow_ui.py            # starts a server, rewrites every workflows/*.json
+
+Nodes are laid out left to right by their depth in the graph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from comfyui_server import REPO_DIR, ComfyUIServer
+
+NODE_WIDTH, NODE_GAP_X, NODE_GAP_Y = 320, 60, 40
+# Widgets the front end adds after certain inputs and stores among the widget values.
+EXTRA_WIDGETS = {"seed": "randomize", "noise_seed": "randomize"}
+
+
+def _is_link(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+
+
+def _input_specs(info: dict) -> list[tuple[str, list]]:
+    specs = []
+    for section in ("required", "optional"):
+        specs.extend(info["input"].get(section, {}).items())
+    return specs
+
+
+def _is_socket(spec: list) -> bool:
+    kind = spec[0]
+    return isinstance(kind, str) and kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+
+
+def to_ui(graph: dict, object_info: dict) -> dict:
+    """The UI-format workflow of an API-format ``graph``."""
+    depth: dict[str, int] = {}
+
+    def node_depth(node_id: str) -> int:
+        if node_id not in depth:
+            parents = [v[0] for v in graph[node_id]["inputs"].values() if _is_link(v)]
+            depth[node_id] = 1 + max((node_depth(p) for p in parents), default=-1)
+        return depth[node_id]
+
+    rows: dict[int, int] = {}
+    nodes, links = [], []
+    outputs: dict[tuple[str, int], list[int]] = {}
+    for node_id in sorted(graph, key=int):
+        entry = graph[node_id]
+        info = object_info[entry["class_type"]]
+        column = node_depth(node_id)
+        row = rows.get(column, 0)
+        rows[column] = row + 1
+        inputs, widgets = [], []
+        for name, spec in _input_specs(info):
+            value = entry["inputs"].get(name)
+            if _is_socket(spec) or _is_link(value):
+                link_id = None
+                if _is_link(value):
+                    link_id = len(links) + 1
+                    source, slot = value
+                    links.append([link_id, int(source), slot, int(node_id), len(inputs), spec[0] if isinstance(spec[0], str) else "*"])
+                    outputs.setdefault((source, slot), []).append(link_id)
+                socket = {"name": name, "type": spec[0] if isinstance(spec[0], str) else "COMBO", "link": link_id}
+                if not _is_socket(spec):
+                    socket["widget"] = {"name": name}
+                inputs.append(socket)
+            if not _is_socket(spec):
+                widgets.append(None if _is_link(value) else value)
+                if name in EXTRA_WIDGETS:
+                    widgets.append(EXTRA_WIDGETS[name])
+        nodes.append({
+            "id": int(node_id), "type": entry["class_type"],
+            "pos": [column * (NODE_WIDTH + NODE_GAP_X), row * (220 + NODE_GAP_Y)],
+            "size": [NODE_WIDTH, 180], "flags": {}, "order": 0, "mode": 0,
+            "inputs": inputs,
+            "outputs": [
+                {"name": name, "type": kind, "slot_index": slot}
+                for slot, (name, kind) in enumerate(zip(info["output_name"], info["output"]))
+            ],
+            "properties": {"Node name for S&R": entry["class_type"]},
+            "widgets_values": widgets,
+        })
+    for node in nodes:
+        for output in node["outputs"]:
+            output["links"] = outputs.get((str(node["id"]), output["slot_index"]), [])
+    for order, node in enumerate(sorted(nodes, key=lambda n: (node_depth(str(n["id"])), n["id"]))):
+        node["order"] = order
+    return {
+        "last_node_id": max(n["id"] for n in nodes), "last_link_id": len(links),
+        "nodes": nodes, "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4,
+    }
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as base_dir, ComfyUIServer(os.environ["COMFYUI_DIR"], base_dir) as server:
+        object_info = server.get_json("/object_info")
+        for api_file in sorted((REPO_DIR / "workflows" / "api").glob("*.json")):
+            ui = to_ui(json.loads(api_file.read_text()), object_info)
+            target = REPO_DIR / "workflows" / api_file.name
+            target.write_text(json.dumps(ui, indent=2) + "\n")
+            print(f"wrote {target.relative_to(REPO_DIR)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

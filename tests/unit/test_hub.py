@@ -1,0 +1,88 @@
+"""Model folders: finding them (path, models folder, Hub cache) and reading them safely."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from gid_models.hub import (
+    ModelFolderError,
+    load_weights,
+    read_config,
+    read_safetensors,
+    resolve_model_folder,
+    save_weights,
+)
+
+
+def _fake_hub_cache(cache_dir, repo_id, files, commit="0123456789abcdef0123456789abcdef01234567"):
+    """The on-disk layout huggingface_hub gives a downloaded repo (refs + snapshot)."""
+    repo_dir = cache_dir / f"models--{repo_id.replace('/', '--')}"
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, text in files.items():
+        (snapshot / name).write_text(text)
+    return snapshot
+
+
+def test_a_local_folder_path_is_used_as_it_is(tmp_path):
+    assert resolve_model_folder(tmp_path) == tmp_path
+
+
+def test_a_folder_name_is_found_in_the_models_folder(tmp_path):
+    (tmp_path / "gid" / "tiny").mkdir(parents=True)
+    assert resolve_model_folder("tiny", search_dirs=[tmp_path / "gid"]) == tmp_path / "gid" / "tiny"
+
+
+def test_a_repo_id_already_in_the_hub_cache_loads_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = _fake_hub_cache(tmp_path / "hub", "someone/tiny-gid", {"config.json": "{}"})
+    folder = resolve_model_folder("someone/tiny-gid", search_dirs=[tmp_path], download_dir=tmp_path / "hub")
+    assert folder.resolve() == snapshot.resolve() and (folder / "config.json").is_file()
+
+
+def test_an_unreachable_repo_names_the_repo_the_revision_and_the_folder_to_fill_by_hand(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelFolderError) as error:
+        resolve_model_folder("someone/absent", search_dirs=[tmp_path / "gid"], download_dir=tmp_path / "hub", revision="v2")
+    message = str(error.value)
+    assert "'someone/absent'" in message and "'v2'" in message and str(tmp_path / "gid" / "absent") in message
+
+
+def test_a_name_that_is_neither_a_folder_nor_a_repo_id_says_where_it_looked(tmp_path):
+    with pytest.raises(ModelFolderError, match="no model folder 'nothing here'"):
+        resolve_model_folder("nothing here", search_dirs=[tmp_path])
+
+
+def test_configs_of_another_type_or_a_newer_version_are_refused(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"type": "gid-renderer", "version": 1}))
+    with pytest.raises(ValueError, match="not a 'gid-motion-ldm'"):
+        read_config(path, "gid-motion-ldm", 1)
+    path.write_text(json.dumps({"type": "gid-motion-ldm", "version": 7}))
+    with pytest.raises(ValueError, match="update the node pack"):
+        read_config(path, "gid-motion-ldm", 1)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_config(path, "gid-motion-ldm", 1)
+
+
+def test_weights_round_trip_and_mismatches_are_named(tmp_path):
+    module = nn.Linear(3, 2)
+    save_weights(module, tmp_path / "w.safetensors")
+    other = nn.Linear(3, 2)
+    load_weights(other, tmp_path / "w.safetensors", "config.json")
+    assert torch.equal(other.weight, module.weight)
+    with pytest.raises(ValueError, match=r"wrong shape: bias \(2,\) instead of \(4,\), weight \(2, 3\) instead of \(4, 3\)"):
+        load_weights(nn.Linear(3, 4), tmp_path / "w.safetensors", "config.json")
+
+
+def test_a_truncated_weights_file_gives_a_clear_error(tmp_path):
+    save_weights(nn.Linear(3, 2), tmp_path / "w.safetensors")
+    data = (tmp_path / "w.safetensors").read_bytes()
+    (tmp_path / "w.safetensors").write_bytes(data[:40])
+    with pytest.raises(ValueError, match="truncated or not a safetensors file"):
+        read_safetensors(tmp_path / "w.safetensors")
