@@ -16,8 +16,8 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -55,6 +55,27 @@ def median_ms(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[
     return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
 
+def time_case(
+    channels: int, height: int, width: int, backends: list[str], rounds: int
+) -> dict[str, float]:
+    """Milliseconds per frame of cv2.remap and of softmax_splat with each backend."""
+    flow = smooth_motion(height, width)
+    metric = flow.norm(dim=1, keepdim=True)
+    image = torch.rand(1, channels, height, width)
+    image_hwc = image[0].permute(1, 2, 0).numpy().copy()
+    grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
+    map_x = grid_x - flow[0, 0].numpy()
+    map_y = grid_y - flow[0, 1].numpy()
+
+    contenders: dict[str, Callable[[], object]] = {
+        "cv2.remap": lambda: cv2.remap(image_hwc, map_x, map_y, cv2.INTER_LINEAR)
+    }
+    for backend in backends:
+        contenders[backend] = lambda b=backend: softmax_splat(image, flow, metric, backend=b)
+    with torch.inference_mode():
+        return median_ms(contenders, rounds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke test")
@@ -72,24 +93,9 @@ def main() -> None:
     )
     print(f"threads: torch {torch.get_num_threads()}, OpenCV {cv2.getNumThreads()}")
     print(f"{'case':<16}{'backend':<10}{'ms/frame':>10}{'fps':>9}{'x remap':>9}")
-
     for name, channels, height, width in CASES:
         rounds = 5 if args.quick else (15 if height * width > 10**6 else 60)
-        flow = smooth_motion(height, width)
-        metric = flow.norm(dim=1, keepdim=True)
-        image = torch.rand(1, channels, height, width)
-        image_hwc = image[0].permute(1, 2, 0).numpy().copy()
-        grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
-        map_x = grid_x - flow[0, 0].numpy()
-        map_y = grid_y - flow[0, 1].numpy()
-
-        contenders: dict[str, Callable[[], object]] = {
-            "cv2.remap": lambda: cv2.remap(image_hwc, map_x, map_y, cv2.INTER_LINEAR)
-        }
-        for backend in backends:
-            contenders[backend] = lambda b=backend: softmax_splat(image, flow, metric, backend=b)
-        with torch.inference_mode():
-            ms = median_ms(contenders, rounds)
+        ms = time_case(channels, height, width, backends, rounds)
         for contender, value in ms.items():
             ratio = value / ms["cv2.remap"]
             print(f"{name:<16}{contender:<10}{value:>10.2f}{1e3 / value:>9.1f}{ratio:>9.1f}")

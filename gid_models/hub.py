@@ -82,7 +82,9 @@ def read_config(path: Path, expected_type: str, max_version: int) -> dict:
         raise ValueError(f"{path} is not valid JSON ({error}); copy or save the model again") from None
     if not isinstance(data, dict) or data.get("type") != expected_type:
         found = data.get("type") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"{path} describes a {found!r}, not a {expected_type!r}; pick a folder of the right kind")
+        raise ValueError(
+            f"{path} describes a {found!r}, not a {expected_type!r}; pick a folder of the right kind"
+        )
     version = data.get("version")
     if not isinstance(version, int) or version > max_version:
         raise ValueError(
@@ -108,7 +110,9 @@ def save_weights(module: torch.nn.Module, path: Path) -> None:
     save_file(state, str(path), metadata={"format": "pt"})
 
 
-def check_state_dict(expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor], path: Path, config_name: str) -> None:
+def check_state_dict(
+    expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor], path: Path, config_name: str
+) -> None:
     """Raise a ValueError naming what differs between the weights a config needs and a file's."""
     missing = sorted(expected.keys() - loaded.keys())
     unexpected = sorted(loaded.keys() - expected.keys())
@@ -184,7 +188,10 @@ def _download(repo_id: str, revision: str | None, download_dir, search_dirs: lis
         try:
             return Path(
                 snapshot_download(
-                    repo_id, revision=revision, cache_dir=download_dir, local_files_only=local_only,
+                    repo_id,
+                    revision=revision,
+                    cache_dir=download_dir,
+                    local_files_only=local_only,
                     allow_patterns=["*.json", "*.safetensors", "*.md"],
                 )
             )

@@ -90,8 +90,13 @@ class MotionTexture:
         # The volume's own frame clock is fps_volume * time_scale; a playback rate that differs
         # stretches time by the same ratio, so both become one effective slow-motion factor.
         times = volume.frame_times(num_frames, time_scale * fps / volume.fps, start_time)
-        phase = 2 * math.pi * times[:, None] * band_frequencies(
-            volume.num_bands, volume.fps, volume.window, dtype=torch.float64, device=volume.device
+        phase = (
+            2
+            * math.pi
+            * times[:, None]
+            * band_frequencies(
+                volume.num_bands, volume.fps, volume.window, dtype=torch.float64, device=volume.device
+            )
         )
         weights = torch.polar(torch.full_like(phase, float(amplitude)), phase)
         return cls(volume, weights.to(volume.coeffs.dtype), fps, mask)
@@ -159,7 +164,9 @@ class MotionTexture:
         """The same motion on another pixel grid (displacements rescaled per axis)."""
         mask = None
         if self.mask is not None:
-            mask = F.interpolate(self.mask.float(), size=(height, width), mode="bilinear", align_corners=False)
+            mask = F.interpolate(
+                self.mask.float(), size=(height, width), mode="bilinear", align_corners=False
+            )
         return replace(self, volume=self.volume.resize(height, width), mask=mask)
 
 

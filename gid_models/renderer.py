@@ -26,20 +26,18 @@ length, and renders at the image's resolution whatever the motion's.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
-import safetensors
 import torch
 import torch.nn.functional as F
 import torchvision
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .hub import load_weights, read_config, read_safetensors, required_file, save_weights, write_config
 from .motion import MotionTexture
 from .splatting import splat_with_weight
 
@@ -125,8 +123,7 @@ class SplatPyramid:
         """Softmax-splat every level along the motion of every frame.
 
         The frames are folded into the batch, ``b * n + i`` for frame i of image b. At level j
-        the motion is resized to the level's resolution and each axis's displacement scaled by
-        the level's size over the full size, since it is measured in the level's pixels.
+        the motion is resized to the level's resolution and rescaled to the level's pixels.
 
         Args:
             flows: ``[B, n, 2, H, W]`` displacement in pixels at the image's resolution
@@ -142,14 +139,11 @@ class SplatPyramid:
         padded_size = self.features[0].shape[-2:]
         full_flow = _pad_to(flows.flatten(0, 1), padded_size)
         warped = []
-        for features, metric in zip(self.features, self.metrics):
-            height, width = features.shape[-2:]
-            axis_scale = full_flow.new_tensor([width / padded_size[1], height / padded_size[0]])
-            flow = _resize(full_flow, (height, width)) * axis_scale.view(1, 2, 1, 1)
+        for features, metric in zip(self.features, self.metrics, strict=True):
             warped.append(
                 splat_with_weight(
                     features.repeat_interleave(num_frames, dim=0),
-                    flow,
+                    _resize_flow(full_flow, features.shape[-2:]),
                     metric.repeat_interleave(num_frames, dim=0),
                 )
             )
@@ -180,7 +174,7 @@ class Renderer(Protocol):
     """What ``render_video`` needs of a renderer: per-video preparation, then frames."""
 
     def prepare(self, image: torch.Tensor, metric: torch.Tensor) -> SplatPyramid:
-        """Everything that depends only on the input image ``[B, 3, H, W]`` and the metric ``[B, 1, H, W]``."""
+        """Everything that depends only on the image ``[B, 3, H, W]`` and the metric ``[B, 1, H, W]``."""
         ...
 
     def render_frames(self, pyramid: SplatPyramid, flows: torch.Tensor) -> torch.Tensor:
@@ -237,7 +231,8 @@ def push_pull_fill(image: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     partly known ones (the edges of splatted content) are blended with their surroundings.
 
     Args:
-        image: ``[B, C, H, W]`` floating, any H, W >= 1; values where the weight is 0 are ignored.
+        image: ``[B, C, H, W]`` floating, any H, W >= 1; finite values where the weight is 0
+            are ignored (splatting leaves zeros there).
         weight: ``[B, 1, H, W]`` how much of each pixel is known: 0 in holes, 1 where known;
             values above 1 (splatted content that piled up) count as 1.
 
@@ -254,7 +249,7 @@ def push_pull_fill(image: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     # Pyramid means of low-precision values would drift; the levels are small anyway.
     dtype = torch.promote_types(image.dtype, torch.float32)
     confidence = weight.to(dtype).clamp(0, 1)
-    colour = image.to(dtype).masked_fill(confidence == 0, 0)
+    colour = image.to(dtype)
     levels = [(colour, confidence)]
     while max(colour.shape[-2:]) > 1:
         colour, confidence = _push(colour, confidence)
@@ -264,17 +259,21 @@ def push_pull_fill(image: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     for colour, confidence in reversed(levels[:-1]):
         height, width = colour.shape[-2:]
         coarse = F.interpolate(filled, scale_factor=2, mode="bilinear", align_corners=False)
-        filled = confidence * colour + (1 - confidence) * coarse[..., :height, :width]
+        # lerp is exact at both ends: known pixels keep their colour bit for bit.
+        filled = torch.lerp(coarse[..., :height, :width], colour, confidence)
     return filled.to(image.dtype)
 
 
 def _push(colour: torch.Tensor, confidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One level coarser: the confidence-weighted mean colour of every 2x2 block and its confidence."""
     height, width = colour.shape[-2:]
-    # An odd size gets a row or column of zero confidence, which adds nothing to the blocks.
-    padding = (0, width % 2, 0, height % 2)
-    block_weight = F.avg_pool2d(F.pad(confidence, padding), 2)
-    block_colour = F.avg_pool2d(F.pad(colour * confidence, padding), 2)
+    weighted_colour = colour * confidence
+    if height % 2 or width % 2:
+        # A row or column of zero confidence adds nothing to the blocks it completes.
+        padding = (0, width % 2, 0, height % 2)
+        weighted_colour, confidence = F.pad(weighted_colour, padding), F.pad(confidence, padding)
+    block_weight = F.avg_pool2d(confidence, 2)
+    block_colour = F.avg_pool2d(weighted_colour, 2)
     known = block_weight > 0
     mean_colour = torch.where(known, block_colour / torch.where(known, block_weight, 1), 0)
     return mean_colour, (4 * block_weight).clamp(max=1)
@@ -311,8 +310,10 @@ class RendererConfig:
         if not _is_int(self.encoder_levels) or not 1 <= self.encoder_levels <= len(_RESNET34_CHANNELS):
             raise ValueError(f"encoder_levels must be an integer from 1 to 5, got {self.encoder_levels!r}")
         channels = tuple(self.channels) if isinstance(self.channels, Sequence) else None
-        if channels is None or len(channels) != self.encoder_levels + 1 or not all(
-            _is_int(width) and width >= 1 for width in channels
+        if (
+            channels is None
+            or len(channels) != self.encoder_levels + 1
+            or not all(_is_int(width) and width >= 1 for width in channels)
         ):
             raise ValueError(
                 f"channels must be {self.encoder_levels + 1} positive integers (full resolution, "
@@ -332,38 +333,21 @@ class RendererConfig:
 
     def to_dict(self) -> dict:
         """The content of ``renderer_config.json``: type, format version and the fields."""
-        return {"type": RENDERER_TYPE, "format_version": FORMAT_VERSION, **asdict(self)}
+        return {"type": RENDERER_TYPE, "version": FORMAT_VERSION, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: object, source: str = "the renderer config") -> RendererConfig:
-        """Inverse of ``to_dict``; ``source`` names the file in error messages.
+    def from_dict(cls, data: dict, source: str = "the renderer config") -> RendererConfig:
+        """Inverse of ``to_dict`` (type and version are checked by ``hub.read_config``).
 
         Raises:
-            ValueError: if the data is of another type, of a newer format version, has unknown
-                entries or invalid values.
+            ValueError: on unknown entries or invalid values; ``source`` names the file.
         """
-        if not isinstance(data, dict):
-            raise ValueError(f"{source} must hold a JSON object, got {type(data).__name__}")
-        fields = dict(data)
-        kind = fields.pop("type", None)
-        if kind != RENDERER_TYPE:
-            raise ValueError(
-                f"{source} describes a {kind!r}, not a {RENDERER_TYPE!r}; point the loader at "
-                "the folder of an image-based renderer"
-            )
-        version = fields.pop("format_version", None)
-        if not _is_int(version) or version < 1:
-            raise ValueError(f"{source} has no valid format_version (got {version!r})")
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{source} has format version {version}, but this version of the node pack reads "
-                f"up to {FORMAT_VERSION}; update the node pack"
-            )
-        unknown = sorted(set(fields) - {name for name in asdict(cls())})
+        entries = {key: value for key, value in data.items() if key not in ("type", "version")}
+        unknown = sorted(set(entries) - {field.name for field in fields(cls)})
         if unknown:
             raise ValueError(f"{source} has unknown entries {unknown}")
         try:
-            return cls(**fields)
+            return cls(**entries)
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
 
@@ -388,7 +372,9 @@ class ImageBasedRenderer(nn.Module):
             extractor; nothing is downloaded. None initialises it randomly.
     """
 
-    def __init__(self, config: RendererConfig | None = None, imagenet_weights: str | Path | None = None) -> None:
+    def __init__(
+        self, config: RendererConfig | None = None, imagenet_weights: str | Path | None = None
+    ) -> None:
         super().__init__()
         self.config = RendererConfig() if config is None else config
         self.feature_extractor = FeatureExtractor(self.config.encoder_levels, imagenet_weights)
@@ -416,13 +402,15 @@ class ImageBasedRenderer(nn.Module):
         self._check_device(image)
         height, width = image.shape[-2:]
         multiple = self.config.pad_multiple
-        padded_size = (-(-height // multiple) * multiple, -(-width // multiple) * multiple)
+        padded_size = (math.ceil(height / multiple) * multiple, math.ceil(width / multiple) * multiple)
         padded_image = _pad_to(image, padded_size)
         padded_metric = _pad_to(metric.to(image.dtype), padded_size)
         features = (padded_image, *self.feature_extractor(padded_image))
         latent = None
         if self.config.latent_dim:
-            latent = torch.randn(image.shape[0], self.config.latent_dim, device=image.device, dtype=image.dtype)
+            latent = torch.randn(
+                image.shape[0], self.config.latent_dim, device=image.device, dtype=image.dtype
+            )
         return SplatPyramid(
             features=features,
             metrics=tuple(_resize(padded_metric, level.shape[-2:]) for level in features),
@@ -464,9 +452,8 @@ class ImageBasedRenderer(nn.Module):
         """Write ``renderer_config.json`` and ``renderer.safetensors`` into ``folder`` (created if needed)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+        write_config(folder / CONFIG_FILE, self.config.to_dict())
+        save_weights(self, folder / WEIGHTS_FILE)
 
     @classmethod
     def from_pretrained(
@@ -483,21 +470,17 @@ class ImageBasedRenderer(nn.Module):
             dtype: floating dtype of the weights; None keeps the saved one.
 
         Raises:
-            FileNotFoundError: if the folder or one of its two files is missing.
+            ModelFolderError: (a FileNotFoundError) if the folder or one of its two files is missing.
             ValueError: if the config is not valid JSON, of another type or a newer format
                 version, or the weights file is truncated, corrupt, or does not match the config.
         """
         folder = Path(folder)
-        config_path = _required_file(folder, CONFIG_FILE)
-        weights_path = _required_file(folder, WEIGHTS_FILE)
-        try:
-            data = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{config_path} is not valid JSON ({error}); save the renderer again") from None
+        contents = f"a renderer folder holds {CONFIG_FILE} and {WEIGHTS_FILE}, as save_pretrained writes them"
+        config_path = required_file(folder, CONFIG_FILE, contents)
+        weights_path = required_file(folder, WEIGHTS_FILE, contents)
+        data = read_config(config_path, RENDERER_TYPE, FORMAT_VERSION)
         renderer = cls(RendererConfig.from_dict(data, source=str(config_path)))
-        state = _read_safetensors(weights_path)
-        _check_state_dict(renderer.state_dict(), state, weights_path)
-        renderer.load_state_dict(state)
+        load_weights(renderer, weights_path, CONFIG_FILE)
         return renderer.to(device=device, dtype=dtype).eval()
 
     def _check_device(self, image: torch.Tensor) -> None:
@@ -567,7 +550,9 @@ class SynthesisNetwork(nn.Module):
         latent_dim: size of the random latent, 0 for none.
     """
 
-    def __init__(self, input_channels: Sequence[int], channels: Sequence[int], style_dim: int, latent_dim: int) -> None:
+    def __init__(
+        self, input_channels: Sequence[int], channels: Sequence[int], style_dim: int, latent_dim: int
+    ) -> None:
         super().__init__()
         coarse_to_fine = range(len(channels) - 2, -1, -1)
         self.downsample = nn.ModuleList(
@@ -581,16 +566,25 @@ class SynthesisNetwork(nn.Module):
         self.mapping = None
         if latent_dim:
             self.mapping = nn.Sequential(
-                nn.Linear(latent_dim, style_dim), nn.LeakyReLU(0.2), nn.Linear(style_dim, style_dim), nn.LeakyReLU(0.2)
+                nn.Linear(latent_dim, style_dim),
+                nn.LeakyReLU(0.2),
+                nn.Linear(style_dim, style_dim),
+                nn.LeakyReLU(0.2),
             )
         style_size = style_dim * (2 if latent_dim else 1)
         self.bottom = ModulatedConv2d(channels[-1], channels[-1], 3, style_size)
         # Listed from the coarsest transition to the finest, in the order the decoder runs.
-        self.upsample = nn.ModuleList(ModulatedConv2d(channels[j + 1], channels[j], 3, style_size) for j in coarse_to_fine)
-        self.refine = nn.ModuleList(ModulatedConv2d(channels[j], channels[j], 3, style_size) for j in coarse_to_fine)
+        self.upsample = nn.ModuleList(
+            ModulatedConv2d(channels[j + 1], channels[j], 3, style_size) for j in coarse_to_fine
+        )
+        self.refine = nn.ModuleList(
+            ModulatedConv2d(channels[j], channels[j], 3, style_size) for j in coarse_to_fine
+        )
         self.to_rgb = ModulatedConv2d(channels[0], 3, 1, style_size, demodulate=False)
 
-    def forward(self, warped: Sequence[tuple[torch.Tensor, torch.Tensor]], latent: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, warped: Sequence[tuple[torch.Tensor, torch.Tensor]], latent: torch.Tensor | None
+    ) -> torch.Tensor:
         """Warped pyramid -> RGB frame.
 
         Args:
@@ -604,7 +598,9 @@ class SynthesisNetwork(nn.Module):
         (features, coverage), *coarser = warped
         x = _activation(self.merge[0](torch.cat((features, coverage.clamp(max=1)), dim=1)))
         skips = [x]
-        for downsample, merge, (features, coverage) in zip(self.downsample, self.merge[1:], coarser):
+        for downsample, merge, (features, coverage) in zip(
+            self.downsample, self.merge[1:], coarser, strict=True
+        ):
             x = torch.cat((_activation(downsample(x)), features, coverage.clamp(max=1)), dim=1)
             x = _activation(merge(x))
             skips.append(x)
@@ -614,7 +610,7 @@ class SynthesisNetwork(nn.Module):
             style = torch.cat((style, self.mapping(latent)), dim=1)
 
         y = _activation(self.bottom(x, style))
-        for upsample, refine, skip in zip(self.upsample, self.refine, reversed(skips[:-1])):
+        for upsample, refine, skip in zip(self.upsample, self.refine, reversed(skips[:-1]), strict=True):
             y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
             y = _activation(upsample(y, style)) + skip
             y = _activation(refine(y, style))
@@ -724,13 +720,15 @@ def _render_chunks(
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """The body of ``render_video``, run lazily as the frames are asked for."""
     batch = max(image.shape[0], motion.batch_size)
-    height, width = image.shape[-2:]
-    metric = splat_metric(motion, height, width).to(image.device)
-    if (motion.height, motion.width) != (height, width):
-        motion = motion.resize(height, width)
+    size = image.shape[-2:]
+    metric = splat_metric(motion, *size).to(image.device)
     pyramid = renderer.prepare(image.expand(batch, -1, -1, -1), metric.expand(batch, -1, -1, -1))
     for start, flows in motion.chunks(chunk_size):
-        frames = renderer.render_frames(pyramid, flows.to(image.device).expand(batch, -1, -1, -1, -1))
+        # Resizing each chunk's displacements gives the frames of MotionTexture.resize (both are
+        # linear; only a motion mask is resampled after, not before, it scales the motion),
+        # without holding the whole spectral volume at the image's resolution.
+        flows = _resize_flow(flows.to(image.device).flatten(0, 1), size).unflatten(0, flows.shape[:2])
+        frames = renderer.render_frames(pyramid, flows.expand(batch, -1, -1, -1, -1))
         if progress is not None:
             progress(start + flows.shape[1], motion.num_frames)
         yield start, frames
@@ -752,6 +750,16 @@ def _resize(field: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         return field
     shrinking = size[0] < field.shape[-2] or size[1] < field.shape[-1]
     return F.interpolate(field, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+def _resize_flow(flow: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resample displacements ``[N, 2, h, w]`` in pixels to ``size``, in pixels of the new grid.
+
+    x displacements are multiplied by ``W / w`` and y displacements by ``H / h``.
+    """
+    height, width = size
+    axis_scale = flow.new_tensor([width / flow.shape[-1], height / flow.shape[-2]])
+    return _resize(flow, size) * axis_scale.view(1, 2, 1, 1)
 
 
 def _pad_to(field: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -787,51 +795,6 @@ def _check_metric(metric: object, image: torch.Tensor) -> None:
         raise ValueError(f"metric must be a floating tensor, got {metric.dtype}")
 
 
-def _required_file(folder: Path, name: str) -> Path:
-    """``folder / name``, or a FileNotFoundError that says what a renderer folder holds."""
-    contents = f"a renderer folder holds {CONFIG_FILE} and {WEIGHTS_FILE}, as ImageBasedRenderer.save_pretrained writes them"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"the renderer folder {folder} does not exist; {contents}")
-    path = folder / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{name} is missing from the renderer folder {folder}; {contents}: copy the missing "
-            "file there, or save the renderer again"
-        )
-    return path
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except safetensors.SafetensorError as error:
-        raise ValueError(
-            f"could not read {path}: it is truncated or not a safetensors file ({error}); copy or "
-            "download it again"
-        ) from None
-
-
-def _check_state_dict(expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor], path: Path) -> None:
-    """Raise a ValueError naming what differs between the weights a config needs and a file's."""
-    missing = sorted(expected.keys() - loaded.keys())
-    unexpected = sorted(loaded.keys() - expected.keys())
-    reshaped = sorted(
-        f"{name} {tuple(loaded[name].shape)} instead of {tuple(expected[name].shape)}"
-        for name in expected.keys() & loaded.keys()
-        if loaded[name].shape != expected[name].shape
-    )
-    problems = [
-        f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
-        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped))
-        if names
-    ]
-    if problems:
-        raise ValueError(
-            f"the weights in {path} do not match {CONFIG_FILE} ({'; '.join(problems)}); the two "
-            "files must come from the same save_pretrained"
-        )
-
-
 def _load_imagenet_weights(resnet: nn.Module, path: Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(
@@ -839,6 +802,6 @@ def _load_imagenet_weights(resnet: nn.Module, path: Path) -> None:
             "ResNet-34 state dict saved as .safetensors, or None to initialise randomly"
         )
     try:
-        resnet.load_state_dict(_read_safetensors(path))
+        resnet.load_state_dict(read_safetensors(path))
     except RuntimeError as error:
         raise ValueError(f"{path} is not a torchvision ResNet-34 state dict: {error}") from None

@@ -29,6 +29,7 @@ where the kernel cannot serve the call raises instead of falling back silently.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -237,7 +238,9 @@ def _scatter_torch(values: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     index = torch.stack(indices).flatten()
     # Channels first ([K, 4 corners, B, H, W]): index_add_ is fastest along the last dimension.
     spread = values.transpose(0, 1).unsqueeze(1) * torch.stack(weights)
-    sums = values.new_zeros(channels, dropped + 1).index_add_(1, index, spread.reshape(channels, -1))
+    sums = values.new_zeros(channels, dropped + 1).index_add_(
+        1, index, spread.reshape(channels, -1)
+    )
     return sums[:, :dropped].view(channels, batch, height, width).transpose(0, 1).contiguous()
 
 
@@ -251,7 +254,9 @@ def _kernel_for_call(
     source = "backend" if requested is not None else BACKEND_ENV_VAR
     requested = requested if requested is not None else os.environ.get(BACKEND_ENV_VAR, "auto")
     if requested not in _BACKENDS:
-        raise ValueError(f"{source}={requested!r} is not a splatting backend; use one of {_BACKENDS}")
+        raise ValueError(
+            f"{source}={requested!r} is not a splatting backend; use one of {_BACKENDS}"
+        )
     if requested == "torch":
         return None
 
@@ -275,7 +280,7 @@ def _log_fallback_once(reason: str) -> None:
 
 
 def _build_kernel() -> ModuleType | None:
-    """Compile (or load from torch's cache) the C++ kernel; ``None`` if that fails."""
+    """Compile (or load from the cache) the C++ kernel; ``None`` if that fails."""
     from torch.utils import cpp_extension  # imported here: it is only needed to build
 
     if sys.platform == "win32":
@@ -286,14 +291,49 @@ def _build_kernel() -> ModuleType | None:
         flags = {"extra_cflags": ["-O3", "-fopenmp"], "extra_ldflags": ["-fopenmp"]}
     start = time.perf_counter()
     try:
-        kernel = cpp_extension.load(name="gid_splat_cpu", sources=[str(_KERNEL_SOURCE)], **flags)
-    # Whatever goes wrong (no compiler, no ninja, a failing build, a broken cache), the torch
+        build_directory = _build_directory()
+        _remove_stale_lock(build_directory)
+        kernel = cpp_extension.load(
+            name="gid_splat_cpu",
+            sources=[str(_KERNEL_SOURCE)],
+            build_directory=str(build_directory),
+            **flags,
+        )
+    # Whatever goes wrong (no compiler, no ninja, a failing build, a read-only cache), the torch
     # backend still works, so no build problem may stop the caller.
     except Exception as error:
-        logger.warning("could not build the C++ splatting kernel, using the torch backend: %s", error)
+        logger.warning(
+            "could not build the C++ splatting kernel, using the torch backend: %s", error
+        )
         return None
-    logger.info("C++ splatting kernel ready after %.1f s", time.perf_counter() - start)
+    logger.info(
+        "C++ splatting kernel ready after %.1f s (cached in %s)",
+        time.perf_counter() - start,
+        build_directory,
+    )
     return kernel
+
+
+def _build_directory() -> Path:
+    """``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), one folder per torch."""
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache/torch_extensions"))
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"
+    directory = root / f"{python}_torch{torch.__version__}" / "gid_splat_cpu"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _remove_stale_lock(build_directory: Path) -> None:
+    """Remove the lock file of a build that was killed (a closed ComfyUI, say).
+
+    torch waits for the lock file to go away, without a time limit; a build that really is
+    running elsewhere takes a minute at most, so a lock older than ten minutes is stale.
+    """
+    lock = build_directory / "lock"
+    with contextlib.suppress(FileNotFoundError):
+        if time.time() - lock.stat().st_mtime > 600:
+            logger.info("removing the stale lock file %s of an earlier build", lock)
+            lock.unlink()
 
 
 _compiled_kernel = functools.cache(_build_kernel)
@@ -311,7 +351,8 @@ def _check_inputs(
             raise TypeError(f"{name} must have a floating dtype, got {tensor.dtype}; use .float()")
         if tensor.device != input.device:
             raise ValueError(
-                f"{name} is on {tensor.device} but input is on {input.device}; move them to one device"
+                f"{name} is on {tensor.device} but input is on {input.device}; "
+                "move them to one device"
             )
     if input.ndim != 4:
         raise ValueError(f"input must be [B, C, H, W], got shape {tuple(input.shape)}")
@@ -324,9 +365,13 @@ def _check_inputs(
     if mode not in _MODES:
         raise ValueError(f"mode={mode!r} is not a splatting mode; use one of {_MODES}")
     if mode == "softmax" and metric is None:
-        raise ValueError("mode='softmax' needs a metric [B, 1, H, W]; use mode='average' for equal weights")
+        raise ValueError(
+            "mode='softmax' needs a metric [B, 1, H, W]; use mode='average' for equal weights"
+        )
     if mode != "softmax" and metric is not None:
-        raise ValueError(f"mode={mode!r} does not use a metric; pass metric=None or use mode='softmax'")
+        raise ValueError(
+            f"mode={mode!r} does not use a metric; pass metric=None or use mode='softmax'"
+        )
     if metric is not None and tuple(metric.shape) != (batch, 1, height, width):
         raise ValueError(
             f"metric must be [B, 1, H, W] = {(batch, 1, height, width)} to match input "

@@ -44,8 +44,16 @@ def band_amplitude_grid(volume: SpectralVolume, columns: int = 4, gap: int = 2) 
         for k in range(bands):
             tile = cv2.applyColorMap(levels[b, k], cv2.COLORMAP_INFERNO)[..., ::-1]
             tile = np.ascontiguousarray(tile)
-            cv2.putText(tile, f"{frequencies[k]:.1f} Hz", (3, max(12, int(14 * font_scale))),
-                        cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                tile,
+                f"{frequencies[k]:.1f} Hz",
+                (3, max(12, int(14 * font_scale))),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
             top, left = (k // columns) * (height + gap), (k % columns) * (width + gap)
             canvas[b, top : top + height, left : left + width] = tile
     return torch.from_numpy(canvas).permute(0, 3, 1, 2).float() / 255

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 
-import torch
-from PIL import Image
-
 import comfy.model_management
 import comfy.utils
+import torch
+from PIL import Image
 
 
 def image_to_tensor(image, name: str = "image") -> torch.Tensor:
@@ -64,7 +63,9 @@ def mask_to_tensor(mask, height: int, width: int, batch_size: int, name: str = "
             f"ImageScale on a mask converted to an image) or use a mask made from the same image"
         )
     if mask.shape[0] not in (1, batch_size):
-        raise ValueError(f"{name} has a batch of {mask.shape[0]}; give one mask or one per image ({batch_size})")
+        raise ValueError(
+            f"{name} has a batch of {mask.shape[0]}; give one mask or one per image ({batch_size})"
+        )
     if not bool(torch.isfinite(mask).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return mask.float().clamp(0, 1).unsqueeze(1)

@@ -27,19 +27,39 @@ class SoftmaxSplatRender:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "The still image to animate (one image, or one per motion in the batch)."}),
-                "motion": (types.MOTION, {"tooltip": "Motion of every frame, from SpectrumToMotion or ModalPoke."}),
-                "chunk_size": ("INT", {"default": 8, "min": 1, "max": 256,
-                                       "tooltip": "Frames rendered at once; lower it if memory is short."}),
+                "image": (
+                    "IMAGE",
+                    {"tooltip": "The still image to animate (one image, or one per motion in the batch)."},
+                ),
+                "motion": (
+                    types.MOTION,
+                    {"tooltip": "Motion of every frame, from SpectrumToMotion or ModalPoke."},
+                ),
+                "chunk_size": (
+                    "INT",
+                    {
+                        "default": 8,
+                        "min": 1,
+                        "max": 256,
+                        "tooltip": "Frames rendered at once; lower it if memory is short.",
+                    },
+                ),
             },
             "optional": {
-                "renderer": (types.RENDERER, {"tooltip": "A trained image-based renderer; without it, weight-free splatting with hole filling is used."}),
+                "renderer": (
+                    types.RENDERER,
+                    {
+                        "tooltip": "A trained image-based renderer; without it, weight-free splatting with hole filling is used."
+                    },
+                ),
             },
         }
 
     def run(self, image, motion, chunk_size, renderer=None):
         if not isinstance(motion, MotionTexture):
-            raise ValueError(f"motion must be a {types.MOTION} (from SpectrumToMotion or ModalPoke), got {type(motion).__name__}")
+            raise ValueError(
+                f"motion must be a {types.MOTION} (from SpectrumToMotion or ModalPoke), got {type(motion).__name__}"
+            )
         device = compute_device()
         pixels = image_to_tensor(image).to(device)
         if pixels.shape[0] != motion.batch_size and 1 not in (pixels.shape[0], motion.batch_size):
@@ -51,7 +71,9 @@ class SoftmaxSplatRender:
         progress = Progress(motion.num_frames)
         batch = max(pixels.shape[0], motion.batch_size)
         # IMAGE layout [B, N, H, W, 3], filled chunk by chunk; the batch is image-major.
-        video = image_buffer(batch * motion.num_frames, *pixels.shape[-2:]).unflatten(0, (batch, motion.num_frames))
+        video = image_buffer(batch * motion.num_frames, *pixels.shape[-2:]).unflatten(
+            0, (batch, motion.num_frames)
+        )
         for start, frames in render_video(renderer or WeightFreeRenderer(), pixels, motion, chunk_size):
             stop = start + frames.shape[1]
             video[:, start:stop] = frames.permute(0, 1, 3, 4, 2).to(video.device)

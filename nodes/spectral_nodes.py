@@ -39,20 +39,67 @@ class SpectrumToMotion:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "spectral_volume": (types.SPECTRAL_VOLUME, {"tooltip": "Spectral volume in pixels (denormalized)."}),
-                "frames": ("INT", {"default": 150, "min": 1, "max": 100000,
-                                   "tooltip": "Number of video frames to make. The window of the volume (150) gives exactly one loop."}),
-                "fps": ("FLOAT", {"default": 30.0, "min": 0.1, "max": 240.0, "step": 0.1,
-                                  "tooltip": "Playback frame rate of the video. Frame n shows the scene at start_time + n / (fps * time_scale) seconds."}),
-                "time_scale": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 100.0, "step": 0.01,
-                                         "tooltip": "Slow-motion factor: 2 plays the motion twice as slowly, 0.5 twice as fast."}),
-                "amplitude": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.05,
-                                        "tooltip": "Multiplies the motion: above 1 magnifies it, below 1 calms it, 0 freezes it."}),
-                "start_time": ("FLOAT", {"default": 0.0, "min": -1000.0, "max": 1000.0, "step": 0.1,
-                                         "tooltip": "Scene time of the first frame, in seconds."}),
+                "spectral_volume": (
+                    types.SPECTRAL_VOLUME,
+                    {"tooltip": "Spectral volume in pixels (denormalized)."},
+                ),
+                "frames": (
+                    "INT",
+                    {
+                        "default": 150,
+                        "min": 1,
+                        "max": 100000,
+                        "tooltip": "Number of video frames to make. The window of the volume (150) gives exactly one loop.",
+                    },
+                ),
+                "fps": (
+                    "FLOAT",
+                    {
+                        "default": 30.0,
+                        "min": 0.1,
+                        "max": 240.0,
+                        "step": 0.1,
+                        "tooltip": "Playback frame rate of the video. Frame n shows the scene at start_time + n / (fps * time_scale) seconds.",
+                    },
+                ),
+                "time_scale": (
+                    "FLOAT",
+                    {
+                        "default": 1.0,
+                        "min": 0.01,
+                        "max": 100.0,
+                        "step": 0.01,
+                        "tooltip": "Slow-motion factor: 2 plays the motion twice as slowly, 0.5 twice as fast.",
+                    },
+                ),
+                "amplitude": (
+                    "FLOAT",
+                    {
+                        "default": 1.0,
+                        "min": 0.0,
+                        "max": 100.0,
+                        "step": 0.05,
+                        "tooltip": "Multiplies the motion: above 1 magnifies it, below 1 calms it, 0 freezes it.",
+                    },
+                ),
+                "start_time": (
+                    "FLOAT",
+                    {
+                        "default": 0.0,
+                        "min": -1000.0,
+                        "max": 1000.0,
+                        "step": 0.1,
+                        "tooltip": "Scene time of the first frame, in seconds.",
+                    },
+                ),
             },
             "optional": {
-                "mask": ("MASK", {"tooltip": "Scales the motion per pixel (1 = as predicted, 0 = still). Must have the spectral volume's size."}),
+                "mask": (
+                    "MASK",
+                    {
+                        "tooltip": "Scales the motion per pixel (1 = as predicted, 0 = still). Must have the spectral volume's size."
+                    },
+                ),
             },
         }
 
@@ -64,8 +111,13 @@ class SpectrumToMotion:
             motion_mask = mask_to_tensor(mask, volume.height, volume.width, volume.batch_size)
             motion_mask = motion_mask.to(volume.device)
         motion = MotionTexture.from_spectral_volume(
-            volume, num_frames=frames, fps=fps, time_scale=time_scale, amplitude=amplitude,
-            start_time=start_time, mask=motion_mask,
+            volume,
+            num_frames=frames,
+            fps=fps,
+            time_scale=time_scale,
+            amplitude=amplitude,
+            start_time=start_time,
+            mask=motion_mask,
         )
         return (motion,)
 
@@ -85,8 +137,19 @@ class PreviewSpectralVolume:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "spectral_volume": (types.SPECTRAL_VOLUME, {"tooltip": "Spectral volume in pixels (denormalized)."}),
-                "columns": ("INT", {"default": 4, "min": 1, "max": 32, "tooltip": "Band tiles per row of the amplitude grid."}),
+                "spectral_volume": (
+                    types.SPECTRAL_VOLUME,
+                    {"tooltip": "Spectral volume in pixels (denormalized)."},
+                ),
+                "columns": (
+                    "INT",
+                    {
+                        "default": 4,
+                        "min": 1,
+                        "max": 32,
+                        "tooltip": "Band tiles per row of the amplitude grid.",
+                    },
+                ),
             }
         }
 
@@ -113,12 +176,22 @@ class FrequencyNormalize:
         return {
             "required": {
                 "spectral_volume": (types.SPECTRAL_VOLUME, {"tooltip": "The spectral volume to transform."}),
-                "direction": (["normalize", "denormalize"], {"tooltip": "normalize: pixels -> model units; denormalize: model units -> pixels."}),
-                "statistics_file": (["none"] + statistics_files(), {
-                    "tooltip": "Normalization statistics (.json or .safetensors) in models/gid; used when no motion model is connected."}),
+                "direction": (
+                    ["normalize", "denormalize"],
+                    {"tooltip": "normalize: pixels -> model units; denormalize: model units -> pixels."},
+                ),
+                "statistics_file": (
+                    ["none"] + statistics_files(),
+                    {
+                        "tooltip": "Normalization statistics (.json or .safetensors) in models/gid; used when no motion model is connected."
+                    },
+                ),
             },
             "optional": {
-                "motion_model": (types.MOTION_MODEL, {"tooltip": "A loaded motion model; its normalization statistics are used."}),
+                "motion_model": (
+                    types.MOTION_MODEL,
+                    {"tooltip": "A loaded motion model; its normalization statistics are used."},
+                ),
             },
         }
 
@@ -131,10 +204,14 @@ class FrequencyNormalize:
         elif statistics_file != "none":
             path = folder_paths.get_full_path(GID_MODELS, statistics_file)
             if path is None:
-                raise ValueError(f"the statistics file {statistics_file!r} is not in models/gid any more; refresh the list")
+                raise ValueError(
+                    f"the statistics file {statistics_file!r} is not in models/gid any more; refresh the list"
+                )
             stats = NormalizationStats.load(confined_path(path, gid_model_dirs(), "statistics file"))
         else:
-            raise ValueError("connect a motion_model or choose a statistics_file: normalization needs the per-band scales")
+            raise ValueError(
+                "connect a motion_model or choose a statistics_file: normalization needs the per-band scales"
+            )
         transform = normalize if direction == "normalize" else denormalize
         return (transform(volume, stats),)
 
@@ -155,8 +232,13 @@ class SaveSpectralVolume:
         return {
             "required": {
                 "spectral_volume": (types.SPECTRAL_VOLUME, {"tooltip": "The spectral volume to save."}),
-                "filename_prefix": ("STRING", {"default": "gid/spectral_volume",
-                                               "tooltip": "File name prefix inside the output folder; a counter is appended."}),
+                "filename_prefix": (
+                    "STRING",
+                    {
+                        "default": "gid/spectral_volume",
+                        "tooltip": "File name prefix inside the output folder; a counter is appended.",
+                    },
+                ),
             }
         }
 
@@ -167,7 +249,9 @@ class SaveSpectralVolume:
         os.makedirs(folder, exist_ok=True)
         filename = f"{name}_{counter:05}.safetensors"
         save_spectral_volume(volume, os.path.join(folder, filename))
-        return {"ui": {"spectral_volumes": [{"filename": filename, "subfolder": subfolder, "type": "output"}]}}
+        return {
+            "ui": {"spectral_volumes": [{"filename": filename, "subfolder": subfolder, "type": "output"}]}
+        }
 
 
 class LoadSpectralVolume:
@@ -184,7 +268,12 @@ class LoadSpectralVolume:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "file": (spectral_volume_files(), {"tooltip": "A .safetensors spectral volume in the input folder or, marked [output], the output folder."}),
+                "file": (
+                    spectral_volume_files(),
+                    {
+                        "tooltip": "A .safetensors spectral volume in the input folder or, marked [output], the output folder."
+                    },
+                ),
             }
         }
 

@@ -102,21 +102,33 @@ class ComfyUIServer:
         """Start the server and wait until ``/system_stats`` answers."""
         self._prepare_base_dir()
         command = [
-            self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-            "--base-directory", str(self.base_dir), "--disable-auto-launch",
+            self.python,
+            "main.py",
+            "--cpu",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--base-directory",
+            str(self.base_dir),
+            "--disable-auto-launch",
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=self.comfyui_dir, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                command,
+                cwd=self.comfyui_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ComfyUIError(
-                    f"ComfyUI exited with code {self.process.returncode} while starting.\n"
-                    + self.log_tail()
+                    f"ComfyUI exited with code {self.process.returncode} while starting.\n" + self.log_tail()
                 )
             try:
                 self.get_json("/system_stats", timeout=2)
@@ -153,9 +165,7 @@ class ComfyUIServer:
 
     def request(self, path: str, payload=None, timeout: float = 30.0) -> bytes:
         data = None if payload is None else json.dumps(payload).encode()
-        req = urllib.request.Request(
-            self.url + path, data=data, headers={"Content-Type": "application/json"}
-        )
+        req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return response.read()
 
@@ -170,8 +180,7 @@ class ComfyUIServer:
             body = json.loads(error.read() or b"{}")
             message = body.get("error", {}).get("message", str(error))
             raise ComfyUIError(
-                f"ComfyUI refused the prompt: {message}\n"
-                + describe_node_errors(body.get("node_errors", {}))
+                f"ComfyUI refused the prompt: {message}\n" + describe_node_errors(body.get("node_errors", {}))
             ) from None
         return answer["prompt_id"]
 

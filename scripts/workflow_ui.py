@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import tempfile
-from pathlib import Path
 
 from comfyui_server import REPO_DIR, ComfyUIServer
 
@@ -68,9 +67,22 @@ def to_ui(graph: dict, object_info: dict) -> dict:
                 if _is_link(value):
                     link_id = len(links) + 1
                     source, slot = value
-                    links.append([link_id, int(source), slot, int(node_id), len(inputs), spec[0] if isinstance(spec[0], str) else "*"])
+                    links.append(
+                        [
+                            link_id,
+                            int(source),
+                            slot,
+                            int(node_id),
+                            len(inputs),
+                            spec[0] if isinstance(spec[0], str) else "*",
+                        ]
+                    )
                     outputs.setdefault((source, slot), []).append(link_id)
-                socket = {"name": name, "type": spec[0] if isinstance(spec[0], str) else "COMBO", "link": link_id}
+                socket = {
+                    "name": name,
+                    "type": spec[0] if isinstance(spec[0], str) else "COMBO",
+                    "link": link_id,
+                }
                 if not _is_socket(spec):
                     socket["widget"] = {"name": name}
                 inputs.append(socket)
@@ -78,31 +90,46 @@ def to_ui(graph: dict, object_info: dict) -> dict:
                 widgets.append(None if _is_link(value) else value)
                 if name in EXTRA_WIDGETS:
                     widgets.append(EXTRA_WIDGETS[name])
-        nodes.append({
-            "id": int(node_id), "type": entry["class_type"],
-            "pos": [column * (NODE_WIDTH + NODE_GAP_X), row * (220 + NODE_GAP_Y)],
-            "size": [NODE_WIDTH, 180], "flags": {}, "order": 0, "mode": 0,
-            "inputs": inputs,
-            "outputs": [
-                {"name": name, "type": kind, "slot_index": slot}
-                for slot, (name, kind) in enumerate(zip(info["output_name"], info["output"]))
-            ],
-            "properties": {"Node name for S&R": entry["class_type"]},
-            "widgets_values": widgets,
-        })
+        nodes.append(
+            {
+                "id": int(node_id),
+                "type": entry["class_type"],
+                "pos": [column * (NODE_WIDTH + NODE_GAP_X), row * (220 + NODE_GAP_Y)],
+                "size": [NODE_WIDTH, 180],
+                "flags": {},
+                "order": 0,
+                "mode": 0,
+                "inputs": inputs,
+                "outputs": [
+                    {"name": name, "type": kind, "slot_index": slot}
+                    for slot, (name, kind) in enumerate(zip(info["output_name"], info["output"], strict=True))
+                ],
+                "properties": {"Node name for S&R": entry["class_type"]},
+                "widgets_values": widgets,
+            }
+        )
     for node in nodes:
         for output in node["outputs"]:
             output["links"] = outputs.get((str(node["id"]), output["slot_index"]), [])
     for order, node in enumerate(sorted(nodes, key=lambda n: (node_depth(str(n["id"])), n["id"]))):
         node["order"] = order
     return {
-        "last_node_id": max(n["id"] for n in nodes), "last_link_id": len(links),
-        "nodes": nodes, "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4,
+        "last_node_id": max(n["id"] for n in nodes),
+        "last_link_id": len(links),
+        "nodes": nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {},
+        "version": 0.4,
     }
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory() as base_dir, ComfyUIServer(os.environ["COMFYUI_DIR"], base_dir) as server:
+    with (
+        tempfile.TemporaryDirectory() as base_dir,
+        ComfyUIServer(os.environ["COMFYUI_DIR"], base_dir) as server,
+    ):
         object_info = server.get_json("/object_info")
         for api_file in sorted((REPO_DIR / "workflows" / "api").glob("*.json")):
             ui = to_ui(json.loads(api_file.read_text()), object_info)

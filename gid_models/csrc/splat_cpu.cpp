@@ -20,9 +20,13 @@
 // remembered; in a second pass every thread adds, from the other threads' lists, the corners that
 // land in its band. Each corner is thus added exactly once, by the thread that owns its row.
 
-#include <torch/extension.h>
-
+// The narrowest headers that do: <torch/extension.h> would triple the first build's time.
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include <algorithm>
 #include <cmath>
@@ -199,19 +203,19 @@ std::vector<scalar_t> largest_finite_metric(const scalar_t* metric, int64_t batc
   return shift;
 }
 
-std::tuple<torch::Tensor, std::optional<torch::Tensor>> splat(
-    const torch::Tensor& input, const torch::Tensor& flow,
-    const std::optional<torch::Tensor>& metric, const std::string& mode, bool with_coverage) {
+std::tuple<at::Tensor, std::optional<at::Tensor>> splat(
+    const at::Tensor& input, const at::Tensor& flow,
+    const std::optional<at::Tensor>& metric, const std::string& mode, bool with_coverage) {
   TORCH_CHECK(mode == "softmax" || mode == "average" || mode == "sum", "unknown mode ", mode);
   TORCH_CHECK(metric.has_value() == (mode == "softmax"), "mode softmax, and only it, needs a metric");
   TORCH_CHECK(input.dim() == 4, "input must be [B, C, H, W]");
   const int64_t batch = input.size(0), channels = input.size(1);
   const int64_t height = input.size(2), width = input.size(3);
   // splatting.py validates the arguments; these checks only guard the memory accesses below.
-  const auto fits = [&](const torch::Tensor& tensor, int64_t tensor_channels) {
+  const auto fits = [&](const at::Tensor& tensor, int64_t tensor_channels) {
     return tensor.device().is_cpu() && tensor.is_contiguous() &&
            tensor.scalar_type() == input.scalar_type() &&
-           tensor.sizes() == torch::IntArrayRef({batch, tensor_channels, height, width});
+           tensor.sizes() == at::IntArrayRef({batch, tensor_channels, height, width});
   };
   TORCH_CHECK(fits(input, channels) && fits(flow, 2) && (!metric || fits(*metric, 1)),
               "splat expects contiguous CPU tensors of one dtype: input [B, C, H, W], "
@@ -219,11 +223,11 @@ std::tuple<torch::Tensor, std::optional<torch::Tensor>> splat(
 
   const bool coverage_channel = with_coverage && metric.has_value();
   const int64_t sums_per_pixel = channels + 1 + coverage_channel;
-  torch::Tensor sums = torch::empty({batch, height, width, sums_per_pixel}, input.options());
-  torch::Tensor output = torch::empty_like(input);
-  std::optional<torch::Tensor> coverage;
+  at::Tensor sums = at::empty({batch, height, width, sums_per_pixel}, input.options());
+  at::Tensor output = at::empty_like(input);
+  std::optional<at::Tensor> coverage;
   if (with_coverage) {
-    coverage = torch::empty({batch, 1, height, width}, input.options());
+    coverage = at::empty({batch, 1, height, width}, input.options());
   }
 
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "splat", [&] {

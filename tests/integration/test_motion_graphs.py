@@ -3,8 +3,8 @@
 import av
 import pytest
 import torch
-
 from comfyui_server import ComfyUIError
+
 from gid_models.normalization import NormalizationStats
 from gid_models.spectral import SpectralVolume, save_spectral_volume
 
@@ -23,13 +23,26 @@ def _loop_graph(volume_file, frames=12, extra=None):
     graph = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
         "2": {"class_type": "LoadSpectralVolume", "inputs": {"file": volume_file}},
-        "3": {"class_type": "SpectrumToMotion", "inputs": {
-            "spectral_volume": ["2", 0], "frames": frames, "fps": 30.0, "time_scale": 1.0,
-            "amplitude": 1.0, "start_time": 0.0}},
-        "4": {"class_type": "SoftmaxSplatRender", "inputs": {"image": ["1", 0], "motion": ["3", 0], "chunk_size": 8}},
+        "3": {
+            "class_type": "SpectrumToMotion",
+            "inputs": {
+                "spectral_volume": ["2", 0],
+                "frames": frames,
+                "fps": 30.0,
+                "time_scale": 1.0,
+                "amplitude": 1.0,
+                "start_time": 0.0,
+            },
+        },
+        "4": {
+            "class_type": "SoftmaxSplatRender",
+            "inputs": {"image": ["1", 0], "motion": ["3", 0], "chunk_size": 8},
+        },
         "5": {"class_type": "CreateVideo", "inputs": {"images": ["4", 0], "fps": 30.0}},
-        "6": {"class_type": "SaveVideo", "inputs": {"video": ["5", 0], "filename_prefix": "gid/loop",
-                                                   "format": "auto", "codec": "auto"}},
+        "6": {
+            "class_type": "SaveVideo",
+            "inputs": {"video": ["5", 0], "filename_prefix": "gid/loop", "format": "auto", "codec": "auto"},
+        },
     }
     graph.update(extra or {})
     return graph
@@ -52,7 +65,10 @@ def test_preview_and_save_nodes_run_on_a_loaded_volume(comfyui, volume_file):
         "2": {"class_type": "PreviewSpectralVolume", "inputs": {"spectral_volume": ["1", 0], "columns": 4}},
         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "gid/bands"}},
         "4": {"class_type": "SaveImage", "inputs": {"images": ["2", 1], "filename_prefix": "gid/colors"}},
-        "5": {"class_type": "SaveSpectralVolume", "inputs": {"spectral_volume": ["1", 0], "filename_prefix": "gid/copy"}},
+        "5": {
+            "class_type": "SaveSpectralVolume",
+            "inputs": {"spectral_volume": ["1", 0], "filename_prefix": "gid/copy"},
+        },
     }
     files = comfyui.output_files(comfyui.run(graph, timeout=120))
     assert sum(p.suffix == ".png" for p in files) == 2 and all(p.is_file() for p in files)
@@ -60,23 +76,37 @@ def test_preview_and_save_nodes_run_on_a_loaded_volume(comfyui, volume_file):
 
 
 def test_a_mask_of_another_size_fails_with_a_message_naming_both_sizes(comfyui, volume_file):
-    graph = _loop_graph(volume_file, extra={
-        "7": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 30, "height": 20}},
-    })
+    graph = _loop_graph(
+        volume_file,
+        extra={
+            "7": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 30, "height": 20}},
+        },
+    )
     graph["3"]["inputs"]["mask"] = ["7", 0]
     with pytest.raises(ComfyUIError, match="mask is 30x20 pixels but it must match the 64x40"):
         comfyui.run(graph, timeout=120)
     comfyui.run(_loop_graph(volume_file, frames=2), timeout=120)  # the server still works
 
 
-def test_a_normalized_volume_where_pixels_are_needed_fails_with_a_message_saying_to_denormalize(comfyui, volume_file):
+def test_a_normalized_volume_where_pixels_are_needed_fails_with_a_message_saying_to_denormalize(
+    comfyui, volume_file
+):
     stats_dir = comfyui.models_dir / "gid"
     stats_dir.mkdir(parents=True, exist_ok=True)
     NormalizationStats(torch.ones(16)).save(stats_dir / "unit_stats.json")
-    graph = _loop_graph(volume_file, extra={
-        "7": {"class_type": "FrequencyNormalize", "inputs": {
-            "spectral_volume": ["2", 0], "direction": "normalize", "statistics_file": "unit_stats.json"}},
-    })
+    graph = _loop_graph(
+        volume_file,
+        extra={
+            "7": {
+                "class_type": "FrequencyNormalize",
+                "inputs": {
+                    "spectral_volume": ["2", 0],
+                    "direction": "normalize",
+                    "statistics_file": "unit_stats.json",
+                },
+            },
+        },
+    )
     graph["3"]["inputs"]["spectral_volume"] = ["7", 0]
     with pytest.raises(ComfyUIError, match="denormalize it first"):
         comfyui.run(graph, timeout=120)

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from comfyui_server import PACK_FOLDER_NAME, ComfyUIError
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -14,7 +13,8 @@ def test_pack_imports_without_error_in_the_server_log(comfyui):
     log = comfyui.log_text()
     assert PACK_FOLDER_NAME in log, "ComfyUI's log does not mention the pack at all"
     failure_lines = [
-        line for line in log.splitlines()
+        line
+        for line in log.splitlines()
         if PACK_FOLDER_NAME in line and ("IMPORT FAILED" in line or "Cannot import" in line)
     ]
     assert not failure_lines, "\n".join(failure_lines)

@@ -44,10 +44,14 @@ def test_a_repo_id_already_in_the_hub_cache_loads_offline(tmp_path, monkeypatch)
     assert folder.resolve() == snapshot.resolve() and (folder / "config.json").is_file()
 
 
-def test_an_unreachable_repo_names_the_repo_the_revision_and_the_folder_to_fill_by_hand(tmp_path, monkeypatch):
+def test_an_unreachable_repo_names_the_repo_the_revision_and_the_folder_to_fill_by_hand(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelFolderError) as error:
-        resolve_model_folder("someone/absent", search_dirs=[tmp_path / "gid"], download_dir=tmp_path / "hub", revision="v2")
+        resolve_model_folder(
+            "someone/absent", search_dirs=[tmp_path / "gid"], download_dir=tmp_path / "hub", revision="v2"
+        )
     message = str(error.value)
     assert "'someone/absent'" in message and "'v2'" in message and str(tmp_path / "gid" / "absent") in message
 
@@ -76,7 +80,9 @@ def test_weights_round_trip_and_mismatches_are_named(tmp_path):
     other = nn.Linear(3, 2)
     load_weights(other, tmp_path / "w.safetensors", "config.json")
     assert torch.equal(other.weight, module.weight)
-    with pytest.raises(ValueError, match=r"wrong shape: bias \(2,\) instead of \(4,\), weight \(2, 3\) instead of \(4, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"wrong shape: bias \(2,\) instead of \(4,\), weight \(2, 3\) instead of \(4, 3\)"
+    ):
         load_weights(nn.Linear(3, 4), tmp_path / "w.safetensors", "config.json")
 
 

@@ -9,12 +9,16 @@ from gid_models.spectral import SpectralVolume
 
 def _volume(batch=1, bands=16, height=6, width=8) -> SpectralVolume:
     generator = torch.Generator().manual_seed(1)
-    return SpectralVolume(torch.randn(batch, bands, 2, height, width, dtype=torch.complex64, generator=generator))
+    return SpectralVolume(
+        torch.randn(batch, bands, 2, height, width, dtype=torch.complex64, generator=generator)
+    )
 
 
 def test_frames_equal_the_spectral_volumes_own_motion_texture():
     volume = _volume()
-    motion = MotionTexture.from_spectral_volume(volume, num_frames=40, time_scale=1.5, amplitude=2.0, start_time=0.3)
+    motion = MotionTexture.from_spectral_volume(
+        volume, num_frames=40, time_scale=1.5, amplitude=2.0, start_time=0.3
+    )
     expected = volume.to_motion_texture(num_frames=40, time_scale=1.5, amplitude=2.0, start_time=0.3)
     torch.testing.assert_close(motion.frames(), expected, rtol=1e-5, atol=1e-5)
 

@@ -4,8 +4,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 
@@ -29,8 +30,17 @@ def test_pyproject_declares_the_dependencies_and_registry_metadata_the_pack_need
     project, comfy = config["project"], config["tool"]["comfy"]
     assert project["version"] and project["description"] and project["license"]
     names = {_name(r) for r in project["dependencies"]}
-    assert {"torch", "torchvision", "diffusers", "safetensors", "einops", "numpy", "kornia",
-            "opencv-python", "huggingface-hub"} <= names
+    assert {
+        "torch",
+        "torchvision",
+        "diffusers",
+        "safetensors",
+        "einops",
+        "numpy",
+        "kornia",
+        "opencv-python",
+        "huggingface-hub",
+    } <= names
     assert {"pytest", "comfy-cli"} <= {_name(r) for r in project["optional-dependencies"]["dev"]}
     assert project["urls"]
     for key in ("PublisherId", "DisplayName", "Icon", "requires-comfyui"):
@@ -46,8 +56,12 @@ def test_comfy_node_validate_accepts_the_pack():
     comfy = shutil.which("comfy", path=str(Path(sys.executable).parent))
     assert comfy, "comfy-cli is not installed in this environment (it is a dev extra)"
     result = subprocess.run(
-        [comfy, "--skip-prompt", "node", "validate"], cwd=REPO_DIR, capture_output=True,
-        text=True, timeout=300, stdin=subprocess.DEVNULL,
+        [comfy, "--skip-prompt", "node", "validate"],
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "validation checks passed" in output, output

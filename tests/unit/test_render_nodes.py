@@ -36,7 +36,9 @@ def test_the_first_frame_of_a_motion_starting_at_rest_is_the_input_image(pack):
 
 
 def test_a_batch_of_two_images_gives_two_videos_one_after_the_other(pack):
-    (frames,) = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(_image(batch=2), _motion(frames=4), chunk_size=3)
+    (frames,) = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(
+        _image(batch=2), _motion(frames=4), chunk_size=3
+    )
     assert frames.shape == (8, 10, 14, 3)
 
 

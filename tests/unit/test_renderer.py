@@ -114,11 +114,15 @@ def test_weight_free_rendering_fills_a_disocclusion_with_neighbouring_colours_an
     displacement = torch.zeros(1, 2, 24, 32)
     displacement[:, 0, 8:16, 8:16] = 5.0  # the square moves 5 px right, uncovering columns 8-12
 
-    frame = all_frames(render_video(WeightFreeRenderer(), image[None], constant_motion(displacement, 1)))[0, 0]
+    frame = all_frames(render_video(WeightFreeRenderer(), image[None], constant_motion(displacement, 1)))[
+        0, 0
+    ]
 
     hole = frame[:, 8:16, 8:13]
     low, high = torch.minimum(background, foreground), torch.maximum(background, foreground)
-    assert bool(((hole >= low - 1e-5) & (hole <= high + 1e-5)).all()), "the hole is not filled from its neighbours"
+    assert bool(((hole >= low - 1e-5) & (hole <= high + 1e-5)).all()), (
+        "the hole is not filled from its neighbours"
+    )
     assert frame.min() > 0.09, "the frame has a black hole"
     # The square (mean motion 5 px) is splatted over the still background behind it.
     torch.testing.assert_close(frame[:, 8:16, 13:21], foreground.expand(3, 8, 8), rtol=0, atol=0.01)
@@ -131,7 +135,9 @@ def test_weight_free_rendering_fills_a_disocclusion_with_neighbouring_colours_an
 
 def test_trained_renderer_renders_any_size_in_the_unit_range_with_gradients_to_weights_and_flow():
     torch.manual_seed(0)
-    renderer = ImageBasedRenderer(RendererConfig(encoder_levels=2, channels=(8, 8, 8), style_dim=8, latent_dim=4))
+    renderer = ImageBasedRenderer(
+        RendererConfig(encoder_levels=2, channels=(8, 8, 8), style_dim=8, latent_dim=4)
+    )
     image = random_image(2, 37, 53)
     flow = (torch.randn(2, 2, 37, 53) * 3).requires_grad_()
     metric = torch.rand(2, 1, 37, 53) * 4
@@ -186,7 +192,7 @@ def test_save_and_load_give_the_same_renderer(tiny_renderer, tmp_path):
     loaded = ImageBasedRenderer.from_pretrained(tmp_path)
 
     config = json.loads((tmp_path / "renderer_config.json").read_text())
-    assert config["type"] == RENDERER_TYPE and config["format_version"] == FORMAT_VERSION
+    assert config["type"] == RENDERER_TYPE and config["version"] == FORMAT_VERSION
     assert loaded.config == TINY and not loaded.training
     with torch.no_grad():
         assert torch.equal(loaded(image, flow, metric), tiny_renderer(image, flow, metric))
@@ -196,7 +202,9 @@ def test_loading_a_folder_without_weights_names_the_file_and_the_folder(tiny_ren
     tiny_renderer.save_pretrained(tmp_path)
     (tmp_path / "renderer.safetensors").unlink()
 
-    with pytest.raises(FileNotFoundError, match=rf"renderer.safetensors is missing from the renderer folder {tmp_path}"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"renderer.safetensors is missing from the model folder {tmp_path}"
+    ):
         ImageBasedRenderer.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ImageBasedRenderer.from_pretrained(tmp_path / "nowhere")
@@ -215,14 +223,16 @@ def test_loading_truncated_weights_says_so(tiny_renderer, tmp_path):
     ("change", "message"),
     [
         ({"type": "gid-motion-ldm"}, "not a 'gid-image-based-renderer'"),
-        ({"format_version": FORMAT_VERSION + 1}, "update the node pack"),
-        ({"format_version": "one"}, "no valid format_version"),
+        ({"version": FORMAT_VERSION + 1}, "update the node pack"),
+        ({"version": "one"}, "format version 'one'"),
         ({"width": 3}, r"unknown entries \['width'\]"),
         ({"channels": [8, 8]}, "channels must be 3 positive integers"),
         ({"channels": [8, 8, 16]}, "do not match renderer_config.json"),
     ],
 )
-def test_loading_a_config_of_another_type_version_or_architecture_is_refused(tiny_renderer, tmp_path, change, message):
+def test_loading_a_config_of_another_type_version_or_architecture_is_refused(
+    tiny_renderer, tmp_path, change, message
+):
     tiny_renderer.save_pretrained(tmp_path)
     config_file = tmp_path / "renderer_config.json"
     config_file.write_text(json.dumps(json.loads(config_file.read_text()) | change))
@@ -272,7 +282,9 @@ def test_render_video_renders_motion_of_another_resolution_at_the_images_in_chun
     renderer = RecordingRenderer()
     progress = []
 
-    chunks = list(render_video(renderer, image, motion, chunk_size=3, progress=lambda *call: progress.append(call)))
+    chunks = list(
+        render_video(renderer, image, motion, chunk_size=3, progress=lambda *call: progress.append(call))
+    )
 
     assert [(start, tuple(frames.shape)) for start, frames in chunks] == [
         (0, (2, 3, 3, 32, 48)),
@@ -288,7 +300,9 @@ def test_render_video_renders_motion_of_another_resolution_at_the_images_in_chun
 
 @pytest.mark.parametrize(("image_batch", "motion_batch"), [(2, 1), (1, 3)])
 def test_render_video_animates_several_images_alike_or_one_image_in_several_ways(image_batch, motion_batch):
-    chunks = render_video(WeightFreeRenderer(), random_image(image_batch, 8, 10), random_motion(motion_batch, 8, 10, 2))
+    chunks = render_video(
+        WeightFreeRenderer(), random_image(image_batch, 8, 10), random_motion(motion_batch, 8, 10, 2)
+    )
     assert all_frames(chunks).shape == (max(image_batch, motion_batch), 2, 3, 8, 10)
 
 
@@ -306,7 +320,13 @@ def test_render_video_stops_when_progress_raises():
     [
         (torch.rand(1, 8, 8, 3), random_motion(1, 8, 8, 2), 8, ValueError, r"\[B, 3, H, W\].*movedim"),
         (torch.ones(1, 3, 8, 8, dtype=torch.uint8), random_motion(1, 8, 8, 2), 8, ValueError, "floating"),
-        (torch.rand(2, 3, 8, 8), random_motion(3, 8, 8, 2), 8, ValueError, r"image batch \(2\).*motion batch \(3\)"),
+        (
+            torch.rand(2, 3, 8, 8),
+            random_motion(3, 8, 8, 2),
+            8,
+            ValueError,
+            r"image batch \(2\).*motion batch \(3\)",
+        ),
         (torch.rand(1, 3, 8, 8), random_motion(1, 8, 8, 2), 0, ValueError, "chunk_size"),
         (torch.rand(1, 3, 8, 8), torch.zeros(1, 2, 2, 8, 8), 8, TypeError, "MotionTexture"),
     ],

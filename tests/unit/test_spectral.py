@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from safetensors.torch import save_file
 
 from gid_models.spectral import SpectralVolume, band_frequencies, load_spectral_volume, save_spectral_volume

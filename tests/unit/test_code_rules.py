@@ -1,0 +1,67 @@
+"""Project-wide code rules, checked on every file of the repository."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+SOURCE_DIRS = ("gid_models", "nodes", "training", "scripts", "bench", "tests")
+
+
+def _python_files():
+    for folder in SOURCE_DIRS:
+        yield from (REPO_DIR / folder).rglob("*.py")
+    yield REPO_DIR / "__init__.py"
+
+
+def test_ruff_finds_no_lint_errors():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    assert ruff, "ruff is not installed in this environment (comfy-cli brings it)"
+    result = subprocess.run(
+        [ruff, "check", "--output-format", "concise", *SOURCE_DIRS, "__init__.py"],
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nothing_is_unpickled_or_evaluated():
+    forbidden = {
+        "torch.load without weights_only=True": re.compile(r"torch\.load\((?![^)]*weights_only\s*=\s*True)"),
+        "pickle.load": re.compile(r"\bpickle\.loads?\("),
+        "eval/exec": re.compile(r"(?<![\w.])(eval|exec)\("),
+    }
+    this_file = Path(__file__).resolve()
+    offences = [
+        f"{path.relative_to(REPO_DIR)}:{number}: {name}"
+        for path in _python_files()
+        if path.resolve() != this_file
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for name, pattern in forbidden.items()
+        if pattern.search(line)
+    ]
+    assert not offences, "\n".join(offences)
+
+
+def test_the_library_never_imports_comfyui():
+    pattern = re.compile(r"^\s*(import|from)\s+(comfy|folder_paths|server|nodes|execution)\b", re.MULTILINE)
+    offences = [
+        str(p.relative_to(REPO_DIR))
+        for p in (REPO_DIR / "gid_models").rglob("*.py")
+        if pattern.search(p.read_text())
+    ]
+    assert not offences, offences
+
+
+def test_no_code_hard_codes_cuda():
+    pattern = re.compile(r"""["']cuda(:\d+)?["']|\.cuda\(""")
+    allowed = {"tests", "bench"}  # GPU checks name the device they test on purpose
+    offences = [
+        str(p.relative_to(REPO_DIR))
+        for p in _python_files()
+        if p.relative_to(REPO_DIR).parts[0] not in allowed and pattern.search(p.read_text())
+    ]
+    assert not offences, offences
