@@ -7,12 +7,16 @@ scatters instead of gathers, can approach. The issue's targets, on 2 CPU cores: 
 Run:  .venv/bin/python bench/bench_splatting.py [--quick] [--threads N]
 
 The contenders are timed in turns, one call each per round, and the median is reported, so that
-load from other processes slows all of them alike instead of skewing the ratios.
+load from other processes slows all of them alike instead of skewing the ratios. The load
+average is printed too: with more runnable threads than cores, multi-threaded code (torch's own
+operations, the C++ kernel, cv2.remap alike) waits for descheduled threads, and --threads 1
+gives the steadier figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -91,7 +95,10 @@ def main() -> None:
         f"C++ kernel: {'ready' if 'cpp' in backends else 'unavailable'} after "
         f"{time.perf_counter() - start:.1f} s (built, or loaded from torch's extension cache)"
     )
-    print(f"threads: torch {torch.get_num_threads()}, OpenCV {cv2.getNumThreads()}")
+    print(
+        f"threads: torch {torch.get_num_threads()}, OpenCV {cv2.getNumThreads()}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     print(f"{'case':<16}{'backend':<10}{'ms/frame':>10}{'fps':>9}{'x remap':>9}")
     for name, channels, height, width in CASES:
         rounds = 5 if args.quick else (15 if height * width > 10**6 else 60)
@@ -99,6 +106,7 @@ def main() -> None:
         for contender, value in ms.items():
             ratio = value / ms["cv2.remap"]
             print(f"{name:<16}{contender:<10}{value:>10.2f}{1e3 / value:>9.1f}{ratio:>9.1f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,14 @@
 // coverage. A source thus adds one short contiguous row of K numbers to each of its four target
 // pixels, which the compiler vectorizes, instead of K numbers scattered over K planes.
 //
-// Threads without atomics: the B * H target rows (all images stacked) are cut into one band per
-// thread, and a thread only ever writes into its own band. In a first pass each thread splats the
-// source pixels of its own band; as motion is small compared with a band, nearly every corner
-// lands in the same band. The corners that cross into another band are left out and their sources
-// remembered; in a second pass every thread adds, from the other threads' lists, the corners that
-// land in its band. Each corner is thus added exactly once, by the thread that owns its row.
+// Threads without atomics: the B * H target rows (all images stacked) are cut into bands, and a
+// band's rows are only ever written by the thread that works on that band. In a first pass the
+// source pixels of each band are splatted; as motion is small compared with a band, nearly every
+// corner lands in the source's own band. The corners that cross into another band are left out,
+// and their sources remembered in a list for that band; in a second pass each band adds the
+// corners from its lists, then writes its part of the output. Each corner is thus added exactly
+// once. There are a few bands per thread, taken in turn by whichever thread is free (see
+// for_each_band), so that a thread that other processes keep off the cores delays nothing.
 
 // The narrowest headers that do: <torch/extension.h> would triple the first build's time.
 #include <ATen/Dispatch.h>
@@ -29,10 +31,15 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -48,29 +55,30 @@ struct Splatter {
   int64_t channels, height, width, sums_per_pixel;
 
   // Adds the corners of source pixel (x, y) of `image` that land in the stacked target rows
-  // [row_begin, row_end) (stacked row = image * height + y); `values` is scratch space for K
-  // numbers. Returns whether a corner inside the image landed outside those rows, that is
-  // whether the thread that owns the other rows must visit the source again.
-  bool splat(int64_t image, int64_t y, int64_t x, int64_t row_begin, int64_t row_end,
-             scalar_t* values) const {
+  // [row_begin, row_end) (stacked row = image * height + y), and calls on_crossing(row) for each
+  // stacked row inside the image but outside those rows that other corners land in. `values`
+  // is scratch space for K numbers.
+  template <typename OnCrossing>
+  void splat(int64_t image, int64_t y, int64_t x, int64_t row_begin, int64_t row_end,
+             scalar_t* values, const OnCrossing& on_crossing) const {
     const int64_t plane = height * width;
     const int64_t pixel = y * width + x;
     const scalar_t qx = x + flow[image * 2 * plane + pixel];
     const scalar_t qy = y + flow[(image * 2 + 1) * plane + pixel];
     // Comparisons with NaN are false, so this also drops non-finite flows.
     if (!(qx > -1 && qx < width && qy > -1 && qy < height)) {
-      return false;
+      return;
     }
     scalar_t weight = 1;
     if (metric != nullptr) {
       const scalar_t m = metric[image * plane + pixel];
       if (!std::isfinite(m)) {
-        return false;
+        return;
       }
       weight = std::exp(m - shift[image]);
     }
     // floor() for q > -1: truncation rounds negatives up, hence the correction. (std::floor
-    // is a library call on x86-64 without SSE4.1 and costs a third of the time here.)
+    // is a library call on x86-64 without SSE4.1 and cost a quarter of the time here.)
     const int64_t x0 = static_cast<int64_t>(qx) - (qx < 0);
     const int64_t y0 = static_cast<int64_t>(qy) - (qy < 0);
     const scalar_t ax = qx - x0;
@@ -85,14 +93,14 @@ struct Splatter {
       values[channels + 1] = 1;
     }
 
-    bool crossed = false;
     for (int64_t dy = 0; dy < 2; ++dy) {
       const int64_t ty = y0 + dy;
       if (ty < 0 || ty >= height) {
         continue;
       }
-      if (image * height + ty < row_begin || image * height + ty >= row_end) {
-        crossed = true;
+      const int64_t target_row = image * height + ty;
+      if (target_row < row_begin || target_row >= row_end) {
+        on_crossing(target_row);
         continue;
       }
       const scalar_t wy = dy ? ay : 1 - ay;
@@ -102,13 +110,12 @@ struct Splatter {
           continue;
         }
         const scalar_t bilinear = wy * (dx ? ax : 1 - ax);
-        scalar_t* target = sums + ((image * height + ty) * width + tx) * sums_per_pixel;
+        scalar_t* target = sums + (target_row * width + tx) * sums_per_pixel;
         for (int64_t k = 0; k < sums_per_pixel; ++k) {
           target[k] += bilinear * values[k];
         }
       }
     }
-    return crossed;
   }
 
   // Writes the output of the stacked target rows [row_begin, row_end), whose sums are complete:
@@ -135,52 +142,94 @@ struct Splatter {
   }
 };
 
-// Splats all sources in row bands, one per thread (see the top of the file), then finishes the
-// output of each band.
+// Calls work(band) for every band in [0, bands), each band taken by the next free thread: the
+// calling thread and up to at::get_num_threads() - 1 helpers from torch's inter-op thread pool.
+// Returns as soon as all bands are done, without waiting for helpers that never got a core:
+// the calling thread then does their share. (An OpenMP region, as in at::parallel_for, waits
+// for every thread to arrive; where other processes keep the cores busy, that wait costs more
+// than the threads gain.)
+template <typename Work>
+void for_each_band(int64_t bands, const Work& work) {
+  struct Progress {
+    std::atomic<int64_t> next{0};
+    std::atomic<int64_t> done{0};
+    std::mutex mutex;
+    std::exception_ptr error;
+  };
+  const auto progress = std::make_shared<Progress>();
+  // A helper that starts after the last band was taken returns at once: it never touches
+  // `work`, which may be gone by then, only `progress`, which it shares.
+  const auto take_bands = [progress, bands, &work] {
+    for (int64_t band = progress->next++; band < bands; band = progress->next++) {
+      try {
+        work(band);
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(progress->mutex);
+        progress->error = std::current_exception();
+      }
+      progress->done++;
+    }
+  };
+  const int64_t helpers = std::min<int64_t>(bands, at::get_num_threads()) - 1;
+  for (int64_t helper = 0; helper < helpers; ++helper) {
+    at::launch(take_bands);
+  }
+  take_bands();
+  while (progress->done < bands) {
+    std::this_thread::yield();
+  }
+  if (progress->error) {
+    std::rethrow_exception(progress->error);
+  }
+}
+
+// Splats all sources band by band (see the top of the file) and writes the output.
 template <typename scalar_t>
 void splat_in_bands(const Splatter<scalar_t>& splatter, int64_t batch, bool normalize,
                     scalar_t* output, scalar_t* coverage) {
-  const int64_t height = splatter.height, width = splatter.width;
+  const int64_t height = splatter.height, width = splatter.width, k = splatter.sums_per_pixel;
   const int64_t rows = batch * height;
-  const int64_t bands = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
-  const auto band_begin = [&](int64_t band) { return band * rows / bands; };
-  std::vector<std::vector<int64_t>> crossing(bands);  // sources as stacked row * width + x
+  const int64_t threads = at::get_num_threads();
+  const int64_t rows_per_band = std::max<int64_t>(1, rows / (threads > 1 ? 4 * threads : 1));
+  const int64_t bands = (rows + rows_per_band - 1) / rows_per_band;
+  // crossing[from * bands + to]: sources of band `from` with corners in band `to`, each stored
+  // as stacked row * width + x.
+  std::vector<std::vector<int64_t>> crossing(bands * bands);
 
-  at::parallel_for(0, bands, 1, [&](int64_t first, int64_t last) {
-    std::vector<scalar_t> values(splatter.sums_per_pixel);
-    for (int64_t band = first; band < last; ++band) {
-      const int64_t begin = band_begin(band), end = band_begin(band + 1);
-      // Zeroed here rather than at allocation, by the only thread that writes these rows.
-      std::fill(splatter.sums + begin * width * splatter.sums_per_pixel,
-                splatter.sums + end * width * splatter.sums_per_pixel, scalar_t(0));
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t image = row / height;
-        for (int64_t x = 0; x < width; ++x) {
-          if (splatter.splat(image, row - image * height, x, begin, end, values.data())) {
-            crossing[band].push_back(row * width + x);
-          }
-        }
+  for_each_band(bands, [&](int64_t band) {
+    const int64_t begin = band * rows_per_band, end = std::min(rows, begin + rows_per_band);
+    // Zeroed here rather than at allocation, by the only thread that writes these rows.
+    std::fill(splatter.sums + begin * width * k, splatter.sums + end * width * k, scalar_t(0));
+    std::vector<scalar_t> values(k);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t image = row / height;
+      for (int64_t x = 0; x < width; ++x) {
+        const int64_t source = row * width + x;
+        splatter.splat(image, row - image * height, x, begin, end, values.data(),
+                       [&](int64_t target_row) {
+                         std::vector<int64_t>& list =
+                             crossing[band * bands + target_row / rows_per_band];
+                         // Both target rows of a source may lie in the same other band.
+                         if (list.empty() || list.back() != source) {
+                           list.push_back(source);
+                         }
+                       });
       }
     }
   });
 
-  at::parallel_for(0, bands, 1, [&](int64_t first, int64_t last) {
-    std::vector<scalar_t> values(splatter.sums_per_pixel);
-    for (int64_t band = first; band < last; ++band) {
-      const int64_t begin = band_begin(band), end = band_begin(band + 1);
-      for (int64_t other = 0; other < bands; ++other) {
-        // A band's own crossing sources already added their corners inside it in the first pass.
-        if (other == band) {
-          continue;
-        }
-        for (const int64_t source : crossing[other]) {
-          const int64_t row = source / width;
-          const int64_t image = row / height;
-          splatter.splat(image, row - image * height, source % width, begin, end, values.data());
-        }
+  for_each_band(bands, [&](int64_t band) {
+    const int64_t begin = band * rows_per_band, end = std::min(rows, begin + rows_per_band);
+    std::vector<scalar_t> values(k);
+    for (int64_t from = 0; from < bands; ++from) {
+      for (const int64_t source : crossing[from * bands + band]) {
+        const int64_t row = source / width;
+        const int64_t image = row / height;
+        splatter.splat(image, row - image * height, source % width, begin, end, values.data(),
+                       [](int64_t) {});
       }
-      splatter.finish_rows(begin, end, normalize, output, coverage);
     }
+    splatter.finish_rows(begin, end, normalize, output, coverage);
   });
 }
 
@@ -188,17 +237,15 @@ void splat_in_bands(const Splatter<scalar_t>& splatter, int64_t batch, bool norm
 template <typename scalar_t>
 std::vector<scalar_t> largest_finite_metric(const scalar_t* metric, int64_t batch, int64_t plane) {
   std::vector<scalar_t> shift(batch, 0);
-  at::parallel_for(0, batch, 1, [&](int64_t first, int64_t last) {
-    for (int64_t image = first; image < last; ++image) {
-      scalar_t largest = -std::numeric_limits<scalar_t>::infinity();
-      for (int64_t pixel = 0; pixel < plane; ++pixel) {
-        const scalar_t m = metric[image * plane + pixel];
-        if (std::isfinite(m)) {
-          largest = std::max(largest, m);
-        }
+  for_each_band(batch, [&](int64_t image) {
+    scalar_t largest = -std::numeric_limits<scalar_t>::infinity();
+    for (int64_t pixel = 0; pixel < plane; ++pixel) {
+      const scalar_t m = metric[image * plane + pixel];
+      if (std::isfinite(m)) {
+        largest = std::max(largest, m);
       }
-      shift[image] = std::isfinite(largest) ? largest : 0;
     }
+    shift[image] = std::isfinite(largest) ? largest : 0;
   });
   return shift;
 }

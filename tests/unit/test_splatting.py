@@ -207,6 +207,15 @@ def test_asking_for_the_cpp_backend_with_gradients_raises():
 
 
 @needs_cpp
+def test_cpp_backend_serves_tensors_that_require_grad_when_grad_mode_is_off():
+    input, flow, metric = random_case()
+    expected = softmax_splat(input, flow, metric, backend="torch")
+    with torch.no_grad():
+        output = softmax_splat(input, flow, metric.requires_grad_(), backend="cpp")
+    torch.testing.assert_close(output, expected)
+
+
+@needs_cpp
 @pytest.mark.parametrize("threads", [1, 2, 3, 7])
 @pytest.mark.parametrize("mode", MODES)
 def test_cpp_backend_matches_torch_backend_for_any_thread_count(mode, threads):

@@ -1,0 +1,196 @@
+"""The motion latent diffusion model as one object: what a model folder holds (paper Sec. 4.2).
+
+``MotionLDM`` bundles the parts that predicting a spectral volume needs:
+
+- the motion VAE (``vae.MotionVAE``), which maps one normalized frequency slice to a latent;
+- the frequency-coordinated denoiser with its image encoder (``unet.FrequencyCoordinatedUNet``);
+- the frequency-adaptive normalization statistics (``normalization.NormalizationStats``);
+- the diffusion schedule and the data settings (K, fps, window, resolution).
+
+A model folder holds ``config.json`` (all of the above but the weights), ``vae.safetensors``,
+``unet.safetensors`` and a ``README.md`` model card; a renderer may sit beside them
+(``renderer_config.json``, ``renderer.safetensors``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .hub import load_weights, read_config, required_file, resolve_model_folder, save_weights, write_config
+from .normalization import NormalizationStats
+from .unet import FrequencyCoordinatedUNet, UNetConfig
+from .vae import MotionVAE, MotionVAEConfig
+
+__all__ = ["DiffusionSchedule", "MotionLDM", "MODEL_TYPE", "FORMAT_VERSION"]
+
+MODEL_TYPE = "gid-motion-ldm"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+VAE_FILE = "vae.safetensors"
+UNET_FILE = "unet.safetensors"
+_CONTENTS = f"a motion model folder holds {CONFIG_FILE}, {VAE_FILE} and {UNET_FILE}, as MotionLDM.save_pretrained writes them"
+
+
+@dataclass(frozen=True)
+class DiffusionSchedule:
+    """The forward diffusion process the denoiser was trained with (paper Sec. 7).
+
+    Attributes:
+        num_train_timesteps: N, diffusion steps in training (1000 in the paper).
+        beta_schedule: "scaled_linear", the square of a linear ramp of sqrt(beta) (the paper's
+            "square linear"), as in latent diffusion.
+        beta_start: beta at the first step; the paper gives none, 0.00085 is latent diffusion's.
+        beta_end: beta at the last step; the paper gives none, 0.012 is latent diffusion's.
+        prediction_type: what the denoiser predicts: "epsilon" (the noise) in the paper.
+        condition_dropout: probability with which training replaces the image by the null
+            condition (all-zero image features) for classifier-free guidance; the paper gives
+            none, 0.1 is the usual choice.
+    """
+
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    prediction_type: str = "epsilon"
+    condition_dropout: float = 0.1
+
+    def scheduler_config(self) -> dict:
+        """Keyword arguments that every diffusers scheduler accepts for this schedule."""
+        return {
+            "num_train_timesteps": self.num_train_timesteps,
+            "beta_schedule": self.beta_schedule,
+            "beta_start": self.beta_start,
+            "beta_end": self.beta_end,
+            "prediction_type": self.prediction_type,
+        }
+
+
+@dataclass(frozen=True)
+class MotionLDMConfig:
+    """Everything but the weights. ``resolution`` is (height, width) of the spectral volumes the
+    model predicts, in pixels (256x160 in the paper); fps and window fix the band frequencies."""
+
+    num_bands: int = 16
+    fps: float = 30.0
+    window: int = 150
+    resolution: tuple[int, int] = (160, 256)
+    vae: MotionVAEConfig = field(default_factory=MotionVAEConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    schedule: DiffusionSchedule = field(default_factory=DiffusionSchedule)
+
+    def __post_init__(self) -> None:
+        height, width = self.resolution
+        factor = self.vae.downsampling_factor
+        if height % factor or width % factor:
+            raise ValueError(
+                f"resolution {height}x{width} must be a multiple of the VAE's downsampling factor {factor}"
+            )
+        if self.unet.num_bands != self.num_bands:
+            raise ValueError(f"the denoiser has {self.unet.num_bands} bands but the model {self.num_bands}")
+        object.__setattr__(self, "resolution", (int(height), int(width)))
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        factor = self.vae.downsampling_factor
+        return self.resolution[0] // factor, self.resolution[1] // factor
+
+
+class MotionLDM(nn.Module):
+    """VAE + frequency-coordinated denoiser + normalization statistics of one trained model.
+
+    Args:
+        config: architecture and data settings.
+        normalization: per-band scales s_f fitted on the training set.
+    """
+
+    def __init__(self, config: MotionLDMConfig, normalization: NormalizationStats) -> None:
+        super().__init__()
+        if normalization.num_bands != config.num_bands:
+            raise ValueError(
+                f"the normalization statistics have {normalization.num_bands} bands but the model "
+                f"{config.num_bands}; fit them on data with the model's K"
+            )
+        self.config = config
+        self.normalization = normalization
+        self.vae = MotionVAE(config.vae)
+        self.unet = FrequencyCoordinatedUNet(config.unet)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def save_pretrained(self, folder: str | Path, model_card: str | None = None) -> None:
+        """Write ``config.json``, ``vae.safetensors``, ``unet.safetensors`` (and ``README.md``)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.config
+        write_config(
+            folder / CONFIG_FILE,
+            {
+                "type": MODEL_TYPE,
+                "version": FORMAT_VERSION,
+                "num_bands": config.num_bands,
+                "fps": config.fps,
+                "window": config.window,
+                "resolution": list(config.resolution),
+                "vae": config.vae.to_dict(),
+                "unet": config.unet.to_dict(),
+                "schedule": asdict(config.schedule),
+                "normalization": self.normalization.to_dict(),
+            },
+        )
+        save_weights(self.vae, folder / VAE_FILE)
+        save_weights(self.unet, folder / UNET_FILE)
+        if model_card is not None:
+            (folder / "README.md").write_text(model_card)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | Path,
+        search_dirs=(),
+        download_dir=None,
+        revision: str | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> MotionLDM:
+        """Load a model folder (path, name under ``search_dirs``, or Hub repo id), in eval mode.
+
+        Raises:
+            ModelFolderError: the folder, one of its files, or the Hub repo cannot be found.
+            ValueError: the config is of another type or version, invalid, or the weights do
+                not match it, or a weights file is truncated.
+        """
+        folder = resolve_model_folder(source, search_dirs, download_dir, revision)
+        config_path = required_file(folder, CONFIG_FILE, _CONTENTS)
+        vae_path = required_file(folder, VAE_FILE, _CONTENTS)
+        unet_path = required_file(folder, UNET_FILE, _CONTENTS)
+        data = read_config(config_path, MODEL_TYPE, FORMAT_VERSION)
+        try:
+            config = MotionLDMConfig(
+                num_bands=int(data["num_bands"]),
+                fps=float(data["fps"]),
+                window=int(data["window"]),
+                resolution=tuple(data["resolution"]),
+                vae=MotionVAEConfig.from_dict(data["vae"], source=f"{config_path} (vae)"),
+                unet=UNetConfig.from_dict(data["unet"], source=f"{config_path} (unet)"),
+                schedule=DiffusionSchedule(**data.get("schedule", {})),
+            )
+            normalization = NormalizationStats.from_dict(data["normalization"])
+        except KeyError as missing:
+            raise ValueError(f"{config_path} lacks the entry {missing}; save the model again") from None
+        except TypeError as error:
+            raise ValueError(f"{config_path} has an invalid entry: {error}") from None
+        model = cls(config, normalization)
+        load_weights(model.vae, vae_path, CONFIG_FILE)
+        load_weights(model.unet, unet_path, CONFIG_FILE)
+        model.source_folder = folder
+        return model.to(device=device, dtype=dtype).eval()

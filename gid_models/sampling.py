@@ -1,0 +1,201 @@
+"""Sampling a spectral volume from an image: the reverse diffusion (paper Sec. 4.2 and 6).
+
+All K frequency bands are denoised together (frequency-coordinated denoising): the latent is
+``[B, K, 4, h, w]`` and every step of the denoiser sees all bands at once. Each step combines the
+conditional and the unconditional noise predictions by classifier-free guidance,
+
+    eps_hat = (1 + w) * eps(z_n; n, c) - w * eps(z_n; n, null),
+
+with the paper's w = 1.75; the null condition is what training substitutes for a dropped image
+(all-zero image features, see ``unet.FrequencyCoordinatedUNet``). A ``StepGuidance`` (the loop
+self-guidance of Eq. 5, ``gid_models.looping``) may then adjust ``eps_hat`` at every step.
+
+The paper samples with DDIM (250 steps); any diffusers scheduler can be named instead
+(``SCHEDULERS``), e.g. DPM-Solver++ with 25 steps. The initial noise is drawn from a CPU
+generator seeded with ``seed``, so a seed gives the same latent on every device, and the same
+result on the same device.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
+
+from .ldm import MotionLDM
+from .normalization import denormalize
+from .spectral import SpectralVolume
+
+__all__ = ["SCHEDULERS", "SamplingStep", "StepGuidance", "make_scheduler", "predict_spectral_volume"]
+
+# Scheduler names users pick from, with the diffusers class and its extra settings.
+SCHEDULERS: dict[str, tuple[type, dict]] = {
+    "ddim": (DDIMScheduler, {"clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1}),
+    "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "unipc": (UniPCMultistepScheduler, {}),
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler_ancestral": (EulerAncestralDiscreteScheduler, {}),
+    "heun": (HeunDiscreteScheduler, {}),
+    "ddpm": (DDPMScheduler, {"clip_sample": False}),
+}
+
+
+def make_scheduler(name: str, model: MotionLDM, steps: int):
+    """A diffusers scheduler for ``model``'s training schedule, set to ``steps`` steps.
+
+    Raises:
+        ValueError: an unknown name or a step count below 1.
+    """
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    scheduler_class, extra = SCHEDULERS[name]
+    scheduler = scheduler_class(**model.config.schedule.scheduler_config(), **extra)
+    scheduler.set_timesteps(steps)
+    return scheduler
+
+
+@dataclass
+class SamplingStep:
+    """What a guidance or a callback sees at one denoising step.
+
+    Attributes:
+        index: step number, 0 .. ``total - 1``.
+        total: number of steps.
+        timestep: the scheduler's timestep n.
+        latents: ``[B, K, 4, h, w]`` z_n, scaled for the model (``scale_model_input``).
+        noise: ``[B, K, 4, h, w]`` eps_hat after classifier-free guidance.
+    """
+
+    index: int
+    total: int
+    timestep: torch.Tensor
+    latents: torch.Tensor
+    noise: torch.Tensor
+
+
+class StepGuidance(Protocol):
+    """Adjusts the guided noise estimate of a step (e.g. loop self-guidance, paper Eq. 5).
+
+    Called as ``guidance(step, model, scheduler, predict_noise)`` where ``predict_noise(z)``
+    re-runs the guided denoiser on other latents at the same step; returns the new eps_hat.
+    It may also re-noise and repeat a step (self-recurrence) through ``scheduler``.
+    """
+
+    def __call__(self, step: SamplingStep, model: MotionLDM, scheduler, predict_noise) -> torch.Tensor: ...
+
+
+def prepare_image(image: torch.Tensor, model: MotionLDM) -> torch.Tensor:
+    """The conditioning image at the model's resolution.
+
+    The image is resized (not cropped) to the model's resolution; the spectral volume predicted
+    there is resized back to the image's size with its displacements rescaled per axis, so any
+    aspect ratio works.
+
+    Args:
+        image: ``[B, 3, H, W]`` RGB in [0, 1].
+
+    Returns:
+        ``[B, 3, h_m, w_m]`` on the model's device and dtype.
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3 or image.numel() == 0:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be a tensor [B, 3, H, W] with values in [0, 1], got {shape}")
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError("image contains NaN or infinite values")
+    height, width = model.config.resolution
+    resized = F.interpolate(
+        image.float(),
+        size=(height, width),
+        mode="bilinear",
+        align_corners=False,
+        antialias=image.shape[-2] > height or image.shape[-1] > width,
+    )
+    return resized.clamp(0, 1).to(device=model.device, dtype=model.dtype)
+
+
+@torch.no_grad()
+def predict_spectral_volume(
+    model: MotionLDM,
+    image: torch.Tensor,
+    seed: int = 0,
+    steps: int = 250,
+    scheduler: str = "ddim",
+    guidance_scale: float = 1.75,
+    guidance: StepGuidance | None = None,
+    callback: Callable[[SamplingStep], None] | None = None,
+    output_size: tuple[int, int] | None = None,
+) -> SpectralVolume:
+    """Sample a spectral volume for each image of a batch.
+
+    Args:
+        model: the motion model (in eval mode).
+        image: ``[B, 3, H, W]`` RGB in [0, 1], any size.
+        seed: seed of the initial noise; a batch draws B different volumes from one seed.
+        steps: denoising steps (250 with DDIM in the paper).
+        scheduler: a name of ``SCHEDULERS``.
+        guidance_scale: w of classifier-free guidance (1.75 in the paper; 0 = conditional only).
+        guidance: optional per-step guidance (loop self-guidance).
+        callback: called after every step with its ``SamplingStep`` (progress, previews,
+            cancellation: an exception it raises stops sampling).
+        output_size: (height, width) of the result in pixels; defaults to the image's size.
+
+    Returns:
+        A pixel-unit spectral volume ``[B, K, 2, H, W]`` (complex64) at ``output_size``.
+    """
+    conditioning = prepare_image(image, model)
+    batch = conditioning.shape[0]
+    bands = model.config.num_bands
+    noise_scheduler = make_scheduler(scheduler, model, steps)
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    latent_shape = (batch, bands, model.config.vae.latent_channels, *model.config.latent_size)
+    latents = torch.randn(latent_shape, generator=generator, dtype=torch.float32)
+    latents = (latents * noise_scheduler.init_noise_sigma).to(device=model.device, dtype=model.dtype)
+
+    features = model.unet.encode_image(conditioning)
+    paired_features = torch.cat([features, torch.zeros_like(features)])
+
+    def predict_noise(scaled_latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        # The conditional and the null prediction in one batch: one pass of the network.
+        both = model.unet(torch.cat([scaled_latents, scaled_latents]), timestep, paired_features)
+        conditional, unconditional = both.chunk(2)
+        return (1 + guidance_scale) * conditional - guidance_scale * unconditional
+
+    # Stochastic schedulers draw their step noise from the seeded generator too.
+    takes_generator = "generator" in inspect.signature(noise_scheduler.step).parameters
+    step_options = {"generator": generator} if takes_generator else {}
+    timesteps = noise_scheduler.timesteps
+    for index, timestep in enumerate(timesteps):
+        scaled = noise_scheduler.scale_model_input(latents, timestep)
+        noise = predict_noise(scaled, timestep)
+        step = SamplingStep(index, len(timesteps), timestep, scaled, noise)
+        if guidance is not None:
+            noise = guidance(step, model, noise_scheduler, lambda z, t=timestep: predict_noise(z, t))
+            step.noise = noise
+        latents = noise_scheduler.step(noise, timestep, latents, **step_options).prev_sample
+        if callback is not None:
+            callback(step)
+
+    slices = model.vae.decode_latents(latents).float()  # [B, K, 4, H_m, W_m], normalized units
+    normalized = SpectralVolume.from_channels(
+        slices, fps=model.config.fps, window=model.config.window, normalized=True
+    )
+    volume = denormalize(normalized, model.normalization)
+    height, width = output_size or tuple(image.shape[-2:])
+    if (height, width) != (volume.height, volume.width):
+        volume = volume.resize(height, width)
+    return volume

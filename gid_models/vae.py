@@ -1,0 +1,420 @@
+"""The motion VAE: the latent space in which the motion LDM denoises (paper Sec. 4.2, supplement 4.1).
+
+A latent diffusion model first compresses what it generates with a variational autoencoder,
+``z = E(x)`` and ``x ~= D(z)``, and runs the diffusion in the smaller latent space. Here ``x`` is
+not an RGB image but **one frequency slice** of a normalized spectral volume: the 4 real channels
+``(Re x, Im x, Re y, Im y)`` of one band k (``SpectralVolume.to_channels()[:, k]`` after
+frequency-adaptive normalization, values in about [-1, 1]). Every band goes through the same
+VAE, one slice at a time; the frequency-coordinated denoiser (``gid_models.unet``) then sees the
+K latent slices of a volume together.
+
+The network is diffusers' ``AutoencoderKL`` with the supplement's sizes: base width 128 and
+channel multipliers (1, 2, 4), i.e. ``block_out_channels = (128, 256, 512)``, and a 4-channel
+latent. Every block but the last halves the resolution, so three blocks downsample by
+``2 ** (3 - 1) = 4``: a 256 x 160 (width x height) slice becomes a 64 x 40 latent. These are the
+sizes of the "KL-f4" autoencoder of the LDM work, whose settings the paper reuses.
+
+Latent whitening
+----------------
+The paper whitens the latents: the denoiser sees ``z = (raw - mean) / std`` per latent channel,
+with the mean and standard deviation fitted on the encoded training set after the VAE is
+trained. Those 2 x 4 numbers belong to the trained model and so live in ``MotionVAEConfig``
+(``latent_mean``, ``latent_std``; 0 and 1 until fitted). ``encode_latents`` whitens and
+``decode_latents`` undoes it, so the rest of the library only ever sees whitened latents.
+
+Training loss
+-------------
+``vae_loss`` is the supplement's ``L1 + 0.2 * multi-scale gradient consistency + 1e-6 * KL``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from torch import nn
+
+__all__ = ["MotionVAE", "MotionVAEConfig", "gradient_consistency_loss", "vae_loss"]
+
+
+@dataclass(frozen=True)
+class MotionVAEConfig:
+    """Architecture and latent statistics of a ``MotionVAE``.
+
+    Attributes:
+        in_channels: real channels of one frequency slice; 4 = (Re x, Im x, Re y, Im y).
+        latent_channels: channels of the latent of one slice (4 in the paper).
+        block_out_channels: width of each resolution level of the encoder (and, mirrored, of
+            the decoder); every level but the last halves the resolution. The supplement's base
+            128 with multipliers (1, 2, 4) gives the default.
+        layers_per_block: ResNet blocks per encoder level (the decoder has one more). Not in the
+            paper; 2 as in the LDM autoencoders it builds on.
+        norm_num_groups: groups of every GroupNorm; must divide every entry of
+            ``block_out_channels``.
+        latent_mean: per latent channel, the mean of the raw latents over the training set,
+            subtracted when whitening. Zeros until the training recipe fits it.
+        latent_std: per latent channel, their standard deviation (> 0), divided by when
+            whitening. Ones until fitted.
+
+    Raises:
+        ValueError: on a value of the wrong type or out of range, with the field named.
+    """
+
+    in_channels: int = 4
+    latent_channels: int = 4
+    block_out_channels: tuple[int, ...] = (128, 256, 512)
+    layers_per_block: int = 2
+    norm_num_groups: int = 32
+    latent_mean: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    latent_std: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        for name in ("in_channels", "latent_channels", "layers_per_block"):
+            _set(self, name, _positive_int(getattr(self, name), name))
+        widths = _positive_ints(self.block_out_channels, "block_out_channels")
+        _set(self, "block_out_channels", widths)
+        groups = _divisor(self.norm_num_groups, "norm_num_groups", widths, "block_out_channels")
+        _set(self, "norm_num_groups", groups)
+        _set(self, "latent_mean", _floats(self.latent_mean, "latent_mean", self.latent_channels))
+        _set(self, "latent_std", _floats(self.latent_std, "latent_std", self.latent_channels, positive=True))
+
+    @property
+    def downsampling_factor(self) -> int:
+        """How many slice pixels one latent pixel covers along each axis (4 by default)."""
+        return 2 ** (len(self.block_out_channels) - 1)
+
+    @classmethod
+    def tiny(cls) -> MotionVAEConfig:
+        """A VAE of about 60 thousand parameters for tests, with the default's downsampling factor 4."""
+        return cls(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=8)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary of every field (tuples become lists)."""
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: object, source: str = "the motion VAE config") -> MotionVAEConfig:
+        """Inverse of ``to_dict``; missing entries take their defaults, ``source`` names the data in errors.
+
+        Raises:
+            ValueError: if the data is not a dictionary, has unknown entries or invalid values.
+        """
+        return _from_dict(cls, data, source)
+
+
+class MotionVAE(nn.Module):
+    """Variational autoencoder of normalized frequency slices (diffusers ``AutoencoderKL`` inside).
+
+    The slice height and width must be multiples of ``config.downsampling_factor`` (4 by
+    default); pad or resize the spectral volume first (``SpectralVolume.resize``/``crop``).
+
+    Training: ``reconstruction, posterior = vae(slices)``, then ``vae_loss``. After training,
+    fit the whitening statistics on raw latents ``vae.encode(slices).mode()`` and store them with
+    ``set_latent_statistics``. Inference: ``encode_latents`` and ``decode_latents``.
+
+    Args:
+        config: the architecture and latent statistics; the defaults when None.
+
+    Attributes:
+        config: the ``MotionVAEConfig``; ``set_latent_statistics`` replaces it.
+        autoencoder: the diffusers ``AutoencoderKL``; its state dict keys are those of the
+            module, prefixed with ``autoencoder.``.
+    """
+
+    def __init__(self, config: MotionVAEConfig | None = None) -> None:
+        super().__init__()
+        self.config = MotionVAEConfig() if config is None else config
+        levels = len(self.config.block_out_channels)
+        self.autoencoder = AutoencoderKL(
+            in_channels=self.config.in_channels,
+            out_channels=self.config.in_channels,
+            down_block_types=("DownEncoderBlock2D",) * levels,
+            up_block_types=("UpDecoderBlock2D",) * levels,
+            block_out_channels=self.config.block_out_channels,
+            layers_per_block=self.config.layers_per_block,
+            latent_channels=self.config.latent_channels,
+            norm_num_groups=self.config.norm_num_groups,
+        )
+
+    def forward(
+        self, slices: torch.Tensor, sample_posterior: bool = True, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, DiagonalGaussianDistribution]:
+        """The training pass: encode, draw a latent, decode.
+
+        Args:
+            slices: ``[N, C, H, W]`` normalized frequency slices, values in about [-1, 1];
+                H and W multiples of ``config.downsampling_factor``.
+            sample_posterior: draw the latent from the posterior (training) rather than take
+                its mean.
+            generator: random generator of the draw.
+
+        Returns:
+            ``[N, C, H, W]`` reconstruction, and the posterior that ``vae_loss`` needs for the
+            KL term.
+        """
+        posterior = self.encode(slices)
+        raw = posterior.sample(generator) if sample_posterior else posterior.mode()
+        return self._decode_raw(raw), posterior
+
+    def encode(self, slices: torch.Tensor) -> DiagonalGaussianDistribution:
+        """The posterior q(raw latent | slices), before whitening.
+
+        Args:
+            slices: ``[N, C, H, W]`` normalized frequency slices, values in about [-1, 1];
+                H and W multiples of ``config.downsampling_factor``.
+
+        Returns:
+            diffusers' diagonal Gaussian: ``.mean`` and ``.logvar`` (and ``.std``) of shape
+            ``[N, latent_channels, H / f, W / f]`` with f the downsampling factor, ``.sample(generator)``,
+            ``.mode()`` and ``.kl()`` (``[N]``, nats summed over the latent).
+        """
+        self._check_slices(slices, any_leading_dims=False)
+        return self.autoencoder.encode(slices).latent_dist
+
+    def encode_latents(
+        self, slices: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Whitened latents of slices: ``z = (raw - latent_mean) / latent_std``.
+
+        Args:
+            slices: ``[*, C, H, W]`` normalized frequency slices, e.g. ``[N, 4, H, W]`` or the
+                channels of a whole volume ``[B, K, 4, H, W]``; every ``[C, H, W]`` is one slice.
+            sample: draw the raw latent from the posterior (training the denoiser, as LDM does)
+                rather than take its mean (deterministic).
+            generator: random generator of the draw.
+
+        Returns:
+            ``[*, latent_channels, H / f, W / f]`` whitened latents, about zero mean and unit
+            variance per channel once the statistics are fitted.
+        """
+        self._check_slices(slices, any_leading_dims=True)
+        posterior = self.encode(slices.flatten(0, -4))
+        raw = posterior.sample(generator) if sample else posterior.mode()
+        z = (raw - self._latent_statistic("latent_mean", raw)) / self._latent_statistic("latent_std", raw)
+        return z.unflatten(0, slices.shape[:-3])
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Slices from whitened latents: the inverse of ``encode_latents`` (up to reconstruction error).
+
+        Args:
+            latents: ``[*, latent_channels, h, w]`` whitened latents, e.g. the denoiser's
+                ``[B, K, 4, h, w]``.
+
+        Returns:
+            ``[*, C, h * f, w * f]`` normalized frequency slices; for ``[B, K, 4, h, w]``
+            latents that is the layout of ``SpectralVolume.from_channels(..., normalized=True)``.
+        """
+        if not isinstance(latents, torch.Tensor) or latents.dim() < 4:
+            got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+            raise ValueError(f"latents must be a tensor [*, {self.config.latent_channels}, h, w], got {got}")
+        if latents.shape[-3] != self.config.latent_channels:
+            raise ValueError(
+                f"latents must have {self.config.latent_channels} channels (dimension -3), "
+                f"got shape {tuple(latents.shape)}"
+            )
+        z = latents.flatten(0, -4)
+        raw = z * self._latent_statistic("latent_std", z) + self._latent_statistic("latent_mean", z)
+        return self._decode_raw(raw).unflatten(0, latents.shape[:-3])
+
+    def set_latent_statistics(
+        self, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
+    ) -> None:
+        """Store the whitening statistics fitted on raw latents (``encode(slices).mode()``).
+
+        Args:
+            mean: ``[latent_channels]`` per-channel mean of the raw latents.
+            std: ``[latent_channels]`` per-channel standard deviation, > 0.
+        """
+        self.config = replace(self.config, latent_mean=_float_list(mean), latent_std=_float_list(std))
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute activations in the backward pass instead of storing them.
+
+        Loop self-guidance backpropagates through the decoder at every denoising step; this
+        trades about one extra decoder forward pass for most of its activation memory.
+        """
+        self.autoencoder.enable_gradient_checkpointing()
+
+    def disable_gradient_checkpointing(self) -> None:
+        """Undo ``enable_gradient_checkpointing``."""
+        self.autoencoder.disable_gradient_checkpointing()
+
+    def _decode_raw(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.decode(raw).sample
+
+    def _latent_statistic(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """``[latent_channels, 1, 1]`` statistic from the config, to broadcast over ``like``."""
+        return torch.tensor(getattr(self.config, name), dtype=like.dtype, device=like.device).view(-1, 1, 1)
+
+    def _check_slices(self, slices: object, any_leading_dims: bool) -> None:
+        channels, factor = self.config.in_channels, self.config.downsampling_factor
+        layout = f"[*, {channels}, H, W]" if any_leading_dims else f"[N, {channels}, H, W]"
+        if not isinstance(slices, torch.Tensor):
+            raise TypeError(f"slices must be a torch.Tensor {layout}, got {type(slices).__name__}")
+        if (slices.dim() < 4 if any_leading_dims else slices.dim() != 4) or slices.shape[-3] != channels:
+            raise ValueError(
+                f"slices must be {layout}: one normalized frequency slice (Re x, Im x, Re y, Im y) "
+                f"per [{channels}, H, W], got shape {tuple(slices.shape)}"
+            )
+        if not slices.is_floating_point():
+            raise ValueError(f"slices must be a floating tensor, got {slices.dtype}")
+        height, width = slices.shape[-2:]
+        if height % factor or width % factor:
+            raise ValueError(
+                f"the slice size {height} x {width} (H x W) is not a multiple of the VAE's "
+                f"downsampling factor {factor}; pad or resize the spectral volume "
+                f"(SpectralVolume.resize or crop) to a multiple of {factor}, e.g. "
+                f"{_round_up(height, factor)} x {_round_up(width, factor)}"
+            )
+
+
+# ------------------------------------------------------------------------------------------------
+# Training loss
+
+
+def vae_loss(
+    reconstruction: torch.Tensor,
+    target: torch.Tensor,
+    posterior: DiagonalGaussianDistribution,
+    gradient_weight: float = 0.2,
+    kl_weight: float = 1e-6,
+    gradient_scales: int = 4,
+) -> dict[str, torch.Tensor]:
+    """The supplement's VAE loss: ``L1 + 0.2 * multi-scale gradient consistency + 1e-6 * KL``.
+
+    The paper gives the weights but not how each term is averaged. The weight 1e-6 is the KL
+    weight of the LDM autoencoders, whose loss sums the reconstruction error over the pixels of
+    a sample and the KL over its latent. Here the reconstruction terms are means per value (so
+    that ``l1`` reads like the paper's "reconstruction error 0.024"), and the KL is divided by
+    the same number of values: the total is LDM's per-sample sum divided by a constant, which
+    keeps the balance that 1e-6 was chosen for.
+
+    Args:
+        reconstruction: ``[N, C, H, W]`` decoded slices.
+        target: ``[N, C, H, W]`` the slices that were encoded.
+        posterior: what ``MotionVAE.encode`` (or the module's forward) returned for ``target``.
+        gradient_weight: weight of the gradient-consistency term.
+        kl_weight: weight of the KL term.
+        gradient_scales: scales of the gradient-consistency term (see ``gradient_consistency_loss``).
+
+    Returns:
+        Scalar tensors: ``total`` (to backpropagate), ``l1`` (mean absolute error per value),
+        ``gradient`` (``gradient_consistency_loss``) and ``kl`` (KL divergence from N(0, I) in
+        nats, summed over a sample's latent, averaged over samples, divided by the number of
+        values ``C * H * W`` of one slice).
+    """
+    if reconstruction.shape != target.shape or reconstruction.dim() != 4:
+        raise ValueError(
+            f"reconstruction and target must both be [N, C, H, W] of the same shape, got "
+            f"{tuple(reconstruction.shape)} and {tuple(target.shape)}"
+        )
+    l1 = (reconstruction - target).abs().mean()
+    gradient = gradient_consistency_loss(reconstruction, target, gradient_scales)
+    kl = posterior.kl().mean() / target[0].numel()
+    total = l1 + gradient_weight * gradient + kl_weight * kl
+    return {"total": total, "l1": l1, "gradient": gradient, "kl": kl}
+
+
+def gradient_consistency_loss(
+    prediction: torch.Tensor, target: torch.Tensor, num_scales: int = 4
+) -> torch.Tensor:
+    """Multi-scale gradient consistency: the spatial gradients of the prediction must match the target's.
+
+    The term is the multi-scale gradient matching loss of MegaDepth (Li and Snavely 2018, by the
+    paper's first author): with the residual ``R = prediction - target`` average-pooled to
+    scales 1, 1/2, 1/4, ..., it sums over the scales the mean absolute finite differences of R
+    along x and along y. An L1 loss alone tolerates small wiggles; this term penalises them, so
+    edges of moving regions stay sharp and flat regions flat. Scales at which the map would be
+    smaller than 2 pixels along an axis are left out.
+
+    Args:
+        prediction: ``[N, C, H, W]``.
+        target: ``[N, C, H, W]``, same shape.
+        num_scales: number of scales, >= 1 (4, as in MegaDepth).
+
+    Returns:
+        Scalar tensor, >= 0, in the units of the inputs per pixel.
+    """
+    residual = prediction - target
+    total = residual.new_zeros(())
+    for scale in range(num_scales):
+        if scale > 0:
+            residual = F.avg_pool2d(residual, 2)
+        if min(residual.shape[-2:]) < 2:
+            break
+        total = total + residual.diff(dim=-1).abs().mean() + residual.diff(dim=-2).abs().mean()
+    return total
+
+
+# ------------------------------------------------------------------------------------------------
+# Config helpers, shared with gid_models.unet
+
+
+def _set(config: object, name: str, value: object) -> None:
+    # Frozen dataclasses: object.__setattr__ is the sanctioned way to store the coerced values.
+    object.__setattr__(config, name, value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _positive_int(value: object, name: str) -> int:
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _positive_ints(values: object, name: str) -> tuple[int, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+        raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}")
+    return tuple(_positive_int(value, f"every entry of {name}") for value in values)
+
+
+def _floats(values: object, name: str, length: int, positive: bool = False) -> tuple[float, ...]:
+    what = "positive finite numbers" if positive else "finite numbers"
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != length:
+        raise ValueError(f"{name} must be a list of {length} {what} (one per latent channel), got {values!r}")
+    if not all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    ) or (positive and min(values) <= 0):
+        raise ValueError(f"{name} must hold {what}, got {list(values)}")
+    return tuple(float(value) for value in values)
+
+
+def _divisor(value: object, name: str, channels: tuple[int, ...], channels_name: str) -> int:
+    """A positive integer that divides every channel count: GroupNorm groups, attention heads."""
+    value = _positive_int(value, name)
+    if any(width % value for width in channels):
+        raise ValueError(f"{name} = {value} must divide every entry of {channels_name} = {list(channels)}")
+    return value
+
+
+def _to_dict(config: object) -> dict:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(config).items()}
+
+
+def _from_dict(cls: type, data: object, source: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{source} must be a dictionary (a JSON object), got {type(data).__name__}")
+    unknown = sorted(set(data) - {field.name for field in fields(cls)})
+    if unknown:
+        raise ValueError(f"{source} has unknown entries {unknown}")
+    try:
+        return cls(**data)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+
+
+def _float_list(values: Sequence[float] | torch.Tensor) -> list[float]:
+    return torch.as_tensor(values, dtype=torch.float64).flatten().tolist()
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple

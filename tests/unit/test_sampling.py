@@ -1,0 +1,133 @@
+"""Sampling spectral volumes with a tiny motion model, and its model folder."""
+
+import json
+
+import pytest
+import torch
+
+from gid_models.hub import ModelFolderError
+from gid_models.ldm import MotionLDM, MotionLDMConfig
+from gid_models.normalization import NormalizationStats
+from gid_models.sampling import SCHEDULERS, predict_spectral_volume
+from gid_models.unet import UNetConfig
+from gid_models.vae import MotionVAEConfig
+
+
+def tiny_model(seed: int = 0) -> MotionLDM:
+    torch.manual_seed(seed)
+    config = MotionLDMConfig(
+        num_bands=8, resolution=(16, 24), vae=MotionVAEConfig.tiny(), unet=UNetConfig.tiny()
+    )
+    return MotionLDM(config, NormalizationStats(torch.linspace(2.0, 0.5, 8))).eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def _image(batch=1, height=20, width=30):
+    return torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(3))
+
+
+def test_a_volume_comes_out_in_pixels_at_the_images_size(model):
+    volume = predict_spectral_volume(model, _image(height=20, width=30), steps=3)
+    assert (volume.batch_size, volume.num_bands, volume.height, volume.width) == (1, 8, 20, 30)
+    assert not volume.normalized and volume.coeffs.dtype == torch.complex64
+    assert (volume.fps, volume.window) == (30.0, 150)
+
+
+def test_the_same_seed_gives_the_same_volume_and_another_seed_another(model):
+    first = predict_spectral_volume(model, _image(), seed=7, steps=3)
+    again = predict_spectral_volume(model, _image(), seed=7, steps=3)
+    other = predict_spectral_volume(model, _image(), seed=8, steps=3)
+    assert torch.equal(first.coeffs, again.coeffs)
+    assert not torch.allclose(first.coeffs, other.coeffs)
+
+
+def test_a_batch_of_images_gives_one_volume_each(model):
+    assert predict_spectral_volume(model, _image(batch=2), steps=2).batch_size == 2
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+def test_every_named_scheduler_samples(model, scheduler):
+    volume = predict_spectral_volume(model, _image(), steps=2, scheduler=scheduler)
+    assert bool(torch.isfinite(volume.coeffs).all())
+
+
+def test_classifier_free_guidance_combines_conditional_and_null_predictions(model, monkeypatch):
+    calls = []
+    original = model.unet.forward
+
+    def spy(latents, timesteps, image_features=None, band_indices=None):
+        output = original(latents, timesteps, image_features, band_indices)
+        calls.append((image_features.clone(), output.clone()))
+        return output
+
+    monkeypatch.setattr(model.unet, "forward", spy)
+    seen = []
+    predict_spectral_volume(model, _image(), steps=1, guidance_scale=1.75, callback=seen.append)
+    features, output = calls[0]
+    assert features[1].abs().max() == 0 and features[0].abs().max() > 0  # second half: null condition
+    conditional, unconditional = output.chunk(2)
+    torch.testing.assert_close(seen[0].noise, 2.75 * conditional - 1.75 * unconditional)
+
+
+def test_the_callback_sees_every_step_and_can_stop_sampling(model):
+    seen = []
+    predict_spectral_volume(
+        model, _image(), steps=4, callback=lambda step: seen.append((step.index, step.total))
+    )
+    assert seen == [(0, 4), (1, 4), (2, 4), (3, 4)]
+
+    def cancel(step):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_spectral_volume(model, _image(), steps=4, callback=cancel)
+
+
+def test_a_saved_model_folder_loads_back_and_predicts_the_same(model, tmp_path):
+    model.save_pretrained(tmp_path / "tiny", model_card="# tiny\n")
+    loaded = MotionLDM.from_pretrained("tiny", search_dirs=[tmp_path])
+    assert not loaded.training and (tmp_path / "tiny" / "README.md").is_file()
+    first = predict_spectral_volume(model, _image(), seed=1, steps=2)
+    second = predict_spectral_volume(loaded, _image(), seed=1, steps=2)
+    torch.testing.assert_close(first.coeffs, second.coeffs)
+    torch.testing.assert_close(loaded.normalization.scales, model.normalization.scales)
+
+
+def test_a_model_folder_from_a_fake_hub_cache_loads_offline(model, tmp_path, monkeypatch):
+    commit = "f" * 40
+    repo = tmp_path / "hub" / "models--someone--tiny-gid"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    model.save_pretrained(repo / "snapshots" / commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = MotionLDM.from_pretrained("someone/tiny-gid", download_dir=tmp_path / "hub")
+    assert loaded.config.num_bands == 8
+
+
+def test_a_folder_with_a_missing_weights_file_names_it(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    (tmp_path / "unet.safetensors").unlink()
+    with pytest.raises(ModelFolderError, match="unet.safetensors is missing from the model folder"):
+        MotionLDM.from_pretrained(tmp_path)
+
+
+def test_a_folder_whose_weights_do_not_match_its_config_says_so(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["unet"]["block_out_channels"] = [32, 32, 32]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="do not match config.json"):
+        MotionLDM.from_pretrained(tmp_path)
+
+
+def test_a_config_of_a_newer_version_asks_to_update_the_pack(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["version"] = 99
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="update the node pack"):
+        MotionLDM.from_pretrained(tmp_path)
