@@ -8,9 +8,8 @@ Run:  .venv/bin/python bench/bench_splatting.py [--quick] [--threads N]
 
 The contenders are timed in turns, one call each per round, and the median is reported, so that
 load from other processes slows all of them alike instead of skewing the ratios. The load
-average is printed too: with more runnable threads than cores, multi-threaded code (torch's own
-operations, the C++ kernel, cv2.remap alike) waits for descheduled threads, and --threads 1
-gives the steadier figures.
+average is printed too: with more runnable threads than cores, threads wait for each other, and
+--threads 1 gives the steadier figures.
 """
 
 from __future__ import annotations
@@ -23,9 +22,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
+# Idle OpenMP threads of torch's operations spin on the cores for a while before they sleep; on
+# a machine shared with other processes, that time is taken from whichever contender runs next.
+# Set before torch starts OpenMP; an explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gid_models.splatting import compiled_backend_available, softmax_splat  # noqa: E402
@@ -97,6 +101,7 @@ def main() -> None:
     )
     print(
         f"threads: torch {torch.get_num_threads()}, OpenCV {cv2.getNumThreads()}; "
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     print(f"{'case':<16}{'backend':<10}{'ms/frame':>10}{'fps':>9}{'x remap':>9}")

@@ -119,13 +119,13 @@ class MotionLDM(nn.Module):
         self.vae = MotionVAE(config.vae)
         self.unet = FrequencyCoordinatedUNet(config.unet)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    def weights_placement(self) -> tuple[torch.device, torch.dtype]:
+        """Device and dtype of the weights (inputs must follow them).
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
+        Not a ``device`` property: ComfyUI's model management assigns ``model.device`` itself.
+        """
+        weight = next(self.parameters())
+        return weight.device, weight.dtype
 
     def save_pretrained(self, folder: str | Path, model_card: str | None = None) -> None:
         """Write ``config.json``, ``vae.safetensors``, ``unet.safetensors`` (and ``README.md``)."""

@@ -39,7 +39,14 @@ from .ldm import MotionLDM
 from .normalization import denormalize
 from .spectral import SpectralVolume
 
-__all__ = ["SCHEDULERS", "SamplingStep", "StepGuidance", "make_scheduler", "predict_spectral_volume"]
+__all__ = [
+    "SCHEDULERS",
+    "SamplingStep",
+    "StepGuidance",
+    "decode_spectral_volume",
+    "make_scheduler",
+    "predict_spectral_volume",
+]
 
 # Scheduler names users pick from, with the diffusers class and its extra settings.
 SCHEDULERS: dict[str, tuple[type, dict]] = {
@@ -79,6 +86,8 @@ class SamplingStep:
         timestep: the scheduler's timestep n.
         latents: ``[B, K, 4, h, w]`` z_n, scaled for the model (``scale_model_input``).
         noise: ``[B, K, 4, h, w]`` eps_hat after classifier-free guidance.
+        alpha_bar: cumulative signal fraction at this timestep, in (0, 1]: the scaled latent
+            is ``sqrt(alpha_bar) z_0 + sqrt(1 - alpha_bar) eps`` for every scheduler here.
     """
 
     index: int
@@ -86,6 +95,17 @@ class SamplingStep:
     timestep: torch.Tensor
     latents: torch.Tensor
     noise: torch.Tensor
+    alpha_bar: float
+
+    @property
+    def sigma(self) -> float:
+        """Noise level sqrt(1 - alpha_bar) of the scaled latent (sigma_n of paper Eq. 5)."""
+        return (1 - self.alpha_bar) ** 0.5
+
+    def predicted_clean(self, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The clean latent z_0 that ``noise`` (default: this step's eps_hat) implies."""
+        noise = self.noise if noise is None else noise
+        return (self.latents - self.sigma * noise) / self.alpha_bar**0.5
 
 
 class StepGuidance(Protocol):
@@ -97,6 +117,25 @@ class StepGuidance(Protocol):
     """
 
     def __call__(self, step: SamplingStep, model: MotionLDM, scheduler, predict_noise) -> torch.Tensor: ...
+
+
+def decode_spectral_volume(model: MotionLDM, latents: torch.Tensor) -> SpectralVolume:
+    """Clean latents ``[B, K, 4, h, w]`` -> the pixel-unit spectral volume at model resolution.
+
+    The VAE decodes every band's slice (normalized units), which are then denormalized.
+    """
+    slices = model.vae.decode_latents(latents).float()  # [B, K, 4, H_m, W_m]
+    normalized = SpectralVolume.from_channels(
+        slices, fps=model.config.fps, window=model.config.window, normalized=True
+    )
+    return denormalize(normalized, model.normalization)
+
+
+def _alpha_bar(scheduler, timestep: torch.Tensor) -> float:
+    # Sigma-space schedulers (Euler, Heun) use fractional timesteps; the nearest trained one
+    # is close enough for guidance and previews.
+    index = int(torch.as_tensor(timestep).round().clamp(0, len(scheduler.alphas_cumprod) - 1))
+    return float(scheduler.alphas_cumprod[index])
 
 
 def prepare_image(image: torch.Tensor, model: MotionLDM) -> torch.Tensor:
@@ -125,7 +164,8 @@ def prepare_image(image: torch.Tensor, model: MotionLDM) -> torch.Tensor:
         align_corners=False,
         antialias=image.shape[-2] > height or image.shape[-1] > width,
     )
-    return resized.clamp(0, 1).to(device=model.device, dtype=model.dtype)
+    device, dtype = model.weights_placement()
+    return resized.clamp(0, 1).to(device=device, dtype=dtype)
 
 
 @torch.no_grad()
@@ -164,7 +204,9 @@ def predict_spectral_volume(
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     latent_shape = (batch, bands, model.config.vae.latent_channels, *model.config.latent_size)
     latents = torch.randn(latent_shape, generator=generator, dtype=torch.float32)
-    latents = (latents * noise_scheduler.init_noise_sigma).to(device=model.device, dtype=model.dtype)
+    latents = (latents * noise_scheduler.init_noise_sigma).to(
+        device=conditioning.device, dtype=conditioning.dtype
+    )
 
     features = model.unet.encode_image(conditioning)
     paired_features = torch.cat([features, torch.zeros_like(features)])
@@ -182,7 +224,9 @@ def predict_spectral_volume(
     for index, timestep in enumerate(timesteps):
         scaled = noise_scheduler.scale_model_input(latents, timestep)
         noise = predict_noise(scaled, timestep)
-        step = SamplingStep(index, len(timesteps), timestep, scaled, noise)
+        step = SamplingStep(
+            index, len(timesteps), timestep, scaled, noise, _alpha_bar(noise_scheduler, timestep)
+        )
         if guidance is not None:
             noise = guidance(step, model, noise_scheduler, lambda z, t=timestep: predict_noise(z, t))
             step.noise = noise
@@ -190,11 +234,7 @@ def predict_spectral_volume(
         if callback is not None:
             callback(step)
 
-    slices = model.vae.decode_latents(latents).float()  # [B, K, 4, H_m, W_m], normalized units
-    normalized = SpectralVolume.from_channels(
-        slices, fps=model.config.fps, window=model.config.window, normalized=True
-    )
-    volume = denormalize(normalized, model.normalization)
+    volume = decode_spectral_volume(model, latents)
     height, width = output_size or tuple(image.shape[-2:])
     if (height, width) != (volume.height, volume.width):
         volume = volume.resize(height, width)

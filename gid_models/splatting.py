@@ -13,7 +13,7 @@ Two backends compute it, chosen per call:
 
 - ``"torch"``: plain differentiable torch operations; works on every device and dtype, always.
 - ``"cpp"``: a C++ CPU kernel (``csrc/splat_cpu.cpp``) without backward, 3 to 10 times faster
-  than the torch backend on CPU, using ``torch.get_num_threads()`` threads. It is compiled with
+  than the torch backend on CPU, on up to ``torch.get_num_threads()`` threads. It is compiled with
   ``torch.utils.cpp_extension`` on first use, never at import. Building takes 10 to 30 seconds,
   once: the build is kept in ``$TORCH_EXTENSIONS_DIR`` (by default ``~/.cache/torch_extensions``),
   one folder per Python and torch version, and later processes load it in a fraction of a second.
@@ -361,6 +361,8 @@ def _check_inputs(
     if input.ndim != 4:
         raise ValueError(f"input must be [B, C, H, W], got shape {tuple(input.shape)}")
     batch, _, height, width = input.shape
+    if height == 0 or width == 0:
+        raise ValueError(f"input must have at least one pixel, got H x W = {height} x {width}")
     if tuple(flow.shape) != (batch, 2, height, width):
         raise ValueError(
             f"flow must be [B, 2, H, W] = {(batch, 2, height, width)} to match input "

@@ -15,6 +15,7 @@ from gid_models.visualize import band_amplitude_grid, motion_colors
 from . import types
 from .comfy_io import confined_path, mask_to_tensor, tensor_to_image
 from .folders import GID_MODELS, gid_model_dirs, spectral_volume_files, statistics_files
+from .model_nodes import unwrap_motion_model
 
 
 def require_volume(volume, name: str = "spectral_volume") -> SpectralVolume:
@@ -198,9 +199,7 @@ class FrequencyNormalize:
     def run(self, spectral_volume, direction, statistics_file, motion_model=None):
         volume = require_volume(spectral_volume)
         if motion_model is not None:
-            stats = getattr(motion_model, "normalization", None)
-            if not isinstance(stats, NormalizationStats):
-                raise ValueError("motion_model must be a GID_MOTION_MODEL from LoadMotionLDM")
+            stats = unwrap_motion_model(motion_model).normalization
         elif statistics_file != "none":
             path = folder_paths.get_full_path(GID_MODELS, statistics_file)
             if path is None:

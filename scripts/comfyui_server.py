@@ -58,9 +58,10 @@ class ComfyUIServer:
         pack_dir: the node pack to link into ``custom_nodes``; defaults to this repository.
         python: interpreter that runs ComfyUI; defaults to the current one.
         port: TCP port; a free one is picked when omitted.
+        env: extra environment variables for the server process.
     """
 
-    def __init__(self, comfyui_dir, base_dir, pack_dir=REPO_DIR, python=sys.executable, port=None):
+    def __init__(self, comfyui_dir, base_dir, pack_dir=REPO_DIR, python=sys.executable, port=None, env=None):
         self.comfyui_dir = Path(comfyui_dir)
         self.base_dir = Path(base_dir)
         self.pack_dir = Path(pack_dir)
@@ -69,6 +70,7 @@ class ComfyUIServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base_dir / "comfyui.log"
         self.process: subprocess.Popen | None = None
+        self.extra_env = dict(env or {})
         if not (self.comfyui_dir / "main.py").is_file():
             raise ComfyUIError(
                 f"{self.comfyui_dir} is not a ComfyUI folder (no main.py); run scripts/bootstrap.sh "
@@ -113,7 +115,7 @@ class ComfyUIServer:
             str(self.base_dir),
             "--disable-auto-launch",
         ]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.extra_env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,

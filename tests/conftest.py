@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GID_SHARED_DATA", REPO_DIR.parent / "shared" / "data"))
@@ -69,3 +70,20 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "MANIFEST.tsv").is_file():
         pytest.skip(f"no shared data at {SHARED_DATA} (set GID_SHARED_DATA)")
     return SHARED_DATA
+
+
+def make_tiny_motion_model(seed: int = 0):
+    """A randomly initialised motion LDM small enough for tests (K = 8, 16x24 volumes)."""
+    from gid_models.ldm import MotionLDM, MotionLDMConfig
+    from gid_models.normalization import NormalizationStats
+    from gid_models.unet import UNetConfig
+    from gid_models.vae import MotionVAEConfig
+
+    torch.manual_seed(seed)
+    config = MotionLDMConfig(num_bands=8, resolution=(16, 24), vae=MotionVAEConfig.tiny(), unet=UNetConfig.tiny())
+    return MotionLDM(config, NormalizationStats(torch.linspace(2.0, 0.5, 8))).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_motion_model():
+    return make_tiny_motion_model()

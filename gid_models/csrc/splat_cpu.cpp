@@ -13,14 +13,15 @@
 // coverage. A source thus adds one short contiguous row of K numbers to each of its four target
 // pixels, which the compiler vectorizes, instead of K numbers scattered over K planes.
 //
-// Threads without atomics: the B * H target rows (all images stacked) are cut into bands, and a
-// band's rows are only ever written by the thread that works on that band. In a first pass the
-// source pixels of each band are splatted; as motion is small compared with a band, nearly every
-// corner lands in the source's own band. The corners that cross into another band are left out,
-// and their sources remembered in a list for that band; in a second pass each band adds the
-// corners from its lists, then writes its part of the output. Each corner is thus added exactly
-// once. There are a few bands per thread, taken in turn by whichever thread is free (see
-// for_each_band), so that a thread that other processes keep off the cores delays nothing.
+// Threads without atomic additions: the B * H target rows (all images stacked) are cut into
+// bands, and a band's rows are only ever written by the thread that works on that band. In a
+// first pass the source pixels of each band are splatted; as motion is small compared with a
+// band, nearly every corner lands in the source's own band. The corners that cross into another
+// band are left out, and their sources remembered in a list for that band; in a second pass each
+// band adds the corners from its lists, then writes its part of the output. Each corner is thus
+// added exactly once. There are a few bands per thread, taken in turn by whichever thread is
+// free (see for_each_task), so that a thread that other processes keep off the cores delays
+// nothing.
 
 // The narrowest headers that do: <torch/extension.h> would triple the first build's time.
 #include <ATen/Dispatch.h>
@@ -142,14 +143,14 @@ struct Splatter {
   }
 };
 
-// Calls work(band) for every band in [0, bands), each band taken by the next free thread: the
+// Calls work(task) for every task in [0, tasks), each task taken by the next free thread: the
 // calling thread and up to at::get_num_threads() - 1 helpers from torch's inter-op thread pool.
-// Returns as soon as all bands are done, without waiting for helpers that never got a core:
+// Returns as soon as all tasks are done, without waiting for helpers that never got a core:
 // the calling thread then does their share. (An OpenMP region, as in at::parallel_for, waits
 // for every thread to arrive; where other processes keep the cores busy, that wait costs more
 // than the threads gain.)
 template <typename Work>
-void for_each_band(int64_t bands, const Work& work) {
+void for_each_task(int64_t tasks, const Work& work) {
   struct Progress {
     std::atomic<int64_t> next{0};
     std::atomic<int64_t> done{0};
@@ -157,12 +158,12 @@ void for_each_band(int64_t bands, const Work& work) {
     std::exception_ptr error;
   };
   const auto progress = std::make_shared<Progress>();
-  // A helper that starts after the last band was taken returns at once: it never touches
+  // A helper that starts after the last task was taken returns at once: it never touches
   // `work`, which may be gone by then, only `progress`, which it shares.
-  const auto take_bands = [progress, bands, &work] {
-    for (int64_t band = progress->next++; band < bands; band = progress->next++) {
+  const auto take_tasks = [progress, tasks, &work] {
+    for (int64_t task = progress->next++; task < tasks; task = progress->next++) {
       try {
-        work(band);
+        work(task);
       } catch (...) {
         const std::lock_guard<std::mutex> lock(progress->mutex);
         progress->error = std::current_exception();
@@ -170,12 +171,12 @@ void for_each_band(int64_t bands, const Work& work) {
       progress->done++;
     }
   };
-  const int64_t helpers = std::min<int64_t>(bands, at::get_num_threads()) - 1;
+  const int64_t helpers = std::min<int64_t>(tasks, at::get_num_threads()) - 1;
   for (int64_t helper = 0; helper < helpers; ++helper) {
-    at::launch(take_bands);
+    at::launch(take_tasks);
   }
-  take_bands();
-  while (progress->done < bands) {
+  take_tasks();
+  while (progress->done < tasks) {
     std::this_thread::yield();
   }
   if (progress->error) {
@@ -196,7 +197,7 @@ void splat_in_bands(const Splatter<scalar_t>& splatter, int64_t batch, bool norm
   // as stacked row * width + x.
   std::vector<std::vector<int64_t>> crossing(bands * bands);
 
-  for_each_band(bands, [&](int64_t band) {
+  for_each_task(bands, [&](int64_t band) {
     const int64_t begin = band * rows_per_band, end = std::min(rows, begin + rows_per_band);
     // Zeroed here rather than at allocation, by the only thread that writes these rows.
     std::fill(splatter.sums + begin * width * k, splatter.sums + end * width * k, scalar_t(0));
@@ -218,7 +219,7 @@ void splat_in_bands(const Splatter<scalar_t>& splatter, int64_t batch, bool norm
     }
   });
 
-  for_each_band(bands, [&](int64_t band) {
+  for_each_task(bands, [&](int64_t band) {
     const int64_t begin = band * rows_per_band, end = std::min(rows, begin + rows_per_band);
     std::vector<scalar_t> values(k);
     for (int64_t from = 0; from < bands; ++from) {
@@ -237,7 +238,7 @@ void splat_in_bands(const Splatter<scalar_t>& splatter, int64_t batch, bool norm
 template <typename scalar_t>
 std::vector<scalar_t> largest_finite_metric(const scalar_t* metric, int64_t batch, int64_t plane) {
   std::vector<scalar_t> shift(batch, 0);
-  for_each_band(batch, [&](int64_t image) {
+  for_each_task(batch, [&](int64_t image) {
     scalar_t largest = -std::numeric_limits<scalar_t>::infinity();
     for (int64_t pixel = 0; pixel < plane; ++pixel) {
       const scalar_t m = metric[image * plane + pixel];
@@ -254,7 +255,7 @@ std::tuple<at::Tensor, std::optional<at::Tensor>> splat(
     const at::Tensor& input, const at::Tensor& flow,
     const std::optional<at::Tensor>& metric, const std::string& mode, bool with_coverage) {
   TORCH_CHECK(mode == "softmax" || mode == "average" || mode == "sum", "unknown mode ", mode);
-  TORCH_CHECK(metric.has_value() == (mode == "softmax"), "mode softmax, and only it, needs a metric");
+  TORCH_CHECK(metric.has_value() == (mode == "softmax"), "only mode softmax takes a metric");
   TORCH_CHECK(input.dim() == 4, "input must be [B, C, H, W]");
   const int64_t batch = input.size(0), channels = input.size(1);
   const int64_t height = input.size(2), width = input.size(3);

@@ -22,7 +22,10 @@ from comfyui_server import ComfyUIServer  # noqa: E402
 @pytest.fixture(scope="session")
 def comfyui(tmp_path_factory) -> ComfyUIServer:
     """The running server; tests may add models under ``comfyui.models_dir`` before using them."""
-    server = ComfyUIServer(os.environ["COMFYUI_DIR"], tmp_path_factory.mktemp("comfyui-base"))
+    # Tests never reach the network: Hub look-ups fail at once instead of waiting on time-outs.
+    server = ComfyUIServer(
+        os.environ["COMFYUI_DIR"], tmp_path_factory.mktemp("comfyui-base"), env={"HF_HUB_OFFLINE": "1"}
+    )
     server.start()
     yield server
     server.stop()

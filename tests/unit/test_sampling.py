@@ -6,24 +6,13 @@ import pytest
 import torch
 
 from gid_models.hub import ModelFolderError
-from gid_models.ldm import MotionLDM, MotionLDMConfig
-from gid_models.normalization import NormalizationStats
-from gid_models.sampling import SCHEDULERS, predict_spectral_volume
-from gid_models.unet import UNetConfig
-from gid_models.vae import MotionVAEConfig
-
-
-def tiny_model(seed: int = 0) -> MotionLDM:
-    torch.manual_seed(seed)
-    config = MotionLDMConfig(
-        num_bands=8, resolution=(16, 24), vae=MotionVAEConfig.tiny(), unet=UNetConfig.tiny()
-    )
-    return MotionLDM(config, NormalizationStats(torch.linspace(2.0, 0.5, 8))).eval()
+from gid_models.ldm import MotionLDM
+from gid_models.sampling import SCHEDULERS, SamplingStep, predict_spectral_volume
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny_model()
+def model(tiny_motion_model):
+    return tiny_motion_model
 
 
 def _image(batch=1, height=20, width=30):
@@ -131,3 +120,12 @@ def test_a_config_of_a_newer_version_asks_to_update_the_pack(model, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="update the node pack"):
         MotionLDM.from_pretrained(tmp_path)
+
+
+def test_a_step_recovers_the_clean_latent_its_noise_implies():
+    clean, noise = torch.randn(1, 2, 4, 3, 3), torch.randn(1, 2, 4, 3, 3)
+    alpha_bar = 0.3
+    noisy = alpha_bar**0.5 * clean + (1 - alpha_bar) ** 0.5 * noise
+    step = SamplingStep(0, 1, torch.tensor(500), noisy, noise, alpha_bar)
+    torch.testing.assert_close(step.predicted_clean(), clean)
+    assert step.sigma == pytest.approx(0.7**0.5)

@@ -317,6 +317,7 @@ BAD_ARGUMENTS = {
         "torch.Tensor",
     ),
     "input without batch": (IMAGE[0], FLOW, None, "average", ValueError, r"input must be \[B, C"),
+    "input without pixels": (IMAGE[..., :0], FLOW[..., :0], None, "sum", ValueError, "one pixel"),
     "flow with 3 channels": (IMAGE, IMAGE, None, "average", ValueError, FLOW_SHAPE),
     "flow of another batch": (
         IMAGE,

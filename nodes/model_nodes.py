@@ -1,0 +1,220 @@
+"""Motion-model nodes: load a motion LDM (and its renderer) and predict a spectral volume from an
+image (paper Sec. 4.2)."""
+
+from __future__ import annotations
+
+import os
+
+import comfy.model_management
+import comfy.model_patcher
+import torch
+
+from gid_models.hub import ModelFolderError
+from gid_models.ldm import CONFIG_FILE, MotionLDM
+from gid_models.renderer import CONFIG_FILE as RENDERER_CONFIG_FILE
+from gid_models.renderer import ImageBasedRenderer
+from gid_models.sampling import SCHEDULERS, SamplingStep, decode_spectral_volume, predict_spectral_volume
+from gid_models.visualize import motion_colors
+
+from . import types
+from .comfy_io import Progress, compute_device, image_to_tensor
+from .folders import gid_model_dirs
+
+HUB_CACHE_FOLDER = "hub"
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Decoding a preview costs a VAE pass; about ten previews per sampling run are enough to watch.
+PREVIEWS_PER_RUN = 10
+
+
+def local_model_folders() -> list[str]:
+    """Names of the motion-model folders (holding config.json) under models/gid."""
+    names = set()
+    for root in gid_model_dirs():
+        if os.path.isdir(root):
+            names.update(
+                name
+                for name in os.listdir(root)
+                if name != HUB_CACHE_FOLDER and os.path.isfile(os.path.join(root, name, CONFIG_FILE))
+            )
+    return sorted(names)
+
+
+def unwrap_motion_model(model) -> MotionLDM:
+    """The MotionLDM inside a GID_MOTION_MODEL (a ComfyUI ModelPatcher), with a clear error."""
+    inner = getattr(model, "model", None)
+    if not isinstance(inner, MotionLDM):
+        raise ValueError(
+            f"model must be a {types.MOTION_MODEL} from LoadMotionLDM, got {type(model).__name__}"
+        )
+    return inner
+
+
+def _dtype(choice: str, device: torch.device) -> torch.dtype:
+    if choice != "auto":
+        return DTYPES[choice]
+    if device.type == "cpu":
+        return torch.float32
+    return torch.bfloat16 if comfy.model_management.should_use_bf16(device) else torch.float16
+
+
+class LoadMotionLDM:
+    DESCRIPTION = (
+        "Loads a motion model (motion VAE, frequency-coordinated denoiser, normalization "
+        "statistics; paper Sec. 4.2) from a folder in models/gid, or from a Hugging Face Hub "
+        "repo id (downloaded into models/gid/hub once). When the folder also holds a trained "
+        "renderer, it is loaded too."
+    )
+    CATEGORY = types.CATEGORY
+    RETURN_TYPES = (types.MOTION_MODEL, types.RENDERER)
+    RETURN_NAMES = ("motion_model", "renderer")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        folders = local_model_folders() or ["(no model in models/gid)"]
+        return {
+            "required": {
+                "model": (
+                    folders,
+                    {
+                        "tooltip": "A model folder in models/gid (config.json, vae.safetensors, unet.safetensors)."
+                    },
+                ),
+                "hub_repo_id": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": "Hugging Face Hub repo id (owner/name). When set, it is used instead of the folder above.",
+                    },
+                ),
+                "revision": (
+                    "STRING",
+                    {"default": "main", "tooltip": "Branch, tag or commit of the Hub repo."},
+                ),
+                "dtype": (
+                    ["auto", "fp32", "fp16", "bf16"],
+                    {"tooltip": "Precision of the weights; auto = fp32 on CPU, bf16 or fp16 on a GPU."},
+                ),
+            }
+        }
+
+    def run(self, model, hub_repo_id, revision, dtype):
+        source = hub_repo_id.strip() or model
+        if source == "(no model in models/gid)":
+            raise ModelFolderError(
+                f"there is no motion model in {', '.join(gid_model_dirs())}; put a model folder there "
+                "or type a Hugging Face Hub repo id"
+            )
+        device = compute_device()
+        search_dirs = gid_model_dirs()
+        motion_model = MotionLDM.from_pretrained(
+            source,
+            search_dirs=search_dirs,
+            download_dir=os.path.join(search_dirs[0], HUB_CACHE_FOLDER),
+            revision=revision.strip() or None,
+            dtype=_dtype(dtype, device),
+        )
+        patcher = comfy.model_patcher.ModelPatcher(
+            motion_model, load_device=device, offload_device=comfy.model_management.unet_offload_device()
+        )
+        renderer = None
+        if os.path.isfile(os.path.join(motion_model.source_folder, RENDERER_CONFIG_FILE)):
+            renderer = ImageBasedRenderer.from_pretrained(motion_model.source_folder, device=device)
+        return (patcher, renderer)
+
+
+class PredictSpectralVolume:
+    DESCRIPTION = (
+        "Predicts a spectral volume (the Fourier coefficients of every pixel's motion) for an "
+        "image with the motion model: all frequency bands denoised together, classifier-free "
+        "guidance (paper Sec. 4.2), optional loop guidance. The result is in pixels at the "
+        "image's own size; a batch of images gives a batch of volumes."
+    )
+    CATEGORY = types.CATEGORY
+    RETURN_TYPES = (types.SPECTRAL_VOLUME,)
+    RETURN_NAMES = ("spectral_volume",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "motion_model": (types.MOTION_MODEL, {"tooltip": "The motion model from LoadMotionLDM."}),
+                "image": ("IMAGE", {"tooltip": "The still image whose motion to predict (any size)."}),
+                "seed": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": 0xFFFFFFFFFFFFFFFF,
+                        "control_after_generate": True,
+                        "tooltip": "Seed of the initial noise; the same seed gives the same motion.",
+                    },
+                ),
+                "steps": (
+                    "INT",
+                    {
+                        "default": 250,
+                        "min": 1,
+                        "max": 1000,
+                        "tooltip": "Denoising steps (the paper: 250 with DDIM; about 25 suffice with dpmpp_2m).",
+                    },
+                ),
+                "cfg": (
+                    "FLOAT",
+                    {
+                        "default": 1.75,
+                        "min": 0.0,
+                        "max": 20.0,
+                        "step": 0.05,
+                        "tooltip": "Classifier-free guidance weight w: (1 + w) eps_cond - w eps_null (the paper: 1.75).",
+                    },
+                ),
+                "scheduler": (
+                    sorted(SCHEDULERS),
+                    {
+                        "default": "ddim",
+                        "tooltip": "Sampler: ddim as in the paper, or another diffusers scheduler.",
+                    },
+                ),
+            },
+            "optional": {
+                "guidance": (
+                    types.GUIDANCE,
+                    {"tooltip": "Loop guidance (LoopGuidance) for a seamless loop."},
+                ),
+            },
+        }
+
+    def run(self, motion_model, image, seed, steps, cfg, scheduler, guidance=None):
+        model = unwrap_motion_model(motion_model)
+        pixels = image_to_tensor(image)
+        comfy.model_management.load_models_gpu([motion_model])
+        progress = Progress(steps)
+        preview_every = max(1, steps // PREVIEWS_PER_RUN)
+
+        def on_step(step: SamplingStep) -> None:
+            preview = None
+            if (step.index + 1) % preview_every == 0 and step.index + 1 < step.total:
+                volume = decode_spectral_volume(model, step.predicted_clean())
+                preview = motion_colors(volume)[0]
+            progress.update(step.index + 1, step.total, preview=preview)
+
+        volume = predict_spectral_volume(
+            model,
+            pixels,
+            seed=seed,
+            steps=steps,
+            scheduler=scheduler,
+            guidance_scale=cfg,
+            guidance=guidance,
+            callback=on_step,
+        )
+        return (volume.to(comfy.model_management.intermediate_device()),)
+
+
+NODE_CLASS_MAPPINGS = {"LoadMotionLDM": LoadMotionLDM, "PredictSpectralVolume": PredictSpectralVolume}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LoadMotionLDM": "Load Motion LDM (GID)",
+    "PredictSpectralVolume": "Predict Spectral Volume (GID)",
+}

@@ -1,0 +1,79 @@
+"""LoadMotionLDM and PredictSpectralVolume, called as ComfyUI calls them."""
+
+import pytest
+import torch
+
+from gid_models.hub import ModelFolderError
+from gid_models.renderer import ImageBasedRenderer, RendererConfig
+from gid_models.spectral import SpectralVolume
+
+
+@pytest.fixture
+def models_dir(tmp_path, tiny_motion_model):
+    """A models/gid folder holding the tiny model ("tiny") and the tiny model with a renderer."""
+    import folder_paths
+
+    gid_dir = tmp_path / "gid"
+    tiny_motion_model.save_pretrained(gid_dir / "tiny")
+    tiny_motion_model.save_pretrained(gid_dir / "tiny_with_renderer")
+    renderer = ImageBasedRenderer(RendererConfig(encoder_levels=1, channels=(4, 8), style_dim=8))
+    renderer.save_pretrained(gid_dir / "tiny_with_renderer")
+    paths = folder_paths.folder_names_and_paths["gid"][0]
+    paths.insert(0, str(gid_dir))
+    yield gid_dir
+    paths.remove(str(gid_dir))
+
+
+def test_the_model_list_shows_the_model_folders_of_models_gid(pack, models_dir):
+    folders = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"].INPUT_TYPES()["required"]["model"][0]
+    assert {"tiny", "tiny_with_renderer"} <= set(folders)
+
+
+def test_loading_a_folder_gives_a_model_and_no_renderer_when_it_has_none(pack, models_dir):
+    model, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", "", "main", "auto")
+    assert model.model.config.num_bands == 8 and renderer is None
+
+
+def test_loading_a_folder_with_a_renderer_gives_the_renderer_too(pack, models_dir):
+    _, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny_with_renderer", "", "main", "fp32")
+    assert isinstance(renderer, ImageBasedRenderer)
+
+
+def test_an_unreachable_hub_repo_names_the_repo_revision_and_folder(pack, models_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(
+        ModelFolderError, match=r"'someone/missing' at revision 'v1'.*by hand into .*gid/missing"
+    ):
+        pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", "someone/missing", "v1", "auto")
+
+
+def test_predicting_gives_a_pixel_volume_at_the_images_size(pack, models_dir):
+    model, _ = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", "", "main", "auto")
+    image = torch.rand(1, 30, 44, 3)
+    (volume,) = pack.NODE_CLASS_MAPPINGS["PredictSpectralVolume"]().run(model, image, 5, 3, 1.75, "ddim")
+    assert isinstance(volume, SpectralVolume) and not volume.normalized
+    assert (volume.num_bands, volume.height, volume.width) == (8, 30, 44)
+
+
+def test_the_same_seed_predicts_the_same_volume(pack, models_dir):
+    model, _ = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", "", "main", "auto")
+    node = pack.NODE_CLASS_MAPPINGS["PredictSpectralVolume"]()
+    image = torch.rand(1, 16, 24, 3)
+    (first,) = node.run(model, image, 11, 2, 1.75, "dpmpp_2m")
+    (second,) = node.run(model, image, 11, 2, 1.75, "dpmpp_2m")
+    assert torch.equal(first.coeffs, second.coeffs)
+
+
+def test_predicting_with_something_else_than_a_model_says_what_to_connect(pack):
+    with pytest.raises(ValueError, match="from LoadMotionLDM"):
+        pack.NODE_CLASS_MAPPINGS["PredictSpectralVolume"]().run(
+            "nope", torch.rand(1, 8, 8, 3), 0, 1, 1.0, "ddim"
+        )
+
+
+def test_frequency_normalize_uses_the_models_statistics(pack, models_dir):
+    model, _ = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", "", "main", "auto")
+    volume = SpectralVolume(torch.full((1, 8, 2, 4, 4), 2.0, dtype=torch.complex64))
+    (normalized,) = pack.NODE_CLASS_MAPPINGS["FrequencyNormalize"]().run(volume, "normalize", "none", model)
+    # Band 0 has s_0 = 2: a real part of 2 becomes sqrt(2 / 2) = 1.
+    assert normalized.normalized and normalized.coeffs[0, 0, 0, 0, 0].real == pytest.approx(1.0)
