@@ -63,9 +63,7 @@ def median_ms(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[
     return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
 
-def time_case(
-    channels: int, height: int, width: int, backends: list[str], rounds: int
-) -> dict[str, float]:
+def time_case(channels: int, height: int, width: int, backends: list[str], rounds: int) -> dict[str, float]:
     """Milliseconds per frame of cv2.remap and of softmax_splat with each backend."""
     flow = smooth_motion(height, width)
     metric = flow.norm(dim=1, keepdim=True)

@@ -81,6 +81,7 @@ __all__ = [
     "motion_texture_from_frames",
     "motion_texture_from_video",
     "resample_motion_texture",
+    "source_frames_needed",
     "to_grey_uint8",
 ]
 
@@ -392,8 +393,6 @@ def motion_texture_from_video(
     if not min_duration >= 0:
         raise ValueError(f"min_duration must be >= 0 seconds, got {min_duration}")
 
-    # Source frames covering the window's last instant, (window - 1) / target_fps seconds.
-    needed = math.ceil((window - 1) * fps / target_fps - 1e-9) + 1
     available = len(frames)
     count = min(window, math.floor((available - 1) * target_fps / fps + 1e-9) + 1)
     if count / target_fps < min_duration:
@@ -402,8 +401,20 @@ def motion_texture_from_video(
             f"{target_fps:g} fps ({count / target_fps:.2f} s), and at least {min_duration:g} s "
             "are needed; use a longer clip or lower min_duration"
         )
+    needed = source_frames_needed(window, fps, target_fps)
     motion = motion_texture_from_frames(frames[:needed], method, strategy=strategy)
     return resample_motion_texture(motion, fps, target_fps)[:, :window]
+
+
+def source_frames_needed(window: int, fps: float, target_fps: float) -> int:
+    r"""Frames at ``fps`` needed for a full window of ``window`` frames at ``target_fps``.
+
+    The window's last frame lies ``(window - 1) / target_fps`` seconds after its first, so the
+    clip needs ``ceil((window - 1) * fps / target_fps) + 1`` frames (76 at 15 fps, 126 at
+    25 fps, 150 at 30 fps for the paper's 150-frame window at 30 fps).
+    """
+    # The epsilon absorbs rounding when the window ends exactly on a source frame.
+    return math.ceil((window - 1) * _positive(fps, "fps") / _positive(target_fps, "target_fps") - 1e-9) + 1
 
 
 def to_grey_uint8(frames: Frames) -> list[np.ndarray]:

@@ -107,15 +107,18 @@ def splat_with_weight(
 
     - ``"softmax"``: ``sum_i b_i w_i x_i / sum_i b_i w_i`` with ``w_i = exp(metric_i - m)``, where
       ``m`` is the largest metric of the image; subtracting it changes nothing but keeps ``exp``
-      from overflowing. Metrics more than about 80 (float32) below ``m`` underflow to weight zero,
-      so scale the metric to a sensible range, as Niklaus and Liu do.
+      from overflowing. In float32, the weights of metrics more than 87 below ``m`` lose
+      precision and those more than 104 below are zero, so scale the metric to a sensible range,
+      as Niklaus and Liu do.
     - ``"average"``: ``sum_i b_i x_i / sum_i b_i``, i.e. all weights equal.
     - ``"sum"``: ``sum_i b_i x_i``, not normalized.
 
     Pixels that no weight reaches are exact zeros in every mode.
 
-    Differentiable with respect to ``input``, ``flow`` and ``metric`` (the bilinear weights are
-    piecewise linear in the flow, so the gradient jumps where a target crosses a pixel border).
+    Differentiable with respect to ``input``, ``flow`` and ``metric``: a call that needs gradients
+    runs on the torch backend. The bilinear weights are piecewise linear in the flow, so the
+    gradient jumps where a target crosses a pixel border. Computed in float32, or float64 for
+    float64 arguments.
 
     Args:
         input: the image or feature map to warp, ``[B, C, H, W]``, any floating dtype.
@@ -245,9 +248,7 @@ def _scatter_torch(values: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     index = torch.stack(indices).flatten()
     # Channels first ([K, 4 corners, B, H, W]): index_add_ is fastest along the last dimension.
     spread = values.transpose(0, 1).unsqueeze(1) * torch.stack(weights)
-    sums = values.new_zeros(channels, dropped + 1).index_add_(
-        1, index, spread.reshape(channels, -1)
-    )
+    sums = values.new_zeros(channels, dropped + 1).index_add_(1, index, spread.reshape(channels, -1))
     return sums[:, :dropped].view(channels, batch, height, width).transpose(0, 1).contiguous()
 
 
@@ -261,17 +262,13 @@ def _kernel_for_call(
     source = "backend" if requested is not None else BACKEND_ENV_VAR
     requested = requested if requested is not None else os.environ.get(BACKEND_ENV_VAR, "auto")
     if requested not in _BACKENDS:
-        raise ValueError(
-            f"{source}={requested!r} is not a splatting backend; use one of {_BACKENDS}"
-        )
+        raise ValueError(f"{source}={requested!r} is not a splatting backend; use one of {_BACKENDS}")
     if requested == "torch":
         return None
 
     if input.device.type != "cpu":
         reason = f"the tensors are on {input.device.type} and the compiled kernel is CPU-only"
-    elif torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (input, flow, metric)
-    ):
+    elif torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, flow, metric)):
         reason = "gradients are required and the compiled kernel has no backward"
     elif (kernel := _compiled_kernel()) is not None:
         return kernel
@@ -295,6 +292,7 @@ def _build_kernel() -> ModuleType | None:
     optimize = "/O2" if sys.platform == "win32" else "-O3"  # MSVC or gcc and clang
     start = time.perf_counter()
     try:
+        _put_ninja_on_path()
         build_directory = _build_directory()
         _remove_stale_lock(build_directory)
         kernel = cpp_extension.load(
@@ -306,9 +304,7 @@ def _build_kernel() -> ModuleType | None:
     # Whatever goes wrong (no compiler, no ninja, a failing build, a read-only cache), the torch
     # backend still works, so no build problem may stop the caller.
     except Exception as error:
-        logger.warning(
-            "could not build the C++ splatting kernel, using the torch backend: %s", error
-        )
+        logger.warning("could not build the C++ splatting kernel, using the torch backend: %s", error)
         return None
     logger.info(
         "C++ splatting kernel ready after %.1f s (cached in %s)",
@@ -316,6 +312,18 @@ def _build_kernel() -> ModuleType | None:
         build_directory,
     )
     return kernel
+
+
+def _put_ninja_on_path() -> None:
+    """Make the ``ninja`` of the pip package findable: torch runs ``ninja`` from PATH, and a
+    ComfyUI started by the full path of its Python does not have the environment's bin on it."""
+    try:
+        import ninja
+    except ImportError:
+        return
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    if ninja.BIN_DIR not in folders:
+        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, *folders])
 
 
 def _build_directory() -> Path:
@@ -328,11 +336,17 @@ def _build_directory() -> Path:
 
 
 def _remove_stale_lock(build_directory: Path) -> None:
-    """Remove the lock file of a build that was killed (a closed ComfyUI, say).
+    """Remove the lock file that a killed build (a closed ComfyUI, say) left behind.
 
-    torch waits for the lock file to go away, without a time limit; a build that really is
-    running elsewhere takes a minute at most, so a lock older than ten minutes is stale.
+    Older torch versions (``cpp_extension.FileBaton``) wait for the lock file to go away, without
+    a time limit. A build that really is running elsewhere takes a minute at most, so a lock
+    older than ten minutes is stale. Newer versions lock the file through the operating system,
+    which releases the lock when its holder dies; their lock file must stay.
     """
+    from torch.utils import cpp_extension
+
+    if not hasattr(cpp_extension, "FileBaton"):
+        return
     lock = build_directory / "lock"
     with contextlib.suppress(FileNotFoundError):
         if time.time() - lock.stat().st_mtime > 600:
@@ -343,9 +357,7 @@ def _remove_stale_lock(build_directory: Path) -> None:
 _compiled_kernel = functools.cache(_build_kernel)
 
 
-def _check_inputs(
-    input: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor | None, mode: str
-) -> None:
+def _check_inputs(input: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor | None, mode: str) -> None:
     """Raise a ValueError or TypeError that says what is wrong with the arguments."""
     tensors = {"input": input, "flow": flow} | ({} if metric is None else {"metric": metric})
     for name, tensor in tensors.items():
@@ -355,8 +367,7 @@ def _check_inputs(
             raise TypeError(f"{name} must have a floating dtype, got {tensor.dtype}; use .float()")
         if tensor.device != input.device:
             raise ValueError(
-                f"{name} is on {tensor.device} but input is on {input.device}; "
-                "move them to one device"
+                f"{name} is on {tensor.device} but input is on {input.device}; move them to one device"
             )
     if input.ndim != 4:
         raise ValueError(f"input must be [B, C, H, W], got shape {tuple(input.shape)}")
@@ -371,13 +382,9 @@ def _check_inputs(
     if mode not in _MODES:
         raise ValueError(f"mode={mode!r} is not a splatting mode; use one of {_MODES}")
     if mode == "softmax" and metric is None:
-        raise ValueError(
-            "mode='softmax' needs a metric [B, 1, H, W]; use mode='average' for equal weights"
-        )
+        raise ValueError("mode='softmax' needs a metric [B, 1, H, W]; use mode='average' for equal weights")
     if mode != "softmax" and metric is not None:
-        raise ValueError(
-            f"mode={mode!r} does not use a metric; pass metric=None or use mode='softmax'"
-        )
+        raise ValueError(f"mode={mode!r} does not use a metric; pass metric=None or use mode='softmax'")
     if metric is not None and tuple(metric.shape) != (batch, 1, height, width):
         raise ValueError(
             f"metric must be [B, 1, H, W] = {(batch, 1, height, width)} to match input "
