@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from .flow import motion_texture_from_video
+from .flow import motion_texture_from_video, source_frames_needed
 from .spectral import SpectralVolume
 from .video import read_video
 
@@ -127,15 +127,18 @@ def motion_windows(
     """
     frames, fps = read_video(clip.path, size=size, fps=clip.fps)
     step = max(1, round(stride * fps))
+    needed = source_frames_needed(window, fps, target_fps)
     duration = window / target_fps
     windows = []
-    for start in range(0, len(frames), step):
-        if (len(frames) - start) / fps < duration:
-            break
+    for start in range(0, len(frames) - needed + 1, step):
         windows.append(
             motion_texture_from_video(
-                frames[start:], fps, target_fps=target_fps, window=window,
-                min_duration=duration, method=method,
+                frames[start:],
+                fps,
+                target_fps=target_fps,
+                window=window,
+                min_duration=duration,
+                method=method,
             )
         )
     return windows
@@ -235,11 +238,13 @@ def plot_amplitude_spectrum(
         py = bottom - (y - y_range[0]) / (y_range[1] - y_range[0]) * (bottom - top)
         return np.round(np.stack([px, py], axis=-1)).astype(np.int32)
 
-    for value, (px, py) in zip(x_ticks, to_pixels(x_ticks, np.zeros_like(x_ticks))):
-        cv2.line(canvas, (px, top), (px, bottom), _GREY, 1)
+    tick_x = to_pixels(x_ticks, np.zeros_like(x_ticks))[:, 0]
+    tick_y = to_pixels(np.full_like(y_ticks, x_range[0]), y_ticks)[:, 1]
+    for value, px in zip(x_ticks, tick_x, strict=True):
+        cv2.line(canvas, (int(px), top), (int(px), bottom), _GREY, 1)
         _text(canvas, _tick_label(value), (px, bottom + 18), centre=True)
-    for value, (px, py) in zip(y_ticks, to_pixels(np.full_like(y_ticks, x_range[0]), y_ticks)):
-        cv2.line(canvas, (left, py), (right, py), _GREY, 1)
+    for value, py in zip(y_ticks, tick_y, strict=True):
+        cv2.line(canvas, (left, int(py)), (right, int(py)), _GREY, 1)
         _text(canvas, _tick_label(value), (left - 8, py + 5), align_right=True)
     cv2.rectangle(canvas, (left, top), (right, bottom), _BLACK, 1)
 
@@ -317,8 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Average amplitude spectrum of the motion in a set of clips (paper Fig. 2).",
     )
     parser.add_argument("--clips", required=True, help="folder of video files")
-    parser.add_argument("--manifest", help="MANIFEST.tsv giving the clips' fps and motion labels; "
-                        "only the YES/partly rows are used")
+    parser.add_argument(
+        "--manifest",
+        help="MANIFEST.tsv giving the clips' fps and motion labels; only the YES/partly rows are used",
+    )
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT of the flow (256x160)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the windows (30)")
@@ -330,22 +337,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     size = tuple(int(v) for v in args.size.lower().split("x"))
     if args.manifest:
         folder = os.path.realpath(args.clips)
-        clips = [c for c in clips_from_manifest(args.manifest)
-                 if os.path.dirname(os.path.realpath(c.path)) == folder]
+        clips = [
+            c
+            for c in clips_from_manifest(args.manifest)
+            if os.path.dirname(os.path.realpath(c.path)) == folder
+        ]
     else:
         clips = clips_in_folder(args.clips)
-    windows = []
+    windows, used_clips = [], 0
     for clip in clips:
         found = motion_windows(clip, size=size, target_fps=args.fps, window=args.window, stride=args.stride)
         print(f"{os.path.basename(clip.path)}: {len(found)} window(s)", file=sys.stderr)
         windows.extend(found)
+        used_clips += bool(found)
     if not windows:
         print(f"no clip holds a full window of {args.window / args.fps:g} s", file=sys.stderr)
         return 1
     freqs, amp_x, amp_y = average_amplitude_spectrum(windows, args.fps)
-    plot_amplitude_spectrum(freqs, amp_x, amp_y, num_bands=args.bands, path=args.out,
-                            title=f"Average amplitude spectrum, {len(windows)} windows of {len(clips)} clips")
-    for f, ax, ay in zip(freqs[: args.bands + 4], amp_x, amp_y):
+    plot_amplitude_spectrum(
+        freqs,
+        amp_x,
+        amp_y,
+        num_bands=args.bands,
+        path=args.out,
+        title=f"Average amplitude spectrum, {len(windows)} windows of {used_clips} clips",
+    )
+    for f, ax, ay in list(zip(freqs, amp_x, amp_y, strict=True))[: args.bands + 4]:
         print(f"{f:5.2f} Hz  x {ax:7.3f} px  y {ay:7.3f} px")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

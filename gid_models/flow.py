@@ -23,33 +23,40 @@ limitation (its Sec. 8), so the default was chosen by measurement on the real cl
 resize and centre crop to 256x160; ``bench/flow_quality.py`` prints the full tables):
 
 - *real*: PSNR gain in dB of ``I_t`` warped back onto ``I0`` with the flow over ``I_t`` unwarped,
-  mean over clips of t = 1, 3, 5, 10, 30;
+  mean over clips of t = 1, 3, 5, 10, 30 frames;
 - *synthetic*: end-point error in pixels on the textured pixels of real frames warped by a known
   smooth field (95th percentile of its magnitude 0.5 / 2 / 8 px) with noise and a global
-  brightness change;
-- speed: flows per second at 256x160 on 2 CPU cores (machine shared with other jobs).
+  brightness change, as between real frames;
+- speed: flows per second at 256x160 on 2 CPU cores (``bench/bench_flow.py``; a quiet machine,
+  2 to 4 times fewer when other jobs load the cores).
 
 =====================  ===========  ========================  ==========
 preset                 real (dB)    synthetic EPE (px)        flows / s
 =====================  ===========  ========================  ==========
-``dis_ultrafast``      2.4          0.28 / 0.71 / 2.75        ~2000
-``dis_fast``           2.4          0.26 / 0.66 / 2.61        ~1000
-``dis_medium``         3.6          0.09 / 0.23 / 0.91        ~300
-``dis`` (default)      4.5          0.06 / 0.10 / 0.47        ~60-90
-``farneback``          3.1          0.09 / 0.15 / 0.77        ~80-120
+``dis_ultrafast``      2.38         0.15 / 0.48 / 1.95        ~2400
+``dis_fast``           2.44         0.15 / 0.48 / 1.76        ~1000
+``dis_medium``         3.56         0.09 / 0.23 / 0.92        ~300
+``dis`` (default)      4.50         0.06 / 0.10 / 0.46        ~60-90
+``farneback``          3.11         0.09 / 0.15 / 0.77        ~120
 =====================  ===========  ========================  ==========
 
 The default ``dis`` is OpenCV's DIS "medium" preset run down to full resolution (finest scale 0
-instead of 1). Weaker regularization (variational alpha 5-10, or no patch mean normalization)
-raises the *real* figure by up to 2.5 dB but worsens the synthetic error, by 3-15x without mean
-normalization under a brightness change: it fits the warp to noise and lighting, not motion.
+instead of 1). At 512x288 it gains 5.20 dB (medium 4.23) with errors 0.06 / 0.10 / 0.32 px.
+Weaker regularization raises the *real* figure and worsens the synthetic error: variational
+alpha 5 instead of 20 gives +0.8 dB and 1.4-2x the error, no patch mean normalization +1.0 dB
+and 12-36x the error: such flows fit the warp to noise and lighting, not to the motion.
+OpenCV-contrib's methods (5.1, measured apart) are not worth the dependency: TV-L1 5.97 dB but 0.46 / 0.48 / 1.18 px
+at 0.4 flows/s, DeepFlow 2.36 dB, 0.07 / 0.14 / 0.44 px at 2.8 flows/s, dense RLOF and PCAFlow
+below 1.5 dB.
 
-Over a whole window the *strategy* matters as much as the method (8 clips of >= 150 frames, PSNR
-gain at t = 30, 60, 100, 149; and on synthetic 150-frame sequences with harmonic motion of up to
-8 px, mean end-point error): ``"direct"`` 4.06 / 3.86 / 4.27 / 3.73 dB, 1.14 px; ``"warm"``
-(default) 4.48 / 4.17 / 4.58 / 4.11 dB, 0.91 px; ``"chain"`` 4.55 / 4.29 / 4.69 / 3.90 dB,
-0.90 px at twice the cost. A 25 px translation, beyond the coarse-to-fine search range, defeats
-``"direct"`` and is recovered to 0.001 px by ``"warm"`` and ``"chain"``.
+Over a whole window the *strategy* matters as much as the method. PSNR gain at t = 30, 60, 100,
+149 on the 8 clips of >= 150 frames, at 256x160: ``"direct"`` 4.06 / 3.86 / 4.27 / 3.73 dB,
+``"warm"`` (default) 4.48 / 4.17 / 4.58 / 4.11, ``"chain"`` 4.57 / 4.06 / 4.62 / 3.97; at
+512x288 all three are within 0.4 dB of each other (mean 4.72, 4.77, 4.92 dB). On synthetic
+150-frame sequences with harmonic motion of up to 8 px the mean end-point error is 1.14 px
+direct, 0.91 warm, 0.90 chain. A 25 px translation, beyond the coarse-to-fine search range,
+defeats ``"direct"`` and is recovered to 0.001 px by ``"warm"`` and ``"chain"``; ``"chain"``
+costs twice as much.
 
 Example:
     >>> frames, fps = read_video("trees.mp4", size=(256, 160))   # gid_models.video
@@ -249,8 +256,12 @@ def motion_texture_from_frames(
     method: str | FlowMethod = "dis",
     *,
     strategy: Strategy = "warm",
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     r"""Optical flow from the first frame to every frame: the motion texture of a clip.
+
+    ``progress(flows_done, flows_total)``, when given, is called after every flow (an exception
+    it raises, such as ComfyUI's Cancel, stops the computation).
 
     Args:
         frames: ``T >= 2`` RGB frames, the first being the start frame ``I0``: a tensor
@@ -299,6 +310,8 @@ def motion_texture_from_frames(
         else:
             initial = compose_flows(flows[-1], flow_method(grey[t - 1], grey[t], None))
         flows.append(flow_method(start, grey[t], initial))
+        if progress is not None:
+            progress(t, len(grey) - 1)
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).unsqueeze(0).contiguous()
 
 
@@ -332,8 +345,7 @@ def resample_motion_texture(motion: torch.Tensor, fps: float, target_fps: float)
     if fps == target_fps:
         return motion
     num_frames = motion.shape[1]
-    # The epsilon keeps a last frame that lands on a source frame up to rounding (e.g. 25 -> 30).
-    count = math.floor((num_frames - 1) * target_fps / fps + 1e-9) + 1
+    count = _resampled_length(num_frames, fps, target_fps)
     position = torch.arange(count, dtype=torch.float64) * (fps / target_fps)
     below = position.floor().long().clamp(max=num_frames - 1)
     above = (below + 1).clamp(max=num_frames - 1)
@@ -351,8 +363,11 @@ def motion_texture_from_video(
     min_duration: float = 2.0,
     method: str | FlowMethod = "dis",
     strategy: Strategy = "warm",
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     r"""The motion texture of one window of a clip, at the model's frame rate.
+
+    ``progress`` is passed to :func:`motion_texture_from_frames`.
 
     The window starts at the first frame given (slice ``frames`` to start elsewhere; the paper
     starts a window at every 10th frame). Only the frames the window needs are used. The flow is
@@ -388,13 +403,13 @@ def motion_texture_from_video(
     """
     fps = _positive(fps, "fps")
     target_fps = _positive(target_fps, "target_fps")
-    if not isinstance(window, int) or window < 2:
+    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 2:
         raise ValueError(f"window must be an integer number of frames >= 2, got {window!r}")
     if not min_duration >= 0:
         raise ValueError(f"min_duration must be >= 0 seconds, got {min_duration}")
 
     available = len(frames)
-    count = min(window, math.floor((available - 1) * target_fps / fps + 1e-9) + 1)
+    count = min(window, _resampled_length(available, fps, target_fps))
     if count / target_fps < min_duration:
         raise ValueError(
             f"the clip is too short: {available} frames at {fps:g} fps give {count} frames at "
@@ -402,7 +417,7 @@ def motion_texture_from_video(
             "are needed; use a longer clip or lower min_duration"
         )
     needed = source_frames_needed(window, fps, target_fps)
-    motion = motion_texture_from_frames(frames[:needed], method, strategy=strategy)
+    motion = motion_texture_from_frames(frames[:needed], method, strategy=strategy, progress=progress)
     return resample_motion_texture(motion, fps, target_fps)[:, :window]
 
 
@@ -436,7 +451,7 @@ def to_grey_uint8(frames: Frames) -> list[np.ndarray]:
                 f"a frames tensor must be [T, 3, H, W] (or [T, 1, H, W]), got {tuple(frames.shape)}"
             )
         images = list(frames.detach().cpu().permute(0, 2, 3, 1).numpy())
-    elif isinstance(frames, (np.ndarray, Sequence)):
+    elif isinstance(frames, np.ndarray) or _is_sequence_of_images(frames):
         images = [np.asarray(image) for image in frames]
     else:
         raise TypeError(
@@ -487,6 +502,17 @@ def compose_flows(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         ``[H, W, 2]`` float32 flow in pixels from frame a to frame c.
     """
     return first + backward_warp(second, first)
+
+
+def _is_sequence_of_images(frames: object) -> bool:
+    # A string is a sequence too, of characters: a path passed by mistake lands here.
+    return isinstance(frames, Sequence) and not isinstance(frames, (str, bytes))
+
+
+def _resampled_length(num_frames: int, fps: float, target_fps: float) -> int:
+    """Frames at ``target_fps`` spanning the time of ``num_frames`` frames at ``fps``."""
+    # The epsilon keeps a last frame that lands on a source frame up to rounding (e.g. 25 -> 30).
+    return math.floor((num_frames - 1) * target_fps / fps + 1e-9) + 1
 
 
 def _grey_uint8(image: np.ndarray) -> np.ndarray:

@@ -147,7 +147,8 @@ class MotionTexture:
         """
         total = None
         for _, motion in self.chunks(chunk_size):
-            magnitude = torch.linalg.vector_norm(motion, dim=2).sum(dim=1, keepdim=True)
+            # hypot of the two channels is many times faster than vector_norm over dim 2 on CPU.
+            magnitude = torch.hypot(motion[:, :, 0], motion[:, :, 1]).sum(dim=1, keepdim=True)
             total = magnitude if total is None else total + magnitude
         return total / self.num_frames
 

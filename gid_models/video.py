@@ -78,9 +78,7 @@ def read_video(
             continue
         fps = file_fps if fps is None else fps
         if not (fps and math.isfinite(fps) and fps > 0):
-            raise ValueError(
-                f"read_video: {path!r} does not state a usable frame rate ({fps}); pass fps=..."
-            )
+            raise ValueError(f"read_video: {path!r} does not state a usable frame rate ({fps}); pass fps=...")
         return frames, float(fps)
     raise ValueError(f"read_video: cannot read {path!r} as a video: " + "; ".join(failures))
 
@@ -107,6 +105,11 @@ def resize_and_center_crop(image: np.ndarray, width: int, height: int) -> np.nda
     left = (scaled_width - width) // 2
     top = (scaled_height - height) // 2
     return scaled[top : top + height, left : left + width]
+
+
+# FFmpeg opens any text file as a video of its characters drawn as ANSI art (the "tty" format).
+_TEXT_CODEC = "ansi"
+_TEXT_MESSAGE = "it is a text file, which FFmpeg would only draw as ANSI art"
 
 
 class _UnreadableError(Exception):
@@ -136,6 +139,8 @@ def _read_opencv(
     if not capture.isOpened():
         raise _UnreadableError("OpenCV cannot open it")
     try:
+        if int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == _TEXT_CODEC.encode():
+            raise _UnreadableError(_TEXT_MESSAGE)
         fps = capture.get(cv2.CAP_PROP_FPS)
 
         def decoded() -> Iterator[np.ndarray]:
@@ -154,19 +159,14 @@ def _read_opencv(
 
 
 def _opencv_to_rgb(frame: np.ndarray) -> np.ndarray:
-    # OpenCV normally hands out BGR, but some backends pass grey or BGRA through unconverted.
-    if frame.dtype != np.uint8:
-        frame = cv2.convertScaleAbs(frame, alpha=255.0 / np.iinfo(frame.dtype).max)
-    if frame.ndim == 2 or frame.shape[2] == 1:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    # OpenCV converts every decoded format (grey, alpha, 10-bit) to 8-bit BGR; anything else
+    # means a backend that did not, and PyAV gets a chance instead.
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise _UnreadableError(f"it decoded {frame.dtype} frames of shape {frame.shape}, not 8-bit BGR")
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
-def _read_pyav(
-    path: str, max_frames: int | None, size: tuple[int, int] | None
-) -> tuple[torch.Tensor, float]:
+def _read_pyav(path: str, max_frames: int | None, size: tuple[int, int] | None) -> tuple[torch.Tensor, float]:
     try:
         import av
     except ImportError as error:
@@ -176,6 +176,8 @@ def _read_pyav(
             if not container.streams.video:
                 raise _UnreadableError("the file has no video stream")
             stream = container.streams.video[0]
+            if stream.codec_context.name == _TEXT_CODEC:
+                raise _UnreadableError(_TEXT_MESSAGE)
             # The nominal rate; the average rate is wrong for files with broken durations.
             rate = stream.guessed_rate or stream.average_rate
             fps = float(rate) if rate else 0.0

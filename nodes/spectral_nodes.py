@@ -7,13 +7,15 @@ import os
 
 import folder_paths
 
+from gid_models.flow import FLOW_METHODS
 from gid_models.motion import MotionTexture
 from gid_models.normalization import NormalizationStats, denormalize, normalize
+from gid_models.pipeline import spectral_volume_from_video
 from gid_models.spectral import SpectralVolume, load_spectral_volume, save_spectral_volume
 from gid_models.visualize import band_amplitude_grid, motion_colors
 
 from . import types
-from .comfy_io import confined_path, mask_to_tensor, tensor_to_image
+from .comfy_io import Progress, confined_path, image_to_tensor, mask_to_tensor, tensor_to_image
 from .folders import GID_MODELS, gid_model_dirs, spectral_volume_files, statistics_files
 from .model_nodes import unwrap_motion_model
 
@@ -121,6 +123,103 @@ class SpectrumToMotion:
             mask=motion_mask,
         )
         return (motion,)
+
+
+class VideoToSpectralVolume:
+    DESCRIPTION = (
+        "Measures the motion of a real video and turns it into a spectral volume, no model "
+        "needed (paper Sec. 4.1 and 7): optical flow from the first frame to every later frame "
+        "gives each pixel's trajectory, resampled to the model frame rate; their FFT keeps the "
+        "lowest frequency bands. Connect the frames and fps of LoadVideo + GetVideoComponents."
+    )
+    CATEGORY = types.CATEGORY
+    RETURN_TYPES = (types.SPECTRAL_VOLUME,)
+    RETURN_NAMES = ("spectral_volume",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": (
+                    "IMAGE",
+                    {"tooltip": "The video's frames as an IMAGE batch; the first frame is the start frame."},
+                ),
+                "fps": (
+                    "FLOAT",
+                    {
+                        "default": 30.0,
+                        "min": 0.1,
+                        "max": 1000.0,
+                        "step": 0.01,
+                        "tooltip": "Frame rate of the video (GetVideoComponents gives it).",
+                    },
+                ),
+                "num_bands": (
+                    "INT",
+                    {
+                        "default": 16,
+                        "min": 1,
+                        "max": 76,
+                        "tooltip": "K, frequency bands kept (16 in the paper).",
+                    },
+                ),
+                "target_fps": (
+                    "FLOAT",
+                    {
+                        "default": 30.0,
+                        "min": 1.0,
+                        "max": 240.0,
+                        "tooltip": "Frame rate the trajectories are resampled to (30 in the paper).",
+                    },
+                ),
+                "window": (
+                    "INT",
+                    {
+                        "default": 150,
+                        "min": 2,
+                        "max": 10000,
+                        "tooltip": "Frames of the FFT window at target_fps (150 = 5 s in the paper); shorter videos give a shorter window.",
+                    },
+                ),
+                "flow_method": (
+                    sorted(FLOW_METHODS),
+                    {
+                        "default": "dis",
+                        "tooltip": "Optical-flow method; dis is the measured best (see gid_models/flow.py).",
+                    },
+                ),
+                "flow_max_side": (
+                    "INT",
+                    {
+                        "default": 512,
+                        "min": 0,
+                        "max": 8192,
+                        "tooltip": "Longest side, in pixels, at which the flow runs (0 = full size); the volume comes back at the video's size.",
+                    },
+                ),
+            }
+        }
+
+    def run(self, frames, fps, num_bands, target_fps, window, flow_method, flow_max_side):
+        pixels = image_to_tensor(frames, "frames")
+        if pixels.shape[0] < 2:
+            raise ValueError(
+                f"frames holds {pixels.shape[0]} image, but a video is needed (a batch of frames); "
+                "load one with LoadVideo and GetVideoComponents"
+            )
+        progress = Progress(pixels.shape[0])
+        volume = spectral_volume_from_video(
+            pixels,
+            fps,
+            num_bands=num_bands,
+            target_fps=target_fps,
+            window=window,
+            method=flow_method,
+            flow_max_side=flow_max_side or None,
+            progress=progress,
+        )
+        return (volume,)
 
 
 class PreviewSpectralVolume:
@@ -292,6 +391,7 @@ class LoadSpectralVolume:
 
 NODE_CLASS_MAPPINGS = {
     "SpectrumToMotion": SpectrumToMotion,
+    "VideoToSpectralVolume": VideoToSpectralVolume,
     "PreviewSpectralVolume": PreviewSpectralVolume,
     "FrequencyNormalize": FrequencyNormalize,
     "SaveSpectralVolume": SaveSpectralVolume,
@@ -299,6 +399,7 @@ NODE_CLASS_MAPPINGS = {
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "SpectrumToMotion": "Spectrum to Motion (GID)",
+    "VideoToSpectralVolume": "Video to Spectral Volume (GID)",
     "PreviewSpectralVolume": "Preview Spectral Volume (GID)",
     "FrequencyNormalize": "Frequency Normalize (GID)",
     "SaveSpectralVolume": "Save Spectral Volume (GID)",

@@ -83,6 +83,25 @@ _gid_install() {
     fi
 }
 
+# The browser tests (the poke widget, the workflows in the real front end) need Chromium and
+# playwright-core. Debian's chromium comes from apt (root, as on CI and these machines), and
+# playwright-core from package-lock.json; both are skipped when already there.
+gid_browser_setup() {
+    if [ ! -x "${GID_CHROMIUM:-/usr/bin/chromium}" ]; then
+        if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+            _gid_log "installing Debian's chromium for the browser tests"
+            apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        else
+            _gid_log "no chromium and no root apt-get: the browser tests will be skipped"
+        fi
+    fi
+    local lock="$GID_REPO/package-lock.json" stamp="$GID_REPO/node_modules/.gid-npm-stamp"
+    if command -v npm >/dev/null && [ "$(sha256sum "$lock" | cut -d' ' -f1)" != "$(cat "$stamp" 2>/dev/null)" ]; then
+        _gid_log "installing playwright-core (npm ci)"
+        (cd "$GID_REPO" && npm ci --silent --no-audit --no-fund) && sha256sum "$lock" | cut -d' ' -f1 > "$stamp"
+    fi
+}
+
 gid_bootstrap() {
     mkdir -p "$GID_CACHE"
     if [ -n "${COMFYUI_DIR:-}" ]; then

@@ -3,5 +3,6 @@
 # the integration tests against a real ComfyUI server included. Extra arguments go to pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+gid_browser_setup
 cd "$GID_REPO"
 exec "$GID_PYTHON" -m pytest "$@"

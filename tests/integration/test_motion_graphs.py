@@ -3,8 +3,8 @@
 import av
 import pytest
 import torch
-from comfyui_server import ComfyUIError
 
+from comfyui_server import ComfyUIError
 from gid_models.normalization import NormalizationStats
 from gid_models.spectral import SpectralVolume, save_spectral_volume
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from comfyui_server import PACK_FOLDER_NAME, ComfyUIError
 
 REPO_DIR = Path(__file__).resolve().parents[2]

@@ -1,0 +1,462 @@
+"""Interactive dynamics: poke a still picture and watch it respond (paper Sec. 6, supplement Sec. 1).
+
+Davis et al. (2015) show that a spectral volume, read at the frequencies of its bands, is an
+*image-space modal basis*: band ``f`` is a mode of vibration of the scene, and ``S_f(p)``, a
+complex 2-vector per pixel, is how pixel ``p`` takes part in it. Each mode is then a damped
+oscillator of unit mass, driven by the user's pokes; its complex *modal coordinate* ``q_f(t)``
+says how strongly, and in which phase, the mode is excited at time ``t``:
+
+    q_f'' + gamma_f q_f' + omega_f^2 q_f = 0   between pokes,
+    omega_f = 2 pi f frequency_factor,          gamma_f = alpha + beta omega_f^2,
+
+and the picture moves by the sum of the excited modes (paper Eq. 6):
+
+    F_t(p) = Re( sum_{f > 0} S_f(p) q_f(t) )    pixels.
+
+- ``gamma_f`` is Rayleigh damping: ``alpha`` (1/s) damps every mode alike, ``beta`` (s) damps
+  fast modes more, which keeps high bands from ringing. The supplement uses alpha = 0.4 and
+  beta = 0.08; the authors' demo page uses 0.8 and 0.05.
+- ``frequency_factor`` rescales every band's frequency. The volume's band frequencies
+  (0.2 to 3 Hz with the paper's 150-frame windows) are those of the wind-driven motion that was
+  observed, not the scene's resonances; the demo page makes each picture snappier with a
+  per-picture factor of 2 to 3.
+- The DC band (``f = 0``) is the mean displacement over the window, not an oscillation: it has
+  no frequency and is never excited, so its coordinate stays 0.
+
+Pokes
+-----
+A poke pulls pixel ``p`` with a force ``F`` (a vector in pixels, the user's drag). Projected on
+mode ``f`` it is the complex modal force ``conj(F . S_f(p))``: its magnitude is how much the mode
+can move ``p`` along ``F``, its phase turns the mode so that ``p`` moves *along* ``F``. The
+supplement sets the initial modal amplitude to ``|d . S_f(p)|`` and the phase to
+``-angle(d . S_f(p))`` for the unit direction ``d``; that is this force up to a scale. A poke is
+one of two kinds (``PokeKind``):
+
+- ``"release"``: the pixel was dragged by ``F`` and let go. The force is added to the modal
+  *positions*, ``q_f += c conj(F . S_f(p))``, velocities untouched: the scene starts displaced
+  and swings back (the supplement's initial condition).
+- ``"impulse"``: the pixel is flicked. The force is added to the modal *velocities*,
+  ``q_f' += c conj(F . S_f(p))``: the scene starts from where it is and is thrown along ``F``.
+  An impulse excites mode ``f`` with an amplitude ``|q_f'| / omega_f``, which is the demo
+  page's initial position "force / omega" (the demo starts from there at rest, a release with
+  the impulse's amplitudes).
+
+The system is linear, so pokes at different times superpose: each adds its force to the state
+of the moment, and the motion of several pokes is the sum of their motions alone.
+
+Normalization: how far does a poke move the poked pixel?
+----------------------------------------------------------
+The spectral volume says how far pixels *can* move, but not how far a user's drag should move
+them. The scale ``c`` is chosen so that the poked pixel responds with the drag's length:
+
+    c = 1 / max( m(p), MIN_MOBILITY^2 max_p' m(p') ),   m(p) = sum_{f > 0} g_f ||S_f(p)||^2,
+
+with ``g_f = 1`` for a release and ``g_f = 1 / omega_f`` for an impulse. Then
+
+- a release moves ``p`` by exactly ``F`` at the moment of the poke when ``F`` points along the
+  direction in which ``p`` oscillates; otherwise by the projection of ``F`` on that direction (a
+  leaf pushed against its stiff direction hardly moves);
+- an impulse swings ``p`` by at most ``|F|`` (the bound is reached when the bands stay in phase
+  and no damping acts; the response to a single band reaches it);
+- every other pixel ``p'`` moves at most ``|F| sqrt(m(p') c)`` (Cauchy-Schwarz), that is
+  ``|F| sqrt(m(p') / m(p))`` above the floor: pixels that oscillate more than ``p`` move more, in
+  proportion, like the tip of a branch poked at its base.
+
+The floor keeps the last point bounded where ``p`` barely moves: a pixel less mobile than
+``MIN_MOBILITY`` times the most mobile pixel responds less than ``|F|``, so that nothing moves
+more than ``|F| / MIN_MOBILITY``. A pixel where the volume is zero never moves, and poking it
+moves nothing: a wall stays put.
+
+Integration
+-----------
+The modal coordinates are integrated with semi-implicit (symplectic) Euler at a fixed sub-step
+``h`` (the supplement's "explicit Euler"; it gives no step, and its demo clamps the step to
+1/60 to 1/30 s): the
+acceleration from the current state, then the velocity, then the position from the new
+velocity. Unlike plain explicit Euler it keeps an undamped mode's energy bounded instead of
+letting it grow. It is stable for a band when ``h^2 omega^2 + 2 h gamma < 4``;
+``ModalParameters.check_stable`` refuses sub-steps that are not. The result is
+``q_f(t_n)`` at the output frames, which ``poke_motion`` turns into a ``MotionTexture``:
+its band weights are exactly these coordinates (``w_f(n) = q_f(t_n)``).
+
+The live preview of the ModalPoke node runs the same simulation in the browser
+(``web/js/modal_dynamics.js``) on the basis exported by ``export_modal_basis``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from .motion import MotionTexture
+from .spectral import SpectralVolume, _integer, _real_number
+
+__all__ = [
+    "MIN_MOBILITY",
+    "POKE_KINDS",
+    "ModalBasisExport",
+    "ModalParameters",
+    "ModalTrajectory",
+    "Poke",
+    "PokeKind",
+    "export_modal_basis",
+    "modal_force",
+    "poke_motion",
+    "simulate",
+]
+
+PokeKind = Literal["release", "impulse"]
+POKE_KINDS: tuple[PokeKind, ...] = ("release", "impulse")
+
+# Mobility (amplitude relative to the scene's most mobile pixel) below which a poked pixel
+# responds less than the poke's strength; bounds every response by strength / MIN_MOBILITY.
+MIN_MOBILITY = 0.2
+
+# The state is integrated in double precision on the CPU: it is K numbers, and over thousands of
+# sub-steps single-precision rounding would show as drift in an undamped mode.
+_STATE_DTYPE = torch.complex128
+
+
+@dataclass(frozen=True)
+class Poke:
+    """A user's poke: a force at a pixel, at a moment.
+
+    Attributes:
+        x: column of the poked pixel, in pixels of the spectral volume, 0 to W - 1.
+        y: row of the poked pixel, 0 to H - 1.
+        force_x: x component of the force (the drag), in pixels; positive is to the right.
+        force_y: y component of the force, in pixels; positive is down.
+        time: when the poke happens, in seconds after the first output frame, >= 0. It acts at
+            the nearest simulation sub-step; a poke at the time of an output frame shows in it.
+        kind: "release" (drag and let go: displaced modal positions) or "impulse" (a flick:
+            kicked modal velocities), see the module docstring.
+    """
+
+    x: int
+    y: int
+    force_x: float
+    force_y: float
+    time: float = 0.0
+    kind: PokeKind = "release"
+
+    def __post_init__(self) -> None:
+        _integer(self.x, "the poke's x", low=0)
+        _integer(self.y, "the poke's y", low=0)
+        _real_number(self.force_x, "force_x")
+        _real_number(self.force_y, "force_y")
+        if _real_number(self.time, "the poke's time") < 0:
+            raise ValueError(f"a poke's time must be >= 0 seconds (the first frame), got {self.time}")
+        if self.kind not in POKE_KINDS:
+            raise ValueError(f"a poke's kind must be one of {POKE_KINDS}, got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class ModalParameters:
+    """The physical constants of the modal simulation.
+
+    Attributes:
+        alpha: mass-proportional Rayleigh damping in 1/s, >= 0; damps every mode alike.
+        beta: stiffness-proportional Rayleigh damping in s, >= 0; damps mode f by
+            ``beta omega_f^2`` more, so fast modes settle first.
+        frequency_factor: multiplies every band's frequency, > 0 (1 = the volume's own
+            frequencies; the authors' demo uses 2 to 3 per picture).
+        time_step: longest simulation sub-step in seconds, > 0. The sub-step used is the longest
+            one that is at most this and divides the output frame interval evenly, so that
+            output frames fall on sub-steps.
+    """
+
+    alpha: float = 0.4
+    beta: float = 0.08
+    frequency_factor: float = 1.0
+    time_step: float = 1 / 240
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta"):
+            if _real_number(getattr(self, name), name) < 0:
+                raise ValueError(f"the damping {name} must be >= 0, got {getattr(self, name)}")
+        _real_number(self.frequency_factor, "frequency_factor", positive=True)
+        _real_number(self.time_step, "time_step", positive=True)
+
+    def angular_frequencies(self, volume: SpectralVolume) -> torch.Tensor:
+        """``omega_f = 2 pi f frequency_factor`` of every band.
+
+        Returns:
+            ``[K]`` float64 angular frequencies in rad/s on the CPU; 0 for the DC band.
+        """
+        frequencies = volume.frequencies.to(device="cpu", dtype=torch.float64)
+        return 2 * math.pi * self.frequency_factor * frequencies
+
+    def damping(self, volume: SpectralVolume) -> torch.Tensor:
+        """Rayleigh damping ``gamma_f = alpha + beta omega_f^2`` of every band.
+
+        Returns:
+            ``[K]`` float64 damping rates in 1/s on the CPU.
+        """
+        return self.alpha + self.beta * self.angular_frequencies(volume).square()
+
+    def sub_steps_per_frame(self, fps: float) -> int:
+        """How many sub-steps of at most ``time_step`` make one output frame interval ``1 / fps``."""
+        # The tolerance keeps 1/240 s at 30 fps at 8 sub-steps despite rounding.
+        return max(1, math.ceil(1 / (fps * self.time_step) - 1e-9))
+
+    def check_stable(self, volume: SpectralVolume, step: float) -> None:
+        """Refuse a sub-step at which semi-implicit Euler would blow up for some band.
+
+        One sub-step maps a band's (position, velocity) by a 2x2 matrix with determinant
+        ``1 - h gamma`` and trace ``2 - h^2 omega^2 - h gamma``; no eigenvalue lies outside the
+        unit circle iff ``h^2 omega^2 + 2 h gamma < 4`` (Jury's criterion). The DC band is
+        never excited and is not checked.
+
+        Args:
+            volume: the volume whose bands are simulated.
+            step: the sub-step h in seconds.
+
+        Raises:
+            ValueError: naming the band that needs the shortest sub-step, that sub-step and what
+                to change.
+        """
+        omega = self.angular_frequencies(volume)
+        gamma = self.damping(volume)
+        # The largest stable h of each band solves h^2 omega^2 + 2 h gamma = 4.
+        largest = 4 / (gamma + torch.sqrt(gamma.square() + 4 * omega.square()))
+        band = 1 + int(largest[1:].argmin())
+        if step >= largest[band]:
+            raise ValueError(
+                f"the modal simulation would blow up: band {band} ({float(volume.frequencies[band]):.2f} Hz "
+                f"x frequency_factor {self.frequency_factor:g} = {float(omega[band]):.1f} rad/s, damping "
+                f"{float(gamma[band]):.1f}/s) needs a sub-step below {float(largest[band]):.5f} s for "
+                f"explicit Euler, but the sub-step is {step:.5f} s; lower time_step, beta or frequency_factor"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class ModalTrajectory:
+    """The modal state at every output frame of a simulation.
+
+    Attributes:
+        times: ``[N]`` float64 time of each output frame in seconds, ``n / fps``.
+        positions: ``[N, K]`` complex128 modal coordinates ``q_f(t_n)``, dimensionless (they
+            weigh the bands' pixel amplitudes); column 0, the DC band, is zero.
+        velocities: ``[N, K]`` complex128 ``q_f'(t_n)`` in 1/s.
+    """
+
+    times: torch.Tensor
+    positions: torch.Tensor
+    velocities: torch.Tensor
+
+
+def modal_force(
+    volume: SpectralVolume, poke: Poke, parameters: ModalParameters | None = None
+) -> torch.Tensor:
+    """What a poke adds to the modal positions (release) or velocities (impulse).
+
+    ``c conj(F . S_f(p))`` for every band f > 0, with the normalization ``c`` of the module
+    docstring: the poked pixel responds by about the force's length in pixels.
+
+    Args:
+        volume: spectral volume in pixels, batch 1, at least one band above DC.
+        poke: the poke; its pixel must lie inside the volume.
+        parameters: the simulation's constants (an impulse's normalization uses omega_f);
+            ``ModalParameters()`` when None.
+
+    Returns:
+        ``[K]`` complex128 on the CPU: dimensionless for a release, in 1/s for an impulse; 0 for
+        the DC band. Zero when the force is zero or the volume is zero at the poked pixel.
+
+    Raises:
+        ValueError: if the pixel lies outside the volume, or the volume is normalized, has a
+            batch other than 1, or has no band above DC.
+    """
+    _check_volume(volume)
+    parameters = parameters or ModalParameters()
+    if poke.x >= volume.width or poke.y >= volume.height:
+        raise ValueError(
+            f"the poke at (x={poke.x}, y={poke.y}) is outside the {volume.width}x{volume.height} "
+            f"spectral volume; x must be 0 to {volume.width - 1} and y 0 to {volume.height - 1} "
+            "(pixels of the image the volume was made for)"
+        )
+    oscillating = volume.coeffs[0, 1:]  # [K - 1, 2, H, W], the DC band left out
+    omega = parameters.angular_frequencies(volume)[1:]
+    # Displacement that one unit of the kicked quantity produces: a position is itself a
+    # displacement, a velocity q' swings the band by q' / omega.
+    gain = torch.ones_like(omega) if poke.kind == "release" else 1 / omega
+    energy = oscillating.abs().square().sum(dim=1)  # [K - 1, H, W], ||S_f(p)||^2
+    mobility = torch.einsum("k,khw->hw", gain.to(energy), energy)
+    scale = max(float(mobility[poke.y, poke.x]), MIN_MOBILITY**2 * float(mobility.max()))
+    force = torch.tensor([poke.force_x, poke.force_y], dtype=_STATE_DTYPE)
+    if scale == 0 or not force.any():
+        return torch.zeros(volume.num_bands, dtype=_STATE_DTYPE)
+    projection = oscillating[:, :, poke.y, poke.x].cpu().to(_STATE_DTYPE) @ force  # F . S_f(p)
+    return torch.cat([torch.zeros(1, dtype=_STATE_DTYPE), projection.conj() / scale])
+
+
+def simulate(
+    volume: SpectralVolume,
+    pokes: Sequence[Poke],
+    num_frames: int,
+    fps: float,
+    parameters: ModalParameters | None = None,
+) -> ModalTrajectory:
+    """Integrate the modal coordinates from rest through a series of pokes.
+
+    Args:
+        volume: spectral volume in pixels, batch 1, at least one band above DC.
+        pokes: the pokes, in any order; an empty sequence leaves the scene at rest.
+        num_frames: N, output frames, >= 1; frame n is at ``n / fps`` seconds.
+        fps: output frames per second, > 0.
+        parameters: damping, frequency factor and sub-step; ``ModalParameters()`` when None.
+
+    Returns:
+        The modal state at the N output frames.
+
+    Raises:
+        ValueError: on a poke outside the volume or after the last frame, a sub-step at which
+            the integration is unstable, or an unsuitable volume (see ``modal_force``).
+    """
+    _check_volume(volume)
+    parameters = parameters or ModalParameters()
+    num_frames = _integer(num_frames, "the number of frames", low=1)
+    fps = _real_number(fps, "fps", positive=True)
+    steps_per_frame = parameters.sub_steps_per_frame(fps)
+    step = 1 / (fps * steps_per_frame)
+    parameters.check_stable(volume, step)
+    last_step = (num_frames - 1) * steps_per_frame
+    kicks = _kicks_by_step(volume, pokes, parameters, step, last_step)
+
+    omega_squared = parameters.angular_frequencies(volume).square()
+    gamma = parameters.damping(volume)
+    position = torch.zeros(volume.num_bands, dtype=_STATE_DTYPE)
+    velocity = torch.zeros_like(position)
+    positions, velocities = [], []
+    for index in range(last_step + 1):
+        if index in kicks:
+            position, velocity = position + kicks[index][0], velocity + kicks[index][1]
+        if index % steps_per_frame == 0:
+            positions.append(position)
+            velocities.append(velocity)
+        acceleration = -gamma * velocity - omega_squared * position
+        velocity = velocity + step * acceleration
+        position = position + step * velocity
+    times = torch.arange(num_frames, dtype=torch.float64) / fps
+    return ModalTrajectory(times, torch.stack(positions), torch.stack(velocities))
+
+
+def poke_motion(
+    volume: SpectralVolume,
+    pokes: Sequence[Poke],
+    num_frames: int,
+    fps: float,
+    parameters: ModalParameters | None = None,
+) -> MotionTexture:
+    """The motion of the scene's response to the pokes, ready for ``render_video``.
+
+    Args:
+        volume: spectral volume in pixels, batch 1.
+        pokes: the pokes (see ``simulate``).
+        num_frames: N, output frames, >= 1.
+        fps: output frames per second, > 0.
+        parameters: damping, frequency factor and sub-step; ``ModalParameters()`` when None.
+
+    Returns:
+        A ``MotionTexture`` of N frames at ``fps`` whose band weights are the modal coordinates
+        ``q_f(t_n)`` (complex, the DC column zero), on the volume's device:
+        ``F_n(p) = Re(sum_f S_f(p) q_f(t_n))`` in pixels.
+    """
+    trajectory = simulate(volume, pokes, num_frames, fps, parameters)
+    weights = trajectory.positions.to(device=volume.device, dtype=volume.coeffs.dtype)
+    return MotionTexture(volume, weights, fps)
+
+
+@dataclass(frozen=True)
+class ModalBasisExport:
+    """A spectral volume packed for the browser's live preview (``web/js/modal_dynamics.js``).
+
+    Attributes:
+        data: the oscillating bands' coefficients as int8, layout ``[K - 1, 4, h, w]`` in C
+            order: per band (Re x, Im x, Re y, Im y) as in ``SpectralVolume.to_channels``.
+            Coefficient = ``int8 value * scales[band]``, in pixels of the exported h x w grid.
+        header: what the browser needs to read ``data``: ``width`` and ``height`` (w, h),
+            ``volume_width`` and ``volume_height`` (W, H of the volume, the pixels of the poke
+            point), ``frequencies`` (Hz of each exported band) and ``scales`` (pixels per int8
+            step of each exported band).
+    """
+
+    data: bytes
+    header: dict
+
+
+def export_modal_basis(volume: SpectralVolume, max_size: int = 256) -> ModalBasisExport:
+    """Pack the oscillating bands of a volume compactly for the browser's live preview.
+
+    Motion is smooth, so the preview computes it on a grid of at most ``max_size`` pixels on the
+    longer side and interpolates; 8 bits per value keep 256x144 with K = 16 at 2.2 MB, and the
+    rounding (half a step of ``max |S_f| / 127``) is invisible in a preview.
+
+    Args:
+        volume: spectral volume in pixels, batch 1, at least one band above DC.
+        max_size: longest side of the exported grid in pixels, >= 1; a smaller volume is kept
+            at its own size.
+
+    Returns:
+        The int8 data and its header (see ``ModalBasisExport``).
+    """
+    _check_volume(volume)
+    max_size = _integer(max_size, "max_size", low=1)
+    shrink = min(1.0, max_size / max(volume.height, volume.width))
+    height, width = max(1, round(volume.height * shrink)), max(1, round(volume.width * shrink))
+    grid = volume.resize(height, width) if (height, width) != (volume.height, volume.width) else volume
+    channels = grid.to_channels()[0, 1:].float().cpu()  # [K - 1, 4, h, w]
+    scales = channels.abs().amax(dim=(1, 2, 3)) / 127
+    # A band that is zero everywhere has scale 0; its values are 0 whatever they are divided by.
+    steps = channels / scales.clamp_min(torch.finfo(torch.float32).tiny)[:, None, None, None]
+    header = {
+        "width": width,
+        "height": height,
+        "volume_width": volume.width,
+        "volume_height": volume.height,
+        "frequencies": volume.frequencies[1:].tolist(),
+        "scales": scales.tolist(),
+    }
+    return ModalBasisExport(steps.round().to(torch.int8).numpy().tobytes(), header)
+
+
+def _check_volume(volume: SpectralVolume) -> None:
+    if not isinstance(volume, SpectralVolume):
+        raise TypeError(f"expected a SpectralVolume, got {type(volume).__name__}")
+    volume.require_pixels("modal dynamics")
+    if volume.batch_size != 1:
+        raise ValueError(
+            f"modal dynamics simulates one scene, but the spectral volume has a batch of "
+            f"{volume.batch_size}; poke each scene's volume separately"
+        )
+    if volume.num_bands < 2:
+        raise ValueError("the spectral volume has only the DC band (K = 1): no mode can oscillate")
+
+
+def _kicks_by_step(
+    volume: SpectralVolume,
+    pokes: Sequence[Poke],
+    parameters: ModalParameters,
+    step: float,
+    last_step: int,
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """The pokes' summed (position, velocity) kicks per sub-step index; pokes after the end are refused."""
+    kicks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for poke in pokes:
+        if not isinstance(poke, Poke):
+            raise TypeError(f"pokes must be gid_models.modal.Poke objects, got {type(poke).__name__}")
+        index = round(poke.time / step)
+        if index > last_step:
+            raise ValueError(
+                f"a poke at {poke.time:g} s comes after the last frame ({last_step * step:g} s); "
+                "poke earlier or make more frames"
+            )
+        zero = torch.zeros(volume.num_bands, dtype=_STATE_DTYPE)
+        position_kick, velocity_kick = kicks.setdefault(index, (zero, zero.clone()))
+        kicked = position_kick if poke.kind == "release" else velocity_kick
+        kicked += modal_force(volume, poke, parameters)
+    return kicks

@@ -1,0 +1,118 @@
+"""The end-to-end calls a library user makes: video -> spectral volume, image -> spectral volume,
+spectral volume -> video frames.
+
+Each call strings together the modules that follow the paper's sections (``flow`` and
+``spectral`` for Sec. 4.1, ``sampling`` for Sec. 4.2, ``motion`` and ``renderer`` for Sec. 5)
+and adds nothing of its own but the plumbing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .flow import FlowMethod, Strategy, motion_texture_from_video
+from .motion import MotionTexture
+from .renderer import Renderer, WeightFreeRenderer, render_video
+from .spectral import SpectralVolume
+
+__all__ = ["render_frames", "spectral_volume_from_video"]
+
+
+def spectral_volume_from_video(
+    frames: torch.Tensor,
+    fps: float,
+    num_bands: int = 16,
+    target_fps: float = 30.0,
+    window: int = 150,
+    min_duration: float = 2.0,
+    method: str | FlowMethod = "dis",
+    strategy: Strategy = "warm",
+    flow_max_side: int | None = 512,
+    progress: Callable[[int, int], None] | None = None,
+) -> SpectralVolume:
+    """The spectral volume of a clip's first window: the ground-truth path of paper Sec. 7.
+
+    Optical flow from the first frame to every later frame gives the trajectories
+    (``gid_models.flow``), resampled to ``target_fps``; their FFT over the window keeps
+    ``num_bands`` bands. The flow runs at most at ``flow_max_side`` pixels on the longer side
+    (large frames cost much and gain little for the low frequencies kept); the volume is then
+    resized back to the frames' own size, displacements rescaled.
+
+    Args:
+        frames: ``[T, 3, H, W]`` RGB in [0, 1], the first frame being the start frame.
+        fps: frame rate of the clip, frames per second.
+        num_bands: K, bands kept (at most half the window plus one).
+        target_fps: frame rate of the trajectories (the model's, 30 in the paper).
+        window: frames of a full window at ``target_fps`` (150 in the paper); shorter clips give
+            a shorter window, see ``flow.motion_texture_from_video``.
+        min_duration: shortest window accepted, in seconds.
+        method: optical-flow method (``flow.FLOW_METHODS`` name or instance).
+        strategy: "warm", "direct" or "chain" (see ``flow.motion_texture_from_frames``).
+        flow_max_side: longest side, in pixels, at which the flow runs; None = full size.
+        progress: called as ``progress(flows_done, flows_total)``.
+
+    Returns:
+        A pixel-unit volume ``[1, K, 2, H, W]`` at ``target_fps`` with the window's length.
+    """
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise ValueError(f"frames must be a tensor [T, 3, H, W] of video frames, got {shape}")
+    height, width = frames.shape[-2:]
+    scale = 1.0 if flow_max_side is None else min(1.0, flow_max_side / max(height, width))
+    flow_frames = frames
+    if scale < 1.0:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        flow_frames = F.interpolate(
+            frames.float(), size=size, mode="bilinear", align_corners=False, antialias=True
+        )
+    motion = motion_texture_from_video(
+        flow_frames,
+        fps,
+        target_fps=target_fps,
+        window=window,
+        min_duration=min_duration,
+        method=method,
+        strategy=strategy,
+        progress=progress,
+    )
+    bands = min(num_bands, motion.shape[1] // 2 + 1)
+    volume = SpectralVolume.from_motion_texture(motion, num_bands=bands, fps=target_fps)
+    if (volume.height, volume.width) != (height, width):
+        volume = volume.resize(height, width)
+    return volume
+
+
+def render_frames(
+    image: torch.Tensor,
+    volume: SpectralVolume,
+    renderer: Renderer | None = None,
+    num_frames: int | None = None,
+    time_scale: float = 1.0,
+    amplitude: float = 1.0,
+    chunk_size: int = 8,
+) -> torch.Tensor:
+    """A whole video from an image and its spectral volume (a seamless loop by default).
+
+    Args:
+        image: ``[B, 3, H, W]`` RGB in [0, 1].
+        volume: pixel-unit spectral volume of any resolution (resized to the image's).
+        renderer: a trained ``ImageBasedRenderer``; None renders weight-free.
+        num_frames: frames of the video; defaults to the volume's window (one loop).
+        time_scale: slow-motion factor (2 = half speed).
+        amplitude: motion magnification (1 = as predicted).
+        chunk_size: frames rendered at once.
+
+    Returns:
+        ``[B, N, 3, H, W]`` frames in [0, 1]. For long or large videos, iterate
+        ``renderer.render_video`` instead to keep memory bounded.
+    """
+    motion = MotionTexture.from_spectral_volume(
+        volume, num_frames, time_scale=time_scale, amplitude=amplitude
+    )
+    chunks = [
+        frames for _, frames in render_video(renderer or WeightFreeRenderer(), image, motion, chunk_size)
+    ]
+    return torch.cat(chunks, dim=1)

@@ -1,0 +1,122 @@
+"""ModalPoke, called as ComfyUI calls it."""
+
+import folder_paths
+import pytest
+import torch
+from PIL import Image
+
+from gid_models.modal import Poke, poke_motion
+from gid_models.motion import MotionTexture
+from gid_models.spectral import SpectralVolume
+
+HEIGHT, WIDTH = 20, 32
+SETTINGS = {
+    "strength": 1.0,
+    "kind": "release",
+    "alpha": 0.4,
+    "beta": 0.08,
+    "frequency_factor": 1.0,
+    "frames": 12,
+    "fps": 30.0,
+    "time_step": 1 / 240,
+}
+
+
+@pytest.fixture(autouse=True)
+def temp_folder(tmp_path, monkeypatch):
+    """ComfyUI's temp folder, where the node writes the widget's files, in a scratch folder."""
+    monkeypatch.setattr(folder_paths, "temp_directory", str(tmp_path))
+    return tmp_path
+
+
+def _volume(normalized=False) -> SpectralVolume:
+    generator = torch.Generator().manual_seed(0)
+    coeffs = torch.randn(1, 16, 2, HEIGHT, WIDTH, dtype=torch.complex64, generator=generator)
+    return SpectralVolume(coeffs, normalized=normalized)
+
+
+def _poke(pack, volume=None, x=10, y=5, dx=4.0, dy=-1.0, **overrides):
+    node = pack.NODE_CLASS_MAPPINGS["ModalPoke"]()
+    return node.run(volume or _volume(), x=x, y=y, dx=dx, dy=dy, **{**SETTINGS, **overrides})
+
+
+def test_the_motion_is_the_librarys_response_to_the_poke_times_strength(pack):
+    volume = _volume()
+    (motion,) = _poke(pack, volume, strength=2.0)["result"]
+    expected = poke_motion(volume, [Poke(10, 5, 8.0, -2.0)], num_frames=12, fps=30.0)
+    assert isinstance(motion, MotionTexture) and motion.num_frames == 12
+    torch.testing.assert_close(motion.frames(), expected.frames())
+
+
+def test_the_ui_output_points_the_widget_at_a_picture_and_a_packed_basis(pack, temp_folder):
+    image = torch.rand(1, 40, 64, 3)
+    (entry,) = _poke(pack, image=image)["ui"]["gid_poke"]
+    picture = temp_folder / entry["image"]["subfolder"] / entry["image"]["filename"]
+    basis = temp_folder / entry["basis"]["subfolder"] / entry["basis"]["filename"]
+    assert entry["image"]["type"] == entry["basis"]["type"] == "temp"
+    assert Image.open(picture).size == (64, 40)
+    assert basis.stat().st_size == 15 * 4 * HEIGHT * WIDTH  # int8, bands above DC, 4 channels
+    assert (entry["volume_width"], entry["volume_height"]) == (WIDTH, HEIGHT)
+    assert len(entry["frequencies"]) == len(entry["scales"]) == 15
+
+
+def test_without_an_image_the_widget_shows_the_volumes_motion_colours(pack, temp_folder):
+    (entry,) = _poke(pack)["ui"]["gid_poke"]
+    picture = Image.open(temp_folder / entry["image"]["subfolder"] / entry["image"]["filename"])
+    assert picture.size == (WIDTH, HEIGHT)
+
+
+def test_two_runs_write_two_sets_of_files(pack):
+    first = _poke(pack)["ui"]["gid_poke"][0]["basis"]["filename"]
+    second = _poke(pack)["ui"]["gid_poke"][0]["basis"]["filename"]
+    assert first != second
+
+
+def test_a_motion_input_gets_this_pokes_response_added(pack):
+    volume = _volume()
+    (earlier,) = _poke(pack, volume, x=3, y=3, dx=2.0, dy=0.0)["result"]
+    (alone,) = _poke(pack, volume, poke_time=0.2)["result"]
+    (both,) = _poke(pack, volume, poke_time=0.2, motion=earlier)["result"]
+    torch.testing.assert_close(both.frames(), earlier.frames() + alone.frames(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_looping_motion_keeps_swaying_under_the_poke(pack):
+    volume = _volume()
+    loop = MotionTexture.from_spectral_volume(volume, num_frames=12)
+    (poked,) = _poke(pack, volume, motion=loop)["result"]
+    (alone,) = _poke(pack, volume)["result"]
+    torch.testing.assert_close(poked.frames(), loop.frames() + alone.frames(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_point_outside_the_picture_is_refused_with_the_point_and_the_size(pack):
+    with pytest.raises(ValueError, match=r"\(x=32, y=5\) is outside the 32x20 spectral volume"):
+        _poke(pack, x=32)
+
+
+def test_zero_frames_are_refused(pack):
+    with pytest.raises(ValueError, match="number of frames must be >= 1, got 0"):
+        _poke(pack, frames=0)
+
+
+def test_a_normalized_volume_is_refused_with_the_node_named(pack):
+    with pytest.raises(ValueError, match="ModalPoke needs a spectral volume in pixels.*denormalize"):
+        _poke(pack, _volume(normalized=True))
+
+
+def test_a_motion_input_of_another_length_is_refused(pack):
+    loop = MotionTexture.from_spectral_volume(_volume(), num_frames=20)
+    with pytest.raises(ValueError, match="20 frames at 30 fps but this poke makes 12"):
+        _poke(pack, motion=loop)
+
+
+def test_a_motion_input_of_another_volume_is_refused(pack):
+    other = MotionTexture.from_spectral_volume(SpectralVolume(2 * _volume().coeffs), num_frames=12)
+    with pytest.raises(ValueError, match="another spectral volume"):
+        _poke(pack, motion=other)
+
+
+def test_every_input_has_a_tooltip(pack):
+    node = pack.NODE_CLASS_MAPPINGS["ModalPoke"]
+    inputs = {**node.INPUT_TYPES()["required"], **node.INPUT_TYPES()["optional"]}
+    assert all(spec[1].get("tooltip") for spec in inputs.values())
+    assert node.DESCRIPTION and node.CATEGORY == "Generative Image Dynamics"

@@ -1,0 +1,329 @@
+"""Interactive dynamics: modal simulation of pokes on an image-space modal basis (paper Sec. 6)."""
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from gid_models.modal import (
+    MIN_MOBILITY,
+    ModalParameters,
+    Poke,
+    export_modal_basis,
+    modal_force,
+    poke_motion,
+    simulate,
+)
+from gid_models.spectral import SpectralVolume
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+HEIGHT, WIDTH = 6, 8
+
+
+def _volume(bands: dict[int, tuple[complex, complex]], height=HEIGHT, width=WIDTH) -> SpectralVolume:
+    """A volume (K = 16, 30 fps, 150-frame window: band k at 0.2 k Hz) in which every pixel
+    oscillates alike, with the given (x, y) coefficients, in pixels, of the listed bands."""
+    coeffs = torch.zeros(1, 16, 2, height, width, dtype=torch.complex64)
+    for band, (along_x, along_y) in bands.items():
+        coeffs[0, band, 0] = along_x
+        coeffs[0, band, 1] = along_y
+    return SpectralVolume(coeffs)
+
+
+def _random_volume(seed=0) -> SpectralVolume:
+    generator = torch.Generator().manual_seed(seed)
+    return SpectralVolume(torch.randn(1, 16, 2, HEIGHT, WIDTH, dtype=torch.complex64, generator=generator))
+
+
+def _energy(volume, trajectory, parameters) -> torch.Tensor:
+    """Kinetic plus potential energy of the unit-mass modal oscillators, ``[N]``."""
+    omega = parameters.angular_frequencies(volume)
+    potential = (omega * trajectory.positions.abs()).square()
+    return 0.5 * (trajectory.velocities.abs().square() + potential).sum(dim=1)
+
+
+def _track(motion, x, y) -> torch.Tensor:
+    """``[N, 2]`` displacement of pixel (x, y) over the frames, in pixels."""
+    return motion.frames()[0, :, :, y, x]
+
+
+# ------------------------------------------------------------------------------------------------
+# How far a poke moves the poked pixel (the normalization)
+
+
+def test_a_released_pixel_starts_displaced_by_the_force():
+    volume = _volume({2: (1.5, 0), 5: (0.3j, 0)})  # pixels oscillate along x only
+    motion = poke_motion(volume, [Poke(3, 2, force_x=6.0, force_y=0.0)], num_frames=10, fps=30.0)
+    torch.testing.assert_close(_track(motion, 3, 2)[0], torch.tensor([6.0, 0.0]))
+
+
+def test_a_force_across_the_direction_of_oscillation_moves_the_pixel_by_its_projection():
+    volume = _volume({2: (1.0, 0)})  # the pixel can only move along x
+    diagonal = Poke(3, 2, force_x=4.0, force_y=4.0)
+    start = _track(poke_motion(volume, [diagonal], num_frames=1, fps=30.0), 3, 2)[0]
+    torch.testing.assert_close(start, torch.tensor([4.0, 0.0]))
+
+
+def test_an_impulse_starts_from_rest_and_swings_along_the_force_by_at_most_its_length():
+    volume = _volume({3: (0, 2.0)})
+    parameters = ModalParameters(alpha=0.0, beta=0.0)
+    poke = Poke(1, 1, force_x=0.0, force_y=-5.0, kind="impulse")
+    track = _track(poke_motion(volume, [poke], num_frames=60, fps=30.0, parameters=parameters), 1, 1)
+    assert track[0].abs().max() == 0
+    assert track[1, 1] < 0  # thrown upwards, along the force
+    # One undamped band reaches the bound; 0.6 Hz is sampled finely enough at 30 fps to see it.
+    assert 4.9 < -track[:, 1].min() <= 5.0 + 1e-4
+
+
+def test_a_poked_pixel_that_barely_moves_cannot_throw_the_scene_further_than_the_floor_allows():
+    coeffs = torch.zeros(1, 16, 2, HEIGHT, WIDTH, dtype=torch.complex64)
+    coeffs[0, 2, 0] = 2.0  # every pixel swings 2 px along x ...
+    coeffs[0, 2, 0, 0, 0] = 0.02  # ... but the poked one, 1 % as much
+    motion = poke_motion(SpectralVolume(coeffs), [Poke(0, 0, 3.0, 0.0)], num_frames=1, fps=30.0)
+    displacement = motion.frames()[0, 0, 0]
+    assert displacement.abs().max() <= 3.0 / MIN_MOBILITY + 1e-4
+    assert displacement[0, 0] < 3.0  # the stiff pixel itself gives way less than the drag
+
+
+# ------------------------------------------------------------------------------------------------
+# Physics
+
+
+def test_the_energy_decays_with_damping():
+    volume = _random_volume()
+    parameters = ModalParameters(alpha=0.4, beta=0.08)
+    trajectory = simulate(volume, [Poke(4, 3, 5.0, -2.0)], num_frames=150, fps=30.0, parameters=parameters)
+    per_second = _energy(volume, trajectory, parameters)[::30]
+    assert bool((per_second[1:] < per_second[:-1]).all()), per_second
+    assert per_second[-1] < 0.05 * per_second[0]
+
+
+def test_without_damping_the_energy_is_kept():
+    volume = _volume({2: (1.0, 0.5j)})
+    parameters = ModalParameters(alpha=0.0, beta=0.0)
+    trajectory = simulate(volume, [Poke(4, 3, 5.0, 0.0)], num_frames=300, fps=30.0, parameters=parameters)
+    energy = _energy(volume, trajectory, parameters)
+    # Semi-implicit Euler conserves a nearby energy exactly: the true one only wobbles by ~ omega h.
+    assert (energy.max() - energy.min()) / energy.mean() < 0.02
+
+
+@pytest.mark.parametrize("kind", ["release", "impulse"])
+def test_the_response_is_linear_in_the_force(kind):
+    volume = _random_volume()
+    single = poke_motion(volume, [Poke(2, 4, 1.5, -0.5, kind=kind)], num_frames=40, fps=30.0)
+    tripled = poke_motion(volume, [Poke(2, 4, 4.5, -1.5, kind=kind)], num_frames=40, fps=30.0)
+    torch.testing.assert_close(tripled.frames(), 3 * single.frames(), rtol=1e-4, atol=1e-4)
+
+
+def test_zero_force_gives_no_motion():
+    motion = poke_motion(_random_volume(), [Poke(2, 4, 0.0, 0.0)], num_frames=20, fps=30.0)
+    assert motion.frames().abs().max() == 0
+
+
+def test_a_pixel_where_the_spectral_volume_is_zero_does_not_move():
+    volume = _random_volume()
+    coeffs = volume.coeffs.clone()
+    coeffs[..., 1, 5] = 0  # pixel (x=5, y=1) is still in every band
+    motion = poke_motion(SpectralVolume(coeffs), [Poke(2, 4, 3.0, 1.0)], num_frames=40, fps=30.0)
+    assert _track(motion, 5, 1).abs().max() == 0
+    assert _track(motion, 2, 4).abs().max() > 1
+
+
+def test_poking_a_still_pixel_moves_nothing():
+    coeffs = _random_volume().coeffs.clone()
+    coeffs[..., 1, 5] = 0
+    motion = poke_motion(SpectralVolume(coeffs), [Poke(5, 1, 3.0, 1.0)], num_frames=40, fps=30.0)
+    assert motion.frames().abs().max() == 0
+
+
+def test_the_response_oscillates_at_the_band_frequency_times_the_frequency_factor():
+    volume = _volume({2: (1.0, 0)})  # one excited band, at 0.4 Hz
+    parameters = ModalParameters(alpha=0.05, beta=0.0, frequency_factor=2.5)
+    seconds, fps = 20, 30.0
+    motion = poke_motion(volume, [Poke(3, 3, 4.0, 0.0)], int(seconds * fps), fps, parameters)
+    spectrum = torch.fft.rfft(_track(motion, 3, 3)[:, 0].double()).abs()
+    frequencies = torch.fft.rfftfreq(int(seconds * fps), d=1 / fps)
+    assert float(frequencies[spectrum.argmax()]) == pytest.approx(0.4 * 2.5, abs=1 / seconds)
+
+
+def test_pokes_at_different_times_add_up():
+    volume = _random_volume()
+    first = Poke(2, 4, 3.0, 0.0)
+    second = Poke(6, 1, -1.0, 2.0, time=0.5, kind="impulse")
+    both = poke_motion(volume, [second, first], num_frames=45, fps=30.0).frames()
+    alone = [poke_motion(volume, [poke], num_frames=45, fps=30.0).frames() for poke in (first, second)]
+    torch.testing.assert_close(both, alone[0] + alone[1], rtol=1e-4, atol=1e-4)
+
+
+def test_before_a_later_poke_the_scene_is_still():
+    motion = poke_motion(_random_volume(), [Poke(2, 4, 3.0, 0.0, time=1.0)], num_frames=45, fps=30.0)
+    frames = motion.frames()
+    assert frames[:, :30].abs().max() == 0
+    assert frames[:, 30].abs().max() > 0.5  # a release at 1 s shows in the frame at 1 s
+
+
+def test_the_dc_band_is_never_excited():
+    volume = _volume({0: (5.0, 5.0), 2: (1.0, 0)})  # a mean displacement of (5, 5) px
+    motion = poke_motion(volume, [Poke(1, 1, 2.0, 0.0)], num_frames=20, fps=30.0)
+    assert motion.band_weights[:, 0].abs().max() == 0
+    torch.testing.assert_close(_track(motion, 1, 1)[0], torch.tensor([2.0, 0.0]))
+
+
+def test_no_pokes_leave_the_scene_at_rest():
+    trajectory = simulate(_random_volume(), [], num_frames=10, fps=30.0)
+    assert trajectory.positions.abs().max() == 0 and trajectory.velocities.abs().max() == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# The simulation's bookkeeping
+
+
+def test_the_motion_has_one_weight_per_band_and_frame_at_the_output_fps():
+    volume = _random_volume()
+    motion = poke_motion(volume, [Poke(1, 1, 1.0, 0.0)], num_frames=25, fps=24.0)
+    assert motion.band_weights.shape == (25, 16) and motion.band_weights.dtype == torch.complex64
+    assert motion.fps == 24.0 and motion.volume is volume
+
+
+def test_the_sub_step_divides_the_frame_interval():
+    parameters = ModalParameters(time_step=1 / 240)
+    assert parameters.sub_steps_per_frame(30.0) == 8
+    assert parameters.sub_steps_per_frame(25.0) == 10  # 1/250 s: the longest one under 1/240 s
+
+
+def test_the_modal_force_of_a_release_is_the_conjugate_projection_scaled_to_the_poked_pixel():
+    volume = _volume({1: (2.0 + 1.0j, 0), 4: (0, 1.0j)})
+    force = modal_force(volume, Poke(0, 0, 3.0, 0.0))
+    mobility = abs(2.0 + 1.0j) ** 2 + 1.0
+    expected = torch.zeros(16, dtype=torch.complex128)
+    expected[1] = 3.0 * (2.0 - 1.0j) / mobility  # conj(F . S_1), phase -angle(d . S_1)
+    torch.testing.assert_close(force, expected)
+
+
+def test_the_angular_frequencies_and_rayleigh_damping_follow_the_bands():
+    parameters = ModalParameters(alpha=0.8, beta=0.05, frequency_factor=2.0)
+    volume = _random_volume()
+    omega = parameters.angular_frequencies(volume)
+    torch.testing.assert_close(omega[3], torch.tensor(2 * math.pi * 0.6 * 2.0, dtype=torch.float64))
+    torch.testing.assert_close(parameters.damping(volume), 0.8 + 0.05 * omega.square())
+
+
+# ------------------------------------------------------------------------------------------------
+# Clear refusals
+
+
+def test_an_unstable_sub_step_is_refused_with_the_band_and_what_to_change():
+    parameters = ModalParameters(beta=0.5, frequency_factor=5.0)
+    with pytest.raises(ValueError, match=r"band 15 .*sub-step below 0\.\d+ s.*lower time_step, beta"):
+        simulate(_random_volume(), [Poke(1, 1, 1.0, 0.0)], num_frames=10, fps=30.0, parameters=parameters)
+
+
+def test_a_poke_outside_the_volume_is_refused_with_the_point_and_the_size():
+    with pytest.raises(ValueError, match=r"\(x=8, y=2\) is outside the 8x6 spectral volume"):
+        simulate(_random_volume(), [Poke(8, 2, 1.0, 0.0)], num_frames=10, fps=30.0)
+
+
+def test_a_poke_after_the_last_frame_is_refused():
+    with pytest.raises(ValueError, match="after the last frame"):
+        simulate(_random_volume(), [Poke(1, 1, 1.0, 0.0, time=2.0)], num_frames=30, fps=30.0)
+
+
+def test_zero_frames_are_refused():
+    with pytest.raises(ValueError, match="number of frames must be >= 1, got 0"):
+        simulate(_random_volume(), [], num_frames=0, fps=30.0)
+
+
+def test_a_normalized_volume_is_refused():
+    normalized = SpectralVolume(_random_volume().coeffs, normalized=True)
+    with pytest.raises(ValueError, match="normalized"):
+        simulate(normalized, [], num_frames=10, fps=30.0)
+
+
+def test_a_batch_of_volumes_is_refused():
+    batch = SpectralVolume(torch.zeros(2, 16, 2, 4, 4, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="batch of 2"):
+        simulate(batch, [], num_frames=10, fps=30.0)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"kind": "push"}, "kind must be one of"),
+        ({"time": -1.0}, "time must be >= 0"),
+        ({"x": -1}, "x must be >= 0"),
+    ],
+)
+def test_a_malformed_poke_is_refused(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        Poke(**{"x": 1, "y": 1, "force_x": 1.0, "force_y": 0.0, **arguments})
+
+
+# ------------------------------------------------------------------------------------------------
+# The basis exported for the browser's live preview
+
+
+def test_the_exported_basis_restores_the_oscillating_bands_within_half_a_quantization_step():
+    volume = _random_volume()
+    export = export_modal_basis(volume)
+    steps = torch.frombuffer(bytearray(export.data), dtype=torch.int8).view(15, 4, HEIGHT, WIDTH)
+    restored = steps.float() * torch.tensor(export.header["scales"]).view(15, 1, 1, 1)
+    expected = volume.to_channels()[0, 1:]
+    assert bool(
+        ((restored - expected).abs() <= torch.tensor(export.header["scales"]).view(15, 1, 1, 1)).all()
+    )
+    assert export.header["frequencies"] == pytest.approx([0.2 * k for k in range(1, 16)])
+    assert (export.header["width"], export.header["height"]) == (WIDTH, HEIGHT)
+
+
+def test_a_large_volume_is_exported_on_a_smaller_grid_in_its_pixels():
+    volume = _volume({2: (1.0, 0)}, height=144, width=512)
+    header = export_modal_basis(volume, max_size=256).header
+    assert (header["width"], header["height"]) == (256, 72)
+    assert (header["volume_width"], header["volume_height"]) == (512, 144)
+    assert header["scales"][1] == pytest.approx(0.5 / 127)  # 1 px at 512 wide is 0.5 px at 256
+
+
+# ------------------------------------------------------------------------------------------------
+# The browser's live preview runs the same simulation (web/js/modal_dynamics.js)
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None, reason="Node.js is not installed (the browser tests need it)"
+)
+@pytest.mark.parametrize("kind", ["release", "impulse"])
+def test_the_browsers_simulation_matches_the_librarys(tmp_path, kind):
+    export = export_modal_basis(_random_volume(seed=3))
+    (tmp_path / "basis.bin").write_bytes(export.data)
+    parameters = ModalParameters(alpha=0.8, beta=0.05, frequency_factor=2.0, time_step=1 / 240)
+    case = {
+        "basis": str(tmp_path / "basis.bin"),
+        "header": export.header,
+        "poke": {"x": 5, "y": 2, "forceX": 3.0, "forceY": -1.5, "kind": kind},
+        "parameters": {"alpha": 0.8, "beta": 0.05, "frequencyFactor": 2.0, "timeStep": 1 / 240},
+        "frames": 45,
+        "stepsPerFrame": 8,
+    }
+    (tmp_path / "case.json").write_text(json.dumps(case))
+    script = REPO_DIR / "tests" / "browser" / "simulate_pokes.mjs"
+    result = subprocess.run(
+        ["node", str(script), str(tmp_path / "case.json")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    browser = json.loads(result.stdout)
+
+    # The library, on the very coefficients the browser sees (dequantized, DC band zero).
+    steps = torch.frombuffer(bytearray(export.data), dtype=torch.int8).view(15, 4, HEIGHT, WIDTH)
+    channels = steps.float() * torch.tensor(export.header["scales"]).view(15, 1, 1, 1)
+    volume = SpectralVolume.from_channels(torch.cat([torch.zeros(1, 4, HEIGHT, WIDTH), channels])[None])
+    poke = Poke(5, 2, 3.0, -1.5, kind=kind)
+    expected = simulate(volume, [poke], num_frames=45, fps=30.0, parameters=parameters).positions[:, 1:]
+    positions = torch.complex(torch.tensor(browser["re"]), torch.tensor(browser["im"])).to(expected.dtype)
+    torch.testing.assert_close(positions, expected, rtol=1e-4, atol=1e-6)
+    if kind == "release":
+        first_frame = poke_motion(volume, [poke], num_frames=1, fps=30.0, parameters=parameters).frames()
+        motion = torch.tensor(browser["motion"]).view(2, HEIGHT, WIDTH)
+        torch.testing.assert_close(motion, first_frame[0, 0], rtol=1e-4, atol=1e-4)
