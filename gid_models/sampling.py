@@ -8,7 +8,7 @@ conditional and the unconditional noise predictions by classifier-free guidance,
 
 with the paper's w = 1.75; the null condition is what training substitutes for a dropped image
 (all-zero image features, see ``unet.FrequencyCoordinatedUNet``). A ``StepGuidance`` (the loop
-self-guidance of Eq. 5, ``gid_models.looping``) may then adjust ``eps_hat`` at every step.
+self-guidance of Eq. 5, ``gid_models.looping``) may then adjust ``eps_hat``, and z_n, at every step.
 
 The paper samples with DDIM (250 steps); any diffusers scheduler can be named instead
 (``SCHEDULERS``), e.g. DPM-Solver++ with 25 steps. The initial noise is drawn from a CPU
@@ -88,6 +88,10 @@ class SamplingStep:
         noise: ``[B, K, 4, h, w]`` eps_hat after classifier-free guidance.
         alpha_bar: cumulative signal fraction at this timestep, in (0, 1]: the scaled latent
             is ``sqrt(alpha_bar) z_0 + sqrt(1 - alpha_bar) eps`` for every scheduler here.
+        alpha_bar_next: the signal fraction of the latent this step produces, z_{n-1}; 1 (clean)
+            after the last step.
+        generator: the sampler's seeded CPU generator, for guidance that draws noise, so that a
+            seed keeps giving the same result.
     """
 
     index: int
@@ -96,6 +100,8 @@ class SamplingStep:
     latents: torch.Tensor
     noise: torch.Tensor
     alpha_bar: float
+    alpha_bar_next: float = 1.0
+    generator: torch.Generator | None = None
 
     @property
     def sigma(self) -> float:
@@ -109,14 +115,15 @@ class SamplingStep:
 
 
 class StepGuidance(Protocol):
-    """Adjusts the guided noise estimate of a step (e.g. loop self-guidance, paper Eq. 5).
+    """Adjusts a denoising step (e.g. loop self-guidance, paper Eq. 5).
 
-    Called as ``guidance(step, model, scheduler, predict_noise)`` where ``predict_noise(z)``
-    re-runs the guided denoiser on other latents at the same step; returns the new eps_hat.
-    It may also re-noise and repeat a step (self-recurrence) through ``scheduler``.
+    Called as ``guidance(step, model, predict_noise)``, where ``predict_noise(z)`` runs the
+    classifier-free guided denoiser on other scaled latents at the same step. Returns the step to
+    take: ``step`` with a new eps_hat and, when it re-noised and repeated the step
+    (self-recurrence), new scaled latents z_n, from which the sampler then steps.
     """
 
-    def __call__(self, step: SamplingStep, model: MotionLDM, scheduler, predict_noise) -> torch.Tensor: ...
+    def __call__(self, step: SamplingStep, model: MotionLDM, predict_noise) -> SamplingStep: ...
 
 
 def decode_spectral_volume(model: MotionLDM, latents: torch.Tensor) -> SpectralVolume:
@@ -136,6 +143,17 @@ def _alpha_bar(scheduler, timestep: torch.Tensor) -> float:
     # is close enough for guidance and previews.
     index = int(torch.as_tensor(timestep).round().clamp(0, len(scheduler.alphas_cumprod) - 1))
     return float(scheduler.alphas_cumprod[index])
+
+
+def _alpha_bar_next(scheduler, index: int) -> float:
+    """Signal fraction after step ``index``: that of the next timestep, 1 (clean) after the last."""
+    timesteps = scheduler.timesteps
+    return _alpha_bar(scheduler, timesteps[index + 1]) if index + 1 < len(timesteps) else 1.0
+
+
+def _input_scale(scheduler, timestep: torch.Tensor) -> float:
+    """The factor ``scale_model_input`` applies: 1, or 1 / sqrt(sigma^2 + 1) in sigma space."""
+    return float(scheduler.scale_model_input(torch.ones(()), timestep))
 
 
 def prepare_image(image: torch.Tensor, model: MotionLDM) -> torch.Tensor:
@@ -223,14 +241,22 @@ def predict_spectral_volume(
     timesteps = noise_scheduler.timesteps
     for index, timestep in enumerate(timesteps):
         scaled = noise_scheduler.scale_model_input(latents, timestep)
-        noise = predict_noise(scaled, timestep)
         step = SamplingStep(
-            index, len(timesteps), timestep, scaled, noise, _alpha_bar(noise_scheduler, timestep)
+            index,
+            len(timesteps),
+            timestep,
+            scaled,
+            predict_noise(scaled, timestep),
+            _alpha_bar(noise_scheduler, timestep),
+            _alpha_bar_next(noise_scheduler, index),
+            generator,
         )
         if guidance is not None:
-            noise = guidance(step, model, noise_scheduler, lambda z, t=timestep: predict_noise(z, t))
-            step.noise = noise
-        latents = noise_scheduler.step(noise, timestep, latents, **step_options).prev_sample
+            step = guidance(step, model, lambda z, t=timestep: predict_noise(z, t))
+            # Self-recurrence may have moved z_n: carry the move back to the scheduler's own
+            # scaling. Added rather than recomputed, so that unmoved latents stay bit-exact.
+            latents = latents + (step.latents - scaled) / _input_scale(noise_scheduler, timestep)
+        latents = noise_scheduler.step(step.noise, timestep, latents, **step_options).prev_sample
         if callback is not None:
             callback(step)
 

@@ -1,0 +1,82 @@
+"""Guidance nodes: loop self-guidance for PredictSpectralVolume (paper Sec. 6, Eq. 5)."""
+
+from __future__ import annotations
+
+from gid_models import looping
+
+from . import types
+
+
+class LoopGuidance:
+    DESCRIPTION = (
+        "Guides PredictSpectralVolume towards motion that loops seamlessly (paper Eq. 5): at every "
+        "denoising step, the gradient of L_g = |F_T - F_1| + w_v |dF_T - dF_1| (position and velocity "
+        "of every pixel at the loop's last and first frame) is added to the noise estimate, and the "
+        "step is re-noised and repeated (self-recurrence). Each step costs 1 + self_recurrence "
+        "denoiser passes plus as many decoder backward passes."
+    )
+    CATEGORY = types.CATEGORY
+    RETURN_TYPES = (types.GUIDANCE,)
+    RETURN_NAMES = ("guidance",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "weight": (
+                    "FLOAT",
+                    {
+                        "default": 200.0,
+                        "min": 0.0,
+                        "max": 100000.0,
+                        "step": 10.0,
+                        "tooltip": "Guidance weight u of Eq. 5 (the paper: 200). 0 turns the guidance off.",
+                    },
+                ),
+                "self_recurrence": (
+                    "INT",
+                    {
+                        "default": 2,
+                        "min": 0,
+                        "max": 10,
+                        "tooltip": "How often each step is re-noised and repeated (the paper: 2); each repeat costs one more denoiser pass.",
+                    },
+                ),
+                "velocity_weight": (
+                    "FLOAT",
+                    {
+                        "default": 1.0,
+                        "min": 0.0,
+                        "max": 100.0,
+                        "step": 0.1,
+                        "tooltip": "Weight w_v of the velocity term (velocities in pixels per frame, positions in pixels).",
+                    },
+                ),
+                "start_frame": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": -10000,
+                        "max": 10000,
+                        "tooltip": "Frame F_1 of the window, 0 = the input frame; negative frames count from the window's end.",
+                    },
+                ),
+                "end_frame": (
+                    "INT",
+                    {
+                        "default": -1,
+                        "min": -10000,
+                        "max": 10000,
+                        "tooltip": "Frame F_T; -1 = the last frame of the T-frame loop (T - 1). Frame T would be frame 0 again and is refused.",
+                    },
+                ),
+            }
+        }
+
+    def run(self, weight, self_recurrence, velocity_weight, start_frame, end_frame):
+        return (looping.LoopGuidance(weight, self_recurrence, velocity_weight, start_frame, end_frame),)
+
+
+NODE_CLASS_MAPPINGS = {"LoopGuidance": LoopGuidance}
+NODE_DISPLAY_NAME_MAPPINGS = {"LoopGuidance": "Loop Guidance (GID)"}
