@@ -57,7 +57,9 @@ def test_the_library_never_imports_comfyui():
 
 
 def test_no_code_hard_codes_cuda():
-    pattern = re.compile(r"""["']cuda(:\d+)?["']|\.cuda\(""")
+    # Placing tensors or models on CUDA by name; asking what a device is (device.type == "cuda")
+    # is fine.
+    pattern = re.compile(r"""(device\s*=\s*|torch\.device\(|\.to\()\s*["']cuda|\.cuda\(""")
     allowed = {"tests", "bench"}  # GPU checks name the device they test on purpose
     offences = [
         str(p.relative_to(REPO_DIR))

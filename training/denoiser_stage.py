@@ -1,0 +1,350 @@
+"""Training the frequency-coordinated denoiser of the motion LDM, in its two stages (paper Sec. 4.2, 7).
+
+Both stages train the same thing, a denoiser that predicts the noise added to the whitened
+latents of a spectral volume, conditioned on the window's start frame:
+
+1. the training batch is augmented (``training.augment``: image and motion alike) and its
+   slices are normalized with the model's statistics (paper Eq. 4);
+2. the frozen VAE encodes every slice into a latent ``z_0``, drawn from its posterior (as LDM
+   does);
+3. a timestep n is drawn uniformly from the 1000 training steps and ``z_n = sqrt(a_n) z_0 +
+   sqrt(1 - a_n) eps`` is formed with diffusers' ``DDPMScheduler.add_noise`` on the model's
+   "scaled linear" schedule;
+4. with probability ``schedule.condition_dropout`` a sample's image is dropped for
+   classifier-free guidance: its image features are zeroed, which is the null condition the
+   sampler uses (``gid_models.unet``);
+5. the loss is the mean squared error between the predicted and the drawn noise.
+
+Stage 1 (``--stage 1 --init <VAE folder>``) builds the denoiser from the config and trains its
+2D network on single slices: every example is one band of one window (K = 1) with its band
+index, which the frequency embedding tells the network. The frequency attention stays off and
+at its zero initialisation.
+
+Stage 2 (``--stage 2 --init <stage-1 model folder>``) freezes the 2D network
+(``set_stage(2)``) and trains only the frequency attention, on all K bands of a window at once.
+The attention's output projections start at zero, so stage 2 starts exactly where stage 1
+ended.
+
+Both write a complete motion model folder (``MotionLDM.save_pretrained``: config.json with the
+normalization statistics, vae.safetensors, unet.safetensors, README.md) that ``LoadMotionLDM``
+loads; the stage-1 folder predicts every band independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers import DDPMScheduler
+from torch import nn
+
+from gid_models.ldm import DiffusionSchedule, MotionLDM, MotionLDMConfig
+from gid_models.normalization import normalize
+from gid_models.sampling import SCHEDULERS, predict_spectral_volume
+from gid_models.spectral import SpectralVolume
+from gid_models.unet import UNetConfig
+
+from .augment import AugmentationSettings, augment_motion, center_crop, draw_augmentation
+from .config import (
+    ConfigError,
+    TrainingSettings,
+    check_sections,
+    is_int,
+    is_number,
+    parse_section,
+    read_config_file,
+)
+from .data import DataError, MotionSlices, MotionWindows, PreparedData, normalize_slices
+from .model_card import inherited_sections, model_card
+from .previews import amplitude_maps, grid
+from .vae_stage import read_vae_folder
+
+__all__ = ["ConditionedDenoiser", "DenoiserStage", "DenoiserStageConfig", "PreviewSampling"]
+
+
+@dataclass(frozen=True)
+class PreviewSampling:
+    """How previews sample spectral volumes (``gid_models.sampling.predict_spectral_volume``).
+
+    Attributes:
+        steps: denoising steps (fewer than the paper's 250: previews must be quick).
+        scheduler: a name of ``gid_models.sampling.SCHEDULERS``.
+        guidance_scale: w of classifier-free guidance (1.75 in the paper).
+    """
+
+    steps: int = 25
+    scheduler: str = "ddim"
+    guidance_scale: float = 1.75
+
+    def __post_init__(self) -> None:
+        if not (is_int(self.steps) and self.steps >= 1):
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {sorted(SCHEDULERS)}, got {self.scheduler!r}")
+        if not (is_number(self.guidance_scale) and self.guidance_scale >= 0):
+            raise ValueError(f"guidance_scale must be a number >= 0, got {self.guidance_scale!r}")
+
+
+@dataclass(frozen=True)
+class DenoiserStageConfig:
+    """A denoiser config file (see ``training.config`` for the outline).
+
+    Attributes:
+        model: stage 1: the denoiser's architecture (``UNetConfig`` fields; ``num_bands`` must
+            be the data's K). Stage 2 takes the architecture from its init folder: None.
+        schedule: stage 1: the diffusion schedule (``DiffusionSchedule`` fields, among them
+            ``condition_dropout``). Stage 2 keeps its init folder's: None.
+        preview_sampling: how previews sample.
+        training: optimisation and bookkeeping.
+        augmentation: the augmentations; the crops are the model's resolution.
+        description: free text.
+    """
+
+    model: UNetConfig | None = None
+    schedule: DiffusionSchedule | None = None
+    preview_sampling: PreviewSampling = field(default_factory=PreviewSampling)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
+    description: str = ""
+
+    @classmethod
+    def from_file(cls, path: str | Path, stage: int, overrides: Sequence[str] = ()) -> DenoiserStageConfig:
+        """Read a denoiser config file for stage 1 or 2.
+
+        Raises:
+            ConfigError: on a missing file, invalid JSON, a malformed override, an unknown or invalid entry, a stage-1
+                config without "model", or a stage-2 config with "model" or "schedule".
+        """
+        data = read_config_file(path, overrides)
+        check_sections(data, [item.name for item in cls.__dataclass_fields__.values()], str(path))
+        if stage == 1:
+            if "model" not in data:
+                raise ConfigError(f"{path} has no 'model' section: stage 1 needs the denoiser's architecture")
+            try:
+                model = UNetConfig.from_dict(data["model"], source=f"{path} (model)")
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+            schedule = parse_section(DiffusionSchedule, data.get("schedule", {}), f"{path} (schedule)")
+            if not (is_number(schedule.condition_dropout) and 0 <= schedule.condition_dropout < 1):
+                raise ConfigError(f"{path} (schedule): condition_dropout must be in [0, 1)")
+        else:
+            present = sorted({"model", "schedule"} & set(data))
+            if present:
+                raise ConfigError(
+                    f"{path} has {present}, but stage 2 continues the stage-1 model given with --init and "
+                    "keeps its architecture and schedule; remove them"
+                )
+            model = schedule = None
+        return cls(
+            model=model,
+            schedule=schedule,
+            preview_sampling=parse_section(
+                PreviewSampling, data.get("preview_sampling", {}), f"{path} (preview_sampling)"
+            ),
+            training=parse_section(TrainingSettings, data.get("training", {}), f"{path} (training)"),
+            augmentation=parse_section(
+                AugmentationSettings, data.get("augmentation", {}), f"{path} (augmentation)"
+            ),
+            description=str(data.get("description", "")),
+        )
+
+
+class ConditionedDenoiser(nn.Module):
+    """The motion LDM as the denoiser stages train it: noisy latents and images in, noise out.
+
+    Image encoder and denoiser run in one ``forward``, so that distributed training sees every
+    trained parameter used in the one call it synchronises. The VAE rides along, frozen: it
+    encodes the training targets, and ``ldm`` is the complete model that gets saved.
+
+    Args:
+        ldm: the motion model.
+    """
+
+    def __init__(self, ldm: MotionLDM) -> None:
+        super().__init__()
+        self.ldm = ldm
+
+    def forward(
+        self,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        image: torch.Tensor,
+        band_indices: torch.Tensor,
+        keep_condition: torch.Tensor,
+    ) -> torch.Tensor:
+        """Predict the noise of each slice.
+
+        Args:
+            noisy_latents: ``[B, k, 4, h, w]`` z_n, k slices per sample.
+            timesteps: ``[B]`` n of each sample.
+            image: ``[B, 3, 4h, 4w]`` the start frames, RGB in [0, 1].
+            band_indices: ``[B, k]`` the band of each slice.
+            keep_condition: ``[B]`` bool, False where the image is dropped (null condition).
+
+        Returns:
+            ``[B, k, 4, h, w]`` the predicted noise eps.
+        """
+        features = self.ldm.unet.encode_image(image)
+        features = features * keep_condition.to(features.dtype)[:, None, None, None]
+        return self.ldm.unet(noisy_latents, timesteps, features, band_indices)
+
+
+class DenoiserStage:
+    """Denoiser stage 1 or 2 for ``training.loop.train``.
+
+    Args:
+        config: the stage's config (read for this stage number).
+        data: the prepared data (its motion shards).
+        stage: 1 or 2.
+        init: the VAE folder (stage 1) or the stage-1 model folder or Hub repo (stage 2).
+
+    Raises:
+        ConfigError: if the architecture does not fit the VAE or the data.
+        DataError: if the data holds no motion windows or does not match the model.
+    """
+
+    loss_names = ("total",)
+
+    def __init__(self, config: DenoiserStageConfig, data: PreparedData, stage: int, init: str | Path) -> None:
+        self.name = f"denoiser stage {stage}"
+        data.require_motion(self.name)
+        self.config, self.data, self.init = config, data, init
+        if stage == 1:
+            ldm = _ldm_from_vae_folder(init, config, data)
+            ldm.unet.set_stage(1)
+            self.dataset = MotionSlices(data, with_images=True)
+        else:
+            ldm = MotionLDM.from_pretrained(init)
+            ldm.unet.set_stage(2)
+            self.dataset = MotionWindows(data)
+        ldm.vae.requires_grad_(False)
+        _check_data(ldm, data, config.augmentation.output_size)
+        self.module = ConditionedDenoiser(ldm)
+        self.noise_schedule = DDPMScheduler(**ldm.config.schedule.scheduler_config())
+        self.resolution = ldm.config.resolution
+        windows = MotionWindows(data)
+        count = min(config.training.preview_samples, len(windows))
+        self.preview_batch = torch.utils.data.default_collate([windows[item] for item in range(count)])
+
+    def compute_loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        ldm = self.module.ldm
+        images = batch["image"].float() / 255
+        augmentation = draw_augmentation(self.config.augmentation, len(images), self.data.resolution)
+        images, channels = augment_motion(augmentation, images, batch["spectral"])
+        slices = normalize_slices(channels, batch["band"], ldm.normalization)
+        with torch.no_grad():
+            latents = ldm.vae.encode_latents(slices, sample=True)
+        noise = torch.randn_like(latents)
+        batch_size = len(latents)
+        timesteps = torch.randint(
+            0, self.noise_schedule.config.num_train_timesteps, (batch_size,), device=latents.device
+        )
+        noisy_latents = self.noise_schedule.add_noise(latents, noise, timesteps)
+        keep_condition = (
+            torch.rand(batch_size, device=latents.device) >= ldm.config.schedule.condition_dropout
+        )
+        prediction = module(noisy_latents, timesteps, images, batch["band"], keep_condition)
+        target = noise if ldm.config.schedule.prediction_type == "epsilon" else self.noise_schedule.get_velocity(latents, noise, timesteps)
+        return {"total": F.mse_loss(prediction.float(), target.float())}
+
+    def preview(self, module: ConditionedDenoiser) -> torch.Tensor:
+        """Two rows per preview window: the image and the true amplitude of every band, then the
+        image and the amplitudes of a sampled spectral volume (normalized units)."""
+        ldm, sampling = module.ldm, self.config.preview_sampling
+        device, _ = ldm.weights_placement()
+        images = center_crop(self.preview_batch["image"].to(device).float() / 255, self.resolution)
+        truth = SpectralVolume.from_channels(
+            center_crop(self.preview_batch["spectral"].to(device), self.resolution),
+            self.data.fps,
+            self.data.window,
+        )
+        predicted = predict_spectral_volume(
+            ldm,
+            images,
+            seed=0,
+            steps=sampling.steps,
+            scheduler=sampling.scheduler,
+            guidance_scale=sampling.guidance_scale,
+        )
+        rows = []
+        for image, true_bands, predicted_bands in zip(
+            images,
+            normalize(truth, ldm.normalization).to_channels(),
+            normalize(predicted, ldm.normalization).to_channels(),
+            strict=True,
+        ):
+            rows += [[image, *amplitude_maps(true_bands)], [image, *amplitude_maps(predicted_bands)]]
+        return grid(rows)
+
+    def finish(self, module: nn.Module, accelerator: Accelerator) -> None:
+        """Nothing to do: the model is complete."""
+
+    def save_model(self, module: ConditionedDenoiser, folder: Path, card_section: str) -> None:
+        description = (
+            "A Generative Image Dynamics motion model: from one image it predicts a spectral volume, the "
+            "Fourier coefficients of every pixel's oscillating motion. Put this folder into ComfyUI's "
+            "`models/gid/` and load it with the Load Motion LDM node, or in Python with "
+            "`gid_models.ldm.MotionLDM.from_pretrained(folder)`. A trained renderer can live in the same "
+            "folder (copy its renderer_config.json and renderer.safetensors here)."
+        )
+        if not module.ldm.unet.frequency_coordination:
+            description += (
+                "\n\nThis is a stage-1 model: its frequency attention is not trained yet, so it predicts "
+                "every band independently. Train stage 2 from it (`python -m training.train denoiser "
+                "--stage 2 --init <this folder>`)."
+            )
+        sections = [*inherited_sections(_local_folder(self.init)), card_section]
+        module.ldm.save_pretrained(folder, model_card=model_card("Motion model", description, sections))
+
+
+def _ldm_from_vae_folder(init: str | Path, config: DenoiserStageConfig, data: PreparedData) -> MotionLDM:
+    """A new motion model: the trained VAE of ``init`` with a fresh denoiser of the config's architecture."""
+    vae_folder = read_vae_folder(init)
+    resolution = config.augmentation.output_size or data.resolution
+    if config.model.image_downsampling != vae_folder.vae.config.downsampling_factor:
+        raise ConfigError(
+            f"model.image_downsampling is {config.model.image_downsampling} but the VAE in {init} downsamples "
+            f"by {vae_folder.vae.config.downsampling_factor}; the image features must match the latents"
+        )
+    try:
+        ldm_config = MotionLDMConfig(
+            num_bands=vae_folder.num_bands,
+            fps=vae_folder.fps,
+            window=vae_folder.window,
+            resolution=resolution,
+            vae=vae_folder.vae.config,
+            unet=config.model,
+            schedule=config.schedule,
+        )
+    except ValueError as error:
+        raise ConfigError(f"the denoiser config does not fit the VAE in {init}: {error}") from None
+    ldm = MotionLDM(ldm_config, vae_folder.normalization)
+    ldm.vae.load_state_dict(vae_folder.vae.state_dict())
+    return ldm
+
+
+def _check_data(ldm: MotionLDM, data: PreparedData, output_size: tuple[int, int] | None) -> None:
+    """The model must fit the data: same bands and band frequencies, crops of the model's resolution."""
+    config = ldm.config
+    if data.num_bands != config.num_bands:
+        raise DataError(f"the data has K = {data.num_bands} bands but the model {config.num_bands}")
+    if abs(data.fps / data.window - config.fps / config.window) > 1e-9 * config.fps / config.window:
+        raise DataError(
+            f"the data's bands are {data.fps / data.window:g} Hz apart but the model's "
+            f"{config.fps / config.window:g} Hz; prepare the data with the model's fps and window"
+        )
+    crops = output_size or data.resolution
+    if tuple(crops) != config.resolution:
+        raise ConfigError(
+            f"the training crops are {crops[0]} x {crops[1]} but the model's resolution is "
+            f"{config.resolution[0]} x {config.resolution[1]} (H x W); set augmentation.output_size to it"
+        )
+
+
+def _local_folder(init: str | Path) -> Path | None:
+    """``init`` if it is a local folder (a Hub repo id's card is not carried over)."""
+    return Path(init) if Path(init).is_dir() else None
