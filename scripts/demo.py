@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,12 @@ DEMO_WORKFLOWS = [
     ("image_to_loop", ["LoadMotionLDM", "PredictSpectralVolume", "LoopGuidance", "SoftmaxSplatRender"]),
     ("video_to_loop", ["VideoToSpectralVolume", "SoftmaxSplatRender"]),
 ]
+# video_to_loop animates the first frame of a real clip with the clip's own measured motion.
+DEMO_VIDEO = Path(
+    os.environ.get(
+        "GID_DEMO_VIDEO", REPO_DIR.parent / "shared" / "data" / "clips" / "grass_seedheads_wind.mp4"
+    )
+)
 
 
 def choose_workflow(available_nodes: set[str]) -> tuple[Path | None, list[str]]:
@@ -34,6 +41,8 @@ def choose_workflow(available_nodes: set[str]) -> tuple[Path | None, list[str]]:
         missing = [node for node in needs if node not in available_nodes]
         if not path.is_file():
             missing.append(f"workflows/api/{name}.json")
+        if name == "video_to_loop" and not DEMO_VIDEO.is_file():
+            missing.append(f"a video to measure (set GID_DEMO_VIDEO; {DEMO_VIDEO} is absent)")
         if not missing:
             return path, missing_notes
         missing_notes.append(f"{name}: missing {', '.join(missing)}")
@@ -55,6 +64,8 @@ def main() -> int:
             return 0
         print(f"running {workflow.relative_to(REPO_DIR)}")
         graph = json.loads(workflow.read_text())
+        if workflow.stem == "video_to_loop":
+            shutil.copy(DEMO_VIDEO, server.input_dir / "video.mp4")
         entry = server.run(graph, timeout=1800)
         outputs = server.output_files(entry)
         print(f"done in {time.monotonic() - started:.1f} s; outputs:")
