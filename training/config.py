@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -35,7 +35,9 @@ __all__ = [
     "config_to_dict",
     "is_int",
     "is_number",
+    "parse_library_config",
     "parse_section",
+    "parse_sections",
     "read_config_file",
 ]
 
@@ -199,11 +201,28 @@ def parse_section(cls: type, data: object, source: str):
         raise ConfigError(f"{source}: {error}") from None
 
 
-def check_sections(data: dict, allowed: Sequence[str], source: str) -> None:
-    """Refuse top-level entries of a config file that its stage does not read."""
-    unknown = sorted(set(data) - set(allowed))
+def check_sections(data: dict, config_class: type, source: str) -> None:
+    """Refuse top-level entries of a config file that are no field of its stage's config class."""
+    allowed = {field.name for field in fields(config_class)}
+    unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"{source} has unknown sections {unknown}; this stage reads {sorted(allowed)}")
+
+
+def parse_sections(data: dict, source: str, **section_classes: type) -> dict:
+    """Sections of a config file as dataclasses: name -> ``parse_section`` of its class (defaults when absent)."""
+    return {
+        name: parse_section(section_class, data.get(name, {}), f"{source} ({name})")
+        for name, section_class in section_classes.items()
+    }
+
+
+def parse_library_config(from_dict: Callable, data: object, source: str):
+    """A library config (``MotionVAEConfig.from_dict`` and the like) from a section, or a ConfigError."""
+    try:
+        return from_dict(data, source=source)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def config_to_dict(config: object) -> dict:

@@ -347,7 +347,7 @@ def _card_section(
         ),
         "precision": accelerator.mixed_precision,
         "final training losses": ", ".join(f"{name} {float(final[name]):.5g}" for name in stage.loss_names),
-        "training time": f"{float(final['seconds']) / 3600:.2f} hours",
+        "training time": f"{float(final['seconds']) / 60:.1f} minutes",
         "command": f"`{record['command']}`",
     }
     return training_section(stage.name, facts, record["config"])

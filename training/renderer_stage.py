@@ -47,7 +47,15 @@ from gid_models.spectral import SpectralVolume
 from gid_models.vae import gradient_consistency_loss
 
 from .augment import AugmentationSettings, augment_pairs, center_crop, draw_augmentation
-from .config import ConfigError, TrainingSettings, check_sections, is_number, parse_section, read_config_file
+from .config import (
+    ConfigError,
+    TrainingSettings,
+    check_sections,
+    is_number,
+    parse_library_config,
+    parse_sections,
+    read_config_file,
+)
 from .data import FramePairs, PreparedData
 from .model_card import model_card
 from .previews import grid
@@ -109,20 +117,18 @@ class RendererStageConfig:
                 weights file that does not exist.
         """
         data = read_config_file(path, overrides)
-        check_sections(data, [item.name for item in cls.__dataclass_fields__.values()], str(path))
-        try:
-            model = RendererConfig.from_dict(data.get("model", {}), source=f"{path} (model)")
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+        check_sections(data, cls, str(path))
         config = cls(
-            model=model,
+            model=parse_library_config(RendererConfig.from_dict, data.get("model", {}), f"{path} (model)"),
             resnet_weights=data.get("resnet_weights"),
-            loss=parse_section(RendererLossWeights, data.get("loss", {}), f"{path} (loss)"),
-            training=parse_section(TrainingSettings, data.get("training", {}), f"{path} (training)"),
-            augmentation=parse_section(
-                AugmentationSettings, data.get("augmentation", {}), f"{path} (augmentation)"
-            ),
             description=str(data.get("description", "")),
+            **parse_sections(
+                data,
+                str(path),
+                loss=RendererLossWeights,
+                training=TrainingSettings,
+                augmentation=AugmentationSettings,
+            ),
         )
         for name, weights in (
             ("resnet_weights", config.resnet_weights),

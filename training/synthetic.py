@@ -55,8 +55,9 @@ def toy_scenes(
     stripes or blue with dots, of random period and brightness. The object swings ``amplitude``
     pixels horizontally in its kind's band, every object with the same phase, and is still in
     the other bands. The ground swings faintly, ``background`` pixels, in the two bands below the
-    object's and in bands that are no kind's (6 and up), each along its own random direction with
-    its own phase.
+    object's and in bands that are no kind's (6 and up), along one random direction with one
+    random phase in all of them: the bands of the ground's motion go together, as the harmonics of
+    a real swing do, which is what the frequency attention of stage 2 can learn.
 
     Returns:
         ``[count, 3, H, W]`` images, RGB in [0, 1], and ``[count, K, 2, H, W]`` complex64
@@ -100,9 +101,12 @@ def toy_scenes(
         return phasor[..., None] * torch.stack([direction.cos(), direction.sin()], dim=-1)
 
     # The ground sways in the two bands below the object's; bands that belong to no kind sway for all.
-    sways = torch.tensor([k not in _KIND_BANDS or k in (main_band - 2, main_band - 1) for k in range(num_bands)])
+    sways = torch.tensor(
+        [k not in _KIND_BANDS or k in (main_band - 2, main_band - 1) for k in range(num_bands)]
+    )
     ground = (1 - mask[:, None, None]) * sways.view(1, -1, 1, 1, 1)
-    coeffs = swings(background, num_bands)[..., None, None] * ground  # [count, K, 2, H, W]
+    # One sway of the whole ground, the same direction and phase in each of its bands.
+    coeffs = swings(background)[:, None, :, None, None] * ground  # [count, K, 2, H, W]
     coeffs[:, main_band, 0] = amplitude * mask  # a horizontal swing of phase 0: Re x only
     return images, coeffs.to(torch.complex64)
 

@@ -44,7 +44,8 @@ from .config import (
     check_sections,
     is_int,
     is_number,
-    parse_section,
+    parse_library_config,
+    parse_sections,
     read_config_file,
 )
 from .data import MotionSlices, PreparedData, normalize_slices
@@ -106,28 +107,28 @@ class VAEStageConfig:
             ConfigError: on a missing file, invalid JSON, a malformed override, or an unknown or invalid entry.
         """
         data = read_config_file(path, overrides)
-        check_sections(data, [item.name for item in cls.__dataclass_fields__.values()], str(path))
-        model = data.get("model", {})
-        if isinstance(model, dict) and ("latent_mean" in model or "latent_std" in model):
+        check_sections(data, cls, str(path))
+        vae = parse_library_config(MotionVAEConfig.from_dict, data.get("model", {}), f"{path} (model)")
+        untouched = MotionVAEConfig()
+        if (vae.latent_mean, vae.latent_std) != (untouched.latent_mean, untouched.latent_std):
             raise ConfigError(
-                f"{path} (model): latent_mean and latent_std are fitted after training, not configured"
+                f"{path} (model): latent_mean and latent_std are fitted after training, not configured; "
+                "leave them out"
             )
-        try:
-            vae = MotionVAEConfig.from_dict(model, source=f"{path} (model)")
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
         whitening = data.get("whitening_slices", cls.whitening_slices)
         if not (is_int(whitening) and whitening >= 0):
             raise ConfigError(f"{path}: whitening_slices must be an integer >= 0, got {whitening!r}")
         return cls(
             model=vae,
-            loss=parse_section(VAELossWeights, data.get("loss", {}), f"{path} (loss)"),
             whitening_slices=whitening,
-            training=parse_section(TrainingSettings, data.get("training", {}), f"{path} (training)"),
-            augmentation=parse_section(
-                AugmentationSettings, data.get("augmentation", {}), f"{path} (augmentation)"
-            ),
             description=str(data.get("description", "")),
+            **parse_sections(
+                data,
+                str(path),
+                loss=VAELossWeights,
+                training=TrainingSettings,
+                augmentation=AugmentationSettings,
+            ),
         )
 
 

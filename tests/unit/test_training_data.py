@@ -232,7 +232,7 @@ def test_a_config_entry_can_be_overridden_on_the_command_line(tmp_path):
         ({"training": {"batch_size": 0}}, "batch_size must be a positive integer, got 0"),
         ({"training": {"mixed_precision": "fp8"}}, "mixed_precision must be null or one of"),
         ({"model": {"block_out_channels": [8, 12]}}, r"\(model\): norm_num_groups = 32 must divide"),
-        ({"model": {"latent_mean": [0, 0, 0, 0]}}, "fitted after training"),
+        ({"model": {"latent_mean": [0, 0, 1, 0]}}, "fitted after training"),
         ({"optimizer": {}}, r"unknown sections \['optimizer'\]"),
     ],
 )
@@ -252,6 +252,13 @@ def test_only_stage_1_configs_describe_the_denoisers_architecture(tmp_path):
         DenoiserStageConfig.from_file(with_model, stage=2)
     with pytest.raises(ConfigError, match="stage 1 needs the denoiser's architecture"):
         DenoiserStageConfig.from_file(without_model, stage=1)
+
+
+def test_the_denoiser_learns_to_predict_the_noise_or_the_velocity_only(tmp_path):
+    path = tmp_path / "stage1.json"
+    path.write_text(json.dumps({"model": {}, "schedule": {"prediction_type": "sample"}}))
+    with pytest.raises(ConfigError, match=r"prediction_type must be one of \['epsilon', 'v_prediction'\]"):
+        DenoiserStageConfig.from_file(path, stage=1)
 
 
 def test_missing_and_malformed_config_files_are_refused(tmp_path):

@@ -163,7 +163,8 @@ def test_stage_2_starts_exactly_where_stage_1_ended(stage1_run, toy_data):
         )
         features = stage1.unet.encode_image(images)
         band_by_band = torch.cat(
-            [stage1.unet(latents[:, [k]], timesteps, features, torch.tensor([k])) for k in range(BANDS)], dim=1
+            [stage1.unet(latents[:, [k]], timesteps, features, torch.tensor([k])) for k in range(BANDS)],
+            dim=1,
         )
 
     torch.testing.assert_close(all_bands_together, band_by_band, atol=1e-5, rtol=1e-5)
@@ -184,6 +185,17 @@ def test_stage_2_trains_only_the_frequency_attention_into_a_complete_motion_mode
     assert config["type"] == "gid-motion-ldm" and len(config["normalization"]["scales"]) == BANDS
     card = (stage2_run / "model" / "README.md").read_text()
     assert card.count("## Training: ") == 3 and "stage-1 model" not in card
+
+
+def test_the_nodes_load_the_stage_2_folder_and_predict_with_it(pack, stage2_run):
+    model, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run(
+        str(stage2_run / "model"), "", "main", "auto"
+    )
+    image = torch.rand(1, 32, 32, 3)
+
+    (volume,) = pack.NODE_CLASS_MAPPINGS["PredictSpectralVolume"]().run(model, image, 0, 3, 1.75, "ddim")
+
+    assert renderer is None and (volume.num_bands, volume.height, volume.width) == (BANDS, 32, 32)
 
 
 # ------------------------------------------------------------------------------------------------

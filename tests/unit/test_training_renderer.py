@@ -1,6 +1,7 @@
 """Specification of the renderer stage of the training recipe."""
 
 import csv
+import shutil
 
 import pytest
 import torch
@@ -55,6 +56,19 @@ def test_the_renderer_learns_and_writes_a_renderer_folder(renderer_run):
     card = (renderer_run / "model" / "README.md").read_text()
     assert "## Training: image-based renderer" in card and "without VGG weights" in card
     assert (renderer_run / "previews" / f"step-{STEPS:06d}.png").is_file()
+
+
+def test_a_motion_model_folder_with_the_trained_renderer_gives_it_to_the_nodes(
+    pack, tiny_motion_model, renderer_run, tmp_path
+):
+    folder = tmp_path / "model"
+    tiny_motion_model.save_pretrained(folder)
+    for name in ("renderer_config.json", "renderer.safetensors"):
+        shutil.copy(renderer_run / "model" / name, folder / name)
+
+    _, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run(str(folder), "", "main", "auto")
+
+    assert isinstance(renderer, ImageBasedRenderer)
 
 
 def test_the_splatting_metric_of_a_pair_is_the_length_of_its_flow():
