@@ -33,7 +33,13 @@ from safetensors.torch import save_file
 
 from .spectral import SpectralVolume, band_frequencies
 
-__all__ = ["NormalizationStats", "NormalizationStatsAccumulator", "normalize", "denormalize"]
+__all__ = [
+    "NormalizationStats",
+    "NormalizationStatsAccumulator",
+    "normalize",
+    "normalize_values",
+    "denormalize",
+]
 
 PathLike = str | Path
 
@@ -125,6 +131,15 @@ class NormalizationStats:
         return cls.from_dict(data)
 
 
+def normalize_values(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Eq. 4 on real values: ``sign(S) * sqrt(|S| / s_f)``, with ``scales`` broadcast to ``values``.
+
+    The one place the formula lives; ``normalize`` applies it to whole volumes, training to
+    slices of mixed bands.
+    """
+    return values.sign() * (values.abs() / scales).sqrt()
+
+
 def normalize(volume: SpectralVolume, stats: NormalizationStats) -> SpectralVolume:
     """Frequency-adaptive normalization (paper Eq. 4) of a pixel-unit spectral volume.
 
@@ -146,7 +161,7 @@ def normalize(volume: SpectralVolume, stats: NormalizationStats) -> SpectralVolu
     return _map_real_channels(
         volume,
         stats,
-        transform=lambda value, scale: value.sign() * (value.abs() / scale).sqrt(),
+        transform=normalize_values,
         normalized=True,
     )
 

@@ -32,7 +32,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch.utils.data import Dataset, Sampler
 
-from gid_models.normalization import NormalizationStats
+from gid_models.normalization import NormalizationStats, normalize_values
 
 __all__ = [
     "DataError",
@@ -358,8 +358,8 @@ def normalize_slices(channels: torch.Tensor, bands: torch.Tensor, stats: Normali
 
     ``gid_models.normalization.normalize`` normalizes whole volumes, K bands in order; training
     also needs single slices of mixed bands in one batch. This applies the same
-    ``sign(S) * sqrt(|S| / s_f)`` to every real channel, with s_f chosen by each slice's band
-    (a test checks that it agrees with ``normalize`` on whole volumes).
+    ``normalize_values`` to every real channel, with s_f chosen by each slice's band (a test
+    checks that it agrees with ``normalize`` on whole volumes).
 
     Args:
         channels: ``[B, k, 4, H, W]`` slices in pixels.
@@ -370,7 +370,7 @@ def normalize_slices(channels: torch.Tensor, bands: torch.Tensor, stats: Normali
         ``[B, k, 4, H, W]`` normalized slices, about [-1, 1].
     """
     scales = stats.scales.to(device=channels.device, dtype=channels.dtype)[bands]
-    return channels.sign() * (channels.abs() / scales[:, :, None, None, None]).sqrt()
+    return normalize_values(channels, scales[:, :, None, None, None])
 
 
 @functools.lru_cache(maxsize=64)

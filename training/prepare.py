@@ -98,6 +98,7 @@ from gid_models.normalization import NormalizationStatsAccumulator
 from gid_models.renderer import splat_metric
 from gid_models.spectral import SpectralVolume
 from gid_models.video import read_video
+from training.data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE
 
 __all__ = [
     "PrepareSettings",
@@ -115,9 +116,6 @@ __all__ = [
     "window_motion",
 ]
 
-FORMAT_NAME = "gid-training-data"
-FORMAT_VERSION = 1
-INDEX_FILE = "index.json"
 SETTINGS_FILE = "settings.json"
 COUNTS_FILE = "normalization-counts.safetensors"
 RECORDS_DIR = "sources"
