@@ -123,12 +123,6 @@ class LoopGuidance:
         """
         if self.weight == 0:
             return step  # re-noising without guidance would only draw other noise
-        prediction_type = model.config.schedule.prediction_type
-        if prediction_type != "epsilon":
-            raise ValueError(
-                "loop guidance adds to the predicted noise (Eq. 5) and needs a model that predicts "
-                f"it (prediction_type 'epsilon'); this model predicts {prediction_type!r}"
-            )
         guided = self.guide(step, model)
         for _ in range(self.self_recurrence):
             latents = _renoise(guided)

@@ -71,7 +71,10 @@ def make_scheduler(name: str, model: MotionLDM, steps: int):
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     scheduler_class, extra = SCHEDULERS[name]
-    scheduler = scheduler_class(**model.config.schedule.scheduler_config(), **extra)
+    # The sampler hands every scheduler the noise eps_hat, whatever the denoiser predicts
+    # (``predict_spectral_volume`` converts), so guidance and previews see one quantity.
+    config = {**model.config.schedule.scheduler_config(), "prediction_type": "epsilon"}
+    scheduler = scheduler_class(**config, **extra)
     scheduler.set_timesteps(steps)
     return scheduler
 
@@ -229,11 +232,19 @@ def predict_spectral_volume(
     features = model.unet.encode_image(conditioning)
     paired_features = torch.cat([features, torch.zeros_like(features)])
 
+    velocity_model = model.config.schedule.prediction_type == "v_prediction"
+
     def predict_noise(scaled_latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         # The conditional and the null prediction in one batch: one pass of the network.
         both = model.unet(torch.cat([scaled_latents, scaled_latents]), timestep, paired_features)
         conditional, unconditional = both.chunk(2)
-        return (1 + guidance_scale) * conditional - guidance_scale * unconditional
+        guided = (1 + guidance_scale) * conditional - guidance_scale * unconditional
+        if velocity_model:
+            # v = sqrt(a) eps - sqrt(1 - a) z_0 and z_n = sqrt(a) z_0 + sqrt(1 - a) eps give
+            # eps = sqrt(a) v + sqrt(1 - a) z_n (linear in v, so guidance may come first).
+            alpha_bar = _alpha_bar(noise_scheduler, timestep)
+            guided = alpha_bar**0.5 * guided + (1 - alpha_bar) ** 0.5 * scaled_latents
+        return guided
 
     # Stochastic schedulers draw their step noise from the seeded generator too.
     takes_generator = "generator" in inspect.signature(noise_scheduler.step).parameters

@@ -19,7 +19,7 @@ latents of a spectral volume, conditioned on the window's start frame:
    the highest noise levels more. Those are where the image decides the motion (the noisy
    latent shows little of it there), so v-prediction learns the conditioning in far fewer
    steps: on the toy data of ``training.toy_proof`` in 800 steps, where epsilon has barely
-   started after 2000. Loop self-guidance (``gid_models.looping``) needs an epsilon model.
+   started after 2000. The sampler turns either into the noise, so loop guidance and previews serve both.
 
 Stage 1 (``--stage 1 --init <VAE folder>``) builds the denoiser from the config and trains its
 2D network on single slices: every example is one band of one window (K = 1) with its band

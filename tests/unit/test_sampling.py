@@ -1,13 +1,21 @@
 """Sampling spectral volumes with a tiny motion model, and its model folder."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
+from diffusers import DDIMScheduler
 
 from gid_models.hub import ModelFolderError
 from gid_models.ldm import MotionLDM
-from gid_models.sampling import SCHEDULERS, SamplingStep, predict_spectral_volume
+from gid_models.sampling import (
+    SCHEDULERS,
+    SamplingStep,
+    decode_spectral_volume,
+    predict_spectral_volume,
+    prepare_image,
+)
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +137,33 @@ def test_a_step_recovers_the_clean_latent_its_noise_implies():
     step = SamplingStep(0, 1, torch.tensor(500), noisy, noise, alpha_bar)
     torch.testing.assert_close(step.predicted_clean(), clean)
     assert step.sigma == pytest.approx(0.7**0.5)
+
+
+def _velocity_model(model) -> MotionLDM:
+    config = replace(model.config, schedule=replace(model.config.schedule, prediction_type="v_prediction"))
+    velocity_model = MotionLDM(config, model.normalization).eval()
+    velocity_model.load_state_dict(model.state_dict())
+    return velocity_model
+
+
+def test_a_velocity_model_samples_and_previews_as_diffusers_ddim_would_with_its_own_prediction_type(model):
+    velocity_model = _velocity_model(model)
+    image = _image()
+    steps = []
+    ours = predict_spectral_volume(velocity_model, image, seed=5, steps=3, callback=steps.append)
+
+    scheduler = DDIMScheduler(**velocity_model.config.schedule.scheduler_config(), **SCHEDULERS["ddim"][1])
+    scheduler.set_timesteps(3)
+    shape = (1, 8, velocity_model.config.vae.latent_channels, *velocity_model.config.latent_size)
+    latents = torch.randn(shape, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        features = velocity_model.unet.encode_image(prepare_image(image, velocity_model))
+        for step, timestep in zip(steps, scheduler.timesteps, strict=True):
+            conditional = velocity_model.unet(latents, timestep, features)
+            unconditional = velocity_model.unet(latents, timestep, torch.zeros_like(features))
+            result = scheduler.step(2.75 * conditional - 1.75 * unconditional, timestep, latents)
+            torch.testing.assert_close(step.predicted_clean(), result.pred_original_sample, rtol=1e-4, atol=1e-5)
+            latents = result.prev_sample
+        theirs = decode_spectral_volume(velocity_model, latents).resize(20, 30)
+
+    torch.testing.assert_close(ours.coeffs, theirs.coeffs, rtol=1e-4, atol=1e-5)
