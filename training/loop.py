@@ -174,6 +174,7 @@ def train(
     record: dict,
     resume: bool = False,
     stop_after_steps: int | None = None,
+    time_limit: float | None = None,
 ) -> RunSummary:
     """Train a stage into the run folder ``output`` (every process calls this).
 
@@ -188,6 +189,10 @@ def train(
             has none yet) instead of refusing a folder that holds a run.
         stop_after_steps: stop after this many steps of this invocation, with a checkpoint, to
             resume later (e.g. to fit a job's time limit); None runs to ``settings.max_steps``.
+        time_limit: seconds of this invocation after which the run ends at the current step
+            as though it were ``settings.max_steps``: the model folder is written from the
+            weights so far and the run cannot be resumed (for a fixed compute budget). None: no
+            limit.
 
     Returns:
         What this invocation did.
@@ -227,6 +232,7 @@ def train(
     if stop_after_steps is not None:
         last_step = min(last_step, state.step + stop_after_steps)
     first_step, seconds_before, started = state.step, state.seconds, time.perf_counter()
+    at_end = False
     while state.step < last_step:
         module.train()
         learning_rate = lr_schedule.get_last_lr()[0]
@@ -237,7 +243,9 @@ def train(
         state.step += 1
         state.batches_read += settings.gradient_accumulation
         state.seconds = seconds_before + time.perf_counter() - started
-        at_end = state.step == settings.max_steps
+        at_end = state.step == settings.max_steps or _past(time_limit, started, accelerator)
+        if at_end:
+            last_step = state.step
 
         if state.step % settings.log_every == 0 or at_end:
             means = accelerator.reduce(torch.stack([losses[name] for name in stage.loss_names]), "mean")
@@ -260,15 +268,24 @@ def train(
                 prune_checkpoints(run.checkpoints, settings.keep_checkpoints)
     summary = RunSummary(state.step - first_step, time.perf_counter() - started, None)
 
-    if state.step < settings.max_steps:
+    if state.step < settings.max_steps and not at_end:
         accelerator.print(f"stopped at step {state.step} of {settings.max_steps}; continue with --resume")
         return summary
     stage.finish(ema.module, accelerator)
     if accelerator.is_main_process:
-        stage.save_model(ema.module, run.model, _card_section(stage, settings, accelerator, record, log))
+        card = _card_section(stage, settings, accelerator, record, log, state.step)
+        stage.save_model(ema.module, run.model, card)
         accelerator.print(f"wrote the model folder {run.model}")
     accelerator.wait_for_everyone()
     return replace(summary, model_folder=run.model)
+
+
+def _past(time_limit: float | None, started: float, accelerator: Accelerator) -> bool:
+    """Whether ``time_limit`` seconds have passed since ``started``, agreed by every process."""
+    if time_limit is None:
+        return False
+    past = torch.tensor(float(time.perf_counter() - started >= time_limit), device=accelerator.device)
+    return bool(accelerator.reduce(past, "sum") > 0)
 
 
 def _optimizer(trainable: list[nn.Parameter], settings: TrainingSettings):
@@ -333,14 +350,14 @@ def _optimizer_step(
 
 
 def _card_section(
-    stage: Stage, settings: TrainingSettings, accelerator: Accelerator, record: dict, log: _CsvLog
+    stage: Stage, settings: TrainingSettings, accelerator: Accelerator, record: dict, log: _CsvLog, steps: int
 ) -> str:
     processes, accumulation = accelerator.num_processes, settings.gradient_accumulation
     final = log.last_row()
     facts = {
         "data": ", ".join(f"{key} {value}" for key, value in record["data"].items()),
         "init": record["init"] or "none (trained from scratch)",
-        "steps": settings.max_steps,
+        "steps": steps if steps == settings.max_steps else f"{steps} (time limit; planned {settings.max_steps})",
         "global batch": (
             f"{settings.batch_size * accumulation * processes} = {settings.batch_size} per process x "
             f"{accumulation} micro-batches x {processes} processes"

@@ -21,7 +21,8 @@ parallel):
 
 ``--resume`` continues a run from its newest checkpoint (and starts it when it has none), so
 a job script that always passes it survives preemption; ``--stop-after-steps N`` ends this
-invocation after N steps with a checkpoint.
+invocation after N steps with a checkpoint. ``--time-limit SECONDS`` instead ends the run for
+good at the step it reached, with its model folder (a fixed compute budget).
 """
 
 from __future__ import annotations
@@ -76,7 +77,14 @@ def run(argv: Sequence[str]) -> RunSummary:
         "command": "python -m training.train " + shlex.join(argv),
     }
     summary = train(
-        stage, config.training, accelerator, args.output, record, args.resume, args.stop_after_steps
+        stage,
+        config.training,
+        accelerator,
+        args.output,
+        record,
+        args.resume,
+        args.stop_after_steps,
+        args.time_limit,
     )
     accelerator.end_training()
     return summary
@@ -143,7 +151,20 @@ def _parser() -> argparse.ArgumentParser:
             metavar="N",
             help="stop this invocation after N steps, with a checkpoint",
         )
+        command.add_argument(
+            "--time-limit",
+            type=_positive_float,
+            metavar="SECONDS",
+            help="end the run after SECONDS at the step reached, writing the model folder (a fixed compute budget)",
+        )
     return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:

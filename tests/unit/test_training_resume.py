@@ -106,3 +106,12 @@ def test_a_run_resumes_only_with_the_config_it_started_with(toy_data, vae_folder
 
     with pytest.raises(SystemExit, match="cannot resume .*: this command has another config than the run"):
         main(stage1(toy_data, vae_folder, output, "--resume", "--set", "training.learning_rate=0.1"))
+
+
+def test_a_time_limit_ends_the_run_early_with_its_model_folder(toy_data, vae_folder, tmp_path):
+    output = tmp_path / "run"
+    summary = run(stage1(toy_data, vae_folder, output, "--time-limit", "1e-9"))
+
+    assert summary.steps == 1 and summary.model_folder == output / "model"
+    assert len(loss_curve(output)) == 1
+    assert "1 (time limit; planned 6)" in (output / "model" / "README.md").read_text()
