@@ -18,7 +18,7 @@ from gid_models.visualize import motion_colors
 
 from . import types
 from .comfy_io import Progress, compute_device, image_to_tensor
-from .folders import gid_model_dirs
+from .folders import DEFAULT_MODEL, gid_model_dirs
 
 HUB_CACHE_FOLDER = "hub"
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -27,7 +27,8 @@ PREVIEWS_PER_RUN = 10
 
 
 def local_model_folders() -> list[str]:
-    """Names of the motion-model folders (holding config.json) under models/gid."""
+    """Names of the motion-model folders (holding config.json) under models/gid, the pack's own
+    default model first."""
     names = set()
     for root in gid_model_dirs():
         if os.path.isdir(root):
@@ -36,7 +37,7 @@ def local_model_folders() -> list[str]:
                 for name in os.listdir(root)
                 if name != HUB_CACHE_FOLDER and os.path.isfile(os.path.join(root, name, CONFIG_FILE))
             )
-    return sorted(names)
+    return sorted(names, key=lambda name: (name != DEFAULT_MODEL, name))
 
 
 def unwrap_motion_model(model) -> MotionLDM:
@@ -77,7 +78,10 @@ class LoadMotionLDM:
                 "model": (
                     folders,
                     {
-                        "tooltip": "A model folder in models/gid (config.json, vae.safetensors, unet.safetensors)."
+                        "tooltip": (
+                            "A model folder in models/gid (config.json, vae.safetensors, unet.safetensors); "
+                            f"{DEFAULT_MODEL} is the small model shipped with the pack (CPU-friendly, 128x80 motion)."
+                        ),
                     },
                 ),
                 "hub_repo_id": (

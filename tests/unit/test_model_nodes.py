@@ -29,6 +29,22 @@ def test_the_model_list_shows_the_model_folders_of_models_gid(pack, models_dir):
     assert {"tiny", "tiny_with_renderer"} <= set(folders)
 
 
+def test_the_model_shipped_with_the_pack_is_listed_first_and_loads_with_its_renderer(pack):
+    node = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]
+    assert node.INPUT_TYPES()["required"]["model"][0][0] == "gid-default"
+
+    model, renderer = node().run("gid-default", "", "main", "auto")
+
+    assert model.model.config.num_bands == 16 and model.model.config.resolution == (80, 128)
+    assert model.model.weights_placement()[1] == torch.float32  # fp16 files, fp32 on the CPU
+    assert isinstance(renderer, ImageBasedRenderer)
+
+
+def test_the_statistics_list_leaves_out_the_files_of_model_folders(pack, models_dir):
+    (models_dir / "stats.json").write_text("{}")
+    assert pack.nodes.folders.statistics_files() == ["stats.json"]
+
+
 def test_loading_a_folder_gives_a_model_and_no_renderer_when_it_has_none(pack, models_dir):
     model, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", "", "main", "auto")
     assert model.model.config.num_bands == 8 and renderer is None
