@@ -1,6 +1,7 @@
-"""Pictures of a spectral volume: per-band amplitude maps and a flow-colour image.
+"""Pictures of motion: per-band amplitude maps and a flow-colour image of a spectral volume, and
+the space-time (X-t) slice of a video that the paper's Fig. 1 shows.
 
-Both return images ``[B, 3, H, W]`` float in [0, 1] so they can be shown or saved like any frame.
+All return images float in [0, 1] so they can be shown or saved like any frame.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import torch
 
 from .spectral import SpectralVolume
 
-__all__ = ["band_amplitude_grid", "flow_to_color", "peak_displacement", "motion_colors"]
+__all__ = [
+    "band_amplitude_grid",
+    "flow_to_color",
+    "frame_and_xt_slice",
+    "most_moving_row",
+    "motion_colors",
+    "peak_displacement",
+]
 
 
 def band_amplitude_grid(volume: SpectralVolume, columns: int = 4, gap: int = 2) -> torch.Tensor:
@@ -118,3 +126,47 @@ def flow_to_color(flow: torch.Tensor, max_magnitude: float | None = None) -> tor
 def motion_colors(volume: SpectralVolume) -> torch.Tensor:
     """Flow colours of each pixel's peak displacement over the window, ``[B, 3, H, W]``."""
     return flow_to_color(peak_displacement(volume))
+
+
+def most_moving_row(frames: torch.Tensor) -> int:
+    """The image row whose pixels change most over a video (largest temporal variance).
+
+    Args:
+        frames: ``[T, 3, H, W]`` video, float in [0, 1].
+
+    Returns:
+        A row index in ``0 .. H - 1``.
+    """
+    return int(frames.float().var(dim=0).mean(dim=(0, 2)).argmax())
+
+
+def frame_and_xt_slice(frames: torch.Tensor, row: int | None = None, marker=(1.0, 0.2, 0.2)) -> torch.Tensor:
+    """The first frame with one row marked, above that row's space-time slice (paper Fig. 1).
+
+    In the X-t slice, time runs down (one pixel row per frame): still content draws vertical
+    lines, oscillating content wavy ones, and a seamless loop shows no break between the last
+    row and the first.
+
+    Args:
+        frames: ``[T, 3, H, W]`` video, float in [0, 1].
+        row: the image row to slice; the most moving one (``most_moving_row``) when None.
+        marker: RGB colour of the line that marks the row on the frame.
+
+    Returns:
+        ``[3, H + 2 + T, W]`` picture: the frame, a 2-pixel gap, then the ``[3, T, W]`` slice.
+
+    Raises:
+        ValueError: if ``frames`` is not ``[T, 3, H, W]`` or ``row`` is outside the image.
+    """
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
+        raise ValueError(f"frames must be a tensor [T, 3, H, W], got {getattr(frames, 'shape', type(frames))}")
+    height = frames.shape[-2]
+    row = most_moving_row(frames) if row is None else row
+    if not 0 <= row < height:
+        raise ValueError(f"row {row} is outside the image's {height} rows")
+    frames = frames.float().clamp(0, 1)
+    first = frames[0].clone()
+    first[:, max(row - 1, 0) : row + 2] = torch.tensor(marker).view(3, 1, 1)
+    xt = frames[:, :, row, :].permute(1, 0, 2)  # [3, T, W]
+    gap = torch.ones(3, 2, frames.shape[-1])
+    return torch.cat([first, gap, xt], dim=1)

@@ -87,7 +87,8 @@ class EvaluationSettings:
 
     Attributes:
         data: resolution, window, bands, flow and frame-rate policy, as for the training data
-            (a model's own K, fps, window and resolution replace these).
+            (a model's own K, fps and window replace these; its predictions are resized to
+            this resolution).
         windows_per_clip: non-overlapping windows taken from each clip, from its start.
         render_offsets: the renderer is scored on t = 1 .. this, in frames of the clip.
         crop: ``(width, height)`` of the centre crop that FID, KID and FVD see (256x128 in the paper).
@@ -346,7 +347,8 @@ def evaluate(
         model: the motion model, or None to use each window's true volume as the prediction.
         renderer: a trained renderer, or None for the weight-free splat.
         renderer_name: how the renderer is named in the table.
-        settings: the defaults when None; with a model, its K, fps, window and resolution win.
+        settings: the defaults when None; with a model, its K, fps and window win (the frames
+            keep ``settings.data.size``; predictions are resized to it).
         weights_dir: folder of the converted FID/FVD weights (``default_weights_dir``).
         log: called with progress lines.
 
@@ -356,10 +358,10 @@ def evaluate(
     """
     settings = settings or EvaluationSettings()
     if model is not None:
-        height, width = model.config.resolution
+        # The frames keep the evaluation size (the paper's 256x160 by default) whatever the
+        # model's resolution: its prediction is resized to them, as nodes resize it to a photo.
         data = replace(
             settings.data,
-            size=(width, height),
             num_bands=model.config.num_bands,
             fps=model.config.fps,
             window=model.config.window,
@@ -526,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--weights-dir",
         help="converted FID/FVD weights (default: $GID_EVAL_WEIGHTS or ~/.cache/gid/eval-weights)",
     )
-    parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT without a model (256x160)")
+    parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT of the evaluation frames (256x160); predictions are resized to it")
     parser.add_argument(
         "--windows-per-clip", type=int, default=defaults.windows_per_clip, help="windows per clip (2)"
     )

@@ -83,8 +83,9 @@ def test_a_bad_clip_is_reported_and_the_others_evaluated(results):
     assert [entry["file"] for entry in results["skipped"]] == ["too_short.avi"]
 
 
-def test_a_model_is_evaluated_at_its_own_resolution_and_bands(clips, tiny_motion_model):
-    settings = EvaluationSettings(windows_per_clip=1, render_offsets=2, video_metrics=False, steps=2)
+def test_a_model_is_evaluated_with_its_bands_and_its_prediction_resized_to_the_frames(clips, tiny_motion_model):
+    data = PrepareSettings(size=(40, 32))  # the tiny model predicts 24x16
+    settings = EvaluationSettings(data=data, windows_per_clip=1, render_offsets=2, video_metrics=False, steps=2)
     results = evaluate(
         clip_sources([str(clips / "strong.avi")], None),
         model=tiny_motion_model,
@@ -92,7 +93,7 @@ def test_a_model_is_evaluated_at_its_own_resolution_and_bands(clips, tiny_motion
         log=lambda _: None,
     )
     assert results["prediction"] == "model"
-    assert (results["settings"]["data"]["size"], results["settings"]["data"]["num_bands"]) == ([24, 16], 8)
+    assert (results["settings"]["data"]["size"], results["settings"]["data"]["num_bands"]) == ([40, 32], 8)
     assert -1 <= results["motion"]["placement"]["prediction"] <= 1
     assert results["motion"]["scale_ratio"]["prediction"] > 0
 
