@@ -10,7 +10,7 @@
 # SECONDS_PER_UNIT seconds (default 30; the shipped model was trained with 30 on one H200, where
 # the whole recipe takes about 8 minutes), the VAE gets 2 units, denoiser stage 1 gets 6,
 # stage 2 gets 2 and the renderer, trained alongside on its own data, 10. On CPU, raise the unit
-# (e.g. 600 for a run of a few hours on 2 cores).
+# (each run's log.csv shows its steps per second).
 #
 # Writes WORK_DIR/data-motion (128 x 80 spectral volumes), WORK_DIR/data-pairs (256 x 160 frame
 # pairs), WORK_DIR/runs/{vae,stage1,stage2,renderer} and WORK_DIR/gid-default, the packaged
