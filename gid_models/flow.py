@@ -414,7 +414,7 @@ def motion_texture_from_video(
         raise ValueError(
             f"the clip is too short: {available} frames at {fps:g} fps give {count} frames at "
             f"{target_fps:g} fps ({count / target_fps:.2f} s), and at least {min_duration:g} s "
-            "are needed; use a longer clip or lower min_duration"
+            "are needed; use a longer clip (library callers may also lower min_duration)"
         )
     needed = source_frames_needed(window, fps, target_fps)
     motion = motion_texture_from_frames(frames[:needed], method, strategy=strategy, progress=progress)
@@ -542,7 +542,8 @@ def _check_grey_pair(
     if min(image0.shape) < min_size:
         raise ValueError(
             f"frames of {image0.shape[1]}x{image0.shape[0]} pixels are too small for this flow "
-            f"method: both sides must be at least {min_size} pixels"
+            f"method: both sides must be at least {min_size} pixels; use a larger video, or scale "
+            "its frames up first (ImageScale in ComfyUI)"
         )
     if initial is not None and np.shape(initial) != (*image0.shape, 2):
         raise ValueError(f"initial must be a [H, W, 2] flow like the images, got {np.shape(initial)}")

@@ -30,6 +30,8 @@ from safetensors.torch import load_file, save_file
 __all__ = [
     "ModelFolderError",
     "check_state_dict",
+    "download_model_folder",
+    "is_repo_id",
     "load_weights",
     "read_config",
     "read_safetensors",
@@ -44,6 +46,11 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 class ModelFolderError(FileNotFoundError):
     """A model folder, one of its files, or a Hub repo could not be found."""
+
+
+def is_repo_id(text: str) -> bool:
+    """Whether ``text`` has the form of a Hugging Face Hub repo id, ``owner/name``."""
+    return bool(_REPO_ID.match(text)) and ".." not in text
 
 
 def required_file(folder: Path, name: str, contents: str) -> Path:
@@ -171,13 +178,45 @@ def resolve_model_folder(
     for folder in search_dirs:
         if (folder / source).is_dir():
             return folder / source
-    if not _REPO_ID.match(source):
+    if not is_repo_id(source):
         places = ", ".join(str(d) for d in search_dirs) or "the current folder"
         raise ModelFolderError(
             f"no model folder {source!r} in {places}, and it is not a Hub repo id (owner/name); "
             "check the name or put the model folder there"
         )
     return _download(source, revision, download_dir, search_dirs)
+
+
+def download_model_folder(
+    repo_id: str,
+    revision: str | None = None,
+    download_dir: str | Path | None = None,
+    search_dirs: Iterable[str | Path] = (),
+) -> Path:
+    """The model folder of a Hub repo, downloaded or from the cache; never a local path.
+
+    Unlike ``resolve_model_folder``, a local folder of the same name (relative to the current
+    folder, or an absolute path) is never used: a repo id typed in a UI cannot open local files.
+
+    Args:
+        repo_id: ``owner/name``.
+        revision: branch, tag or commit; None means ``main``.
+        download_dir: Hub cache for downloads; None uses huggingface_hub's default cache.
+        search_dirs: model folders; the error suggests the first for files placed by hand.
+
+    Raises:
+        ModelFolderError: if ``repo_id`` is not a repo id, or the repo can neither be downloaded
+            nor found in the cache.
+    """
+    search_dirs = [Path(d) for d in search_dirs]
+    if not isinstance(repo_id, str) or not is_repo_id(repo_id.strip()):
+        place = search_dirs[0] if search_dirs else "a models folder"
+        raise ModelFolderError(
+            f"{repo_id!r} is not a Hugging Face Hub repo id (owner/name, letters, digits, '-', '_' "
+            f"and '.'); to load a model folder from disk, put it in {place} and choose it from the "
+            "list instead"
+        )
+    return _download(repo_id.strip(), revision, download_dir, search_dirs)
 
 
 def _download(repo_id: str, revision: str | None, download_dir, search_dirs: list[Path]) -> Path:

@@ -228,8 +228,8 @@ class ModalParameters:
             raise ValueError(
                 f"the modal simulation would blow up: band {band} ({float(volume.frequencies[band]):.2f} Hz "
                 f"x frequency_factor {self.frequency_factor:g} = {float(omega[band]):.1f} rad/s, damping "
-                f"{float(gamma[band]):.1f}/s) needs a sub-step below {float(largest[band]):.5f} s for "
-                f"explicit Euler, but the sub-step is {step:.5f} s; lower time_step, beta or frequency_factor"
+                f"{float(gamma[band]):.1f}/s) needs a sub-step below {float(largest[band]):.3g} s for "
+                f"explicit Euler, but the sub-step is {step:.3g} s; lower time_step, beta or frequency_factor"
             )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -136,11 +136,18 @@ class MotionTexture:
         for start in range(0, self.num_frames, chunk_size):
             yield start, self.frames(start, min(start + chunk_size, self.num_frames))
 
-    def mean_magnitude(self, chunk_size: int = 16) -> torch.Tensor:
+    def mean_magnitude(
+        self, chunk_size: int = 16, on_chunk: Optional[Callable[[], None]] = None
+    ) -> torch.Tensor:
         """Mean over frames of the displacement length, ``(1/N) sum_n ||F_n(p)||``.
 
         This is the splatting metric W(p) of the paper's renderer (pixels that move a lot are
         foreground).
+
+        Args:
+            chunk_size: frames evaluated at once.
+            on_chunk: called after each chunk; an exception it raises (a cancel) stops the pass,
+                which over hundreds of frames of a large volume takes a while.
 
         Returns:
             ``[B, 1, H, W]`` float, pixels.
@@ -150,6 +157,8 @@ class MotionTexture:
             # hypot of the two channels is many times faster than vector_norm over dim 2 on CPU.
             magnitude = torch.hypot(motion[:, :, 0], motion[:, :, 1]).sum(dim=1, keepdim=True)
             total = magnitude if total is None else total + magnitude
+            if on_chunk is not None:
+                on_chunk()
         return total / self.num_frames
 
     def to(self, device) -> "MotionTexture":

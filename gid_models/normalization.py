@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .spectral import SpectralVolume, band_frequencies
@@ -123,12 +123,19 @@ class NormalizationStats:
     def load(cls, path: PathLike) -> NormalizationStats:
         """Read what ``save`` wrote (the format follows the file extension)."""
         path = Path(path)
-        if _file_format(path) == "json":
-            return cls.from_dict(json.loads(path.read_text()))
-        with safe_open(str(path), framework="pt") as file:
-            data = {key: json.loads(value) for key, value in (file.metadata() or {}).items()}
-            data["scales"] = file.get_tensor("scales")
-        return cls.from_dict(data)
+        try:
+            if _file_format(path) == "json":
+                return cls.from_dict(json.loads(path.read_text()))
+            with safe_open(str(path), framework="pt") as file:
+                data = {key: json.loads(value) for key, value in (file.metadata() or {}).items()}
+                data["scales"] = file.get_tensor("scales")
+            return cls.from_dict(data)
+        except (OSError, SafetensorError, UnicodeDecodeError, ValueError, TypeError) as error:
+            # json.JSONDecodeError is a ValueError; a JSON list instead of an object has no keys.
+            raise ValueError(
+                f"{path} is not valid normalization statistics ({error}); choose another file, or "
+                "save the statistics again with NormalizationStats.save"
+            ) from None
 
 
 def normalize_values(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -360,10 +367,10 @@ def _check_compatible(volume: object, num_bands: int, fps: float, window: int, w
     if not isinstance(volume, SpectralVolume):
         raise TypeError(f"{what} needs a SpectralVolume, got {type(volume).__name__}")
     if volume.num_bands != num_bands:
-        advice = (
-            f"keep the first {num_bands} with volume.with_bands({num_bands})"
+        advice = f"use statistics (or a motion model) with {volume.num_bands} bands" + (
+            f", or keep the volume's first {num_bands} bands (volume.with_bands({num_bands}))"
             if volume.num_bands > num_bands
-            else f"fit statistics with {volume.num_bands} bands"
+            else ""
         )
         raise ValueError(
             f"{what}: the spectral volume has {volume.num_bands} bands "

@@ -69,7 +69,13 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 # The splatting metric and the interface shared by both renderers
 
 
-def splat_metric(motion: MotionTexture, height: int, width: int, max_metric: float = 50.0) -> torch.Tensor:
+def splat_metric(
+    motion: MotionTexture,
+    height: int,
+    width: int,
+    max_metric: float = 50.0,
+    on_chunk: Callable[[], None] | None = None,
+) -> torch.Tensor:
     """The paper's splatting weight W(p) = (1/T) sum_t ||F_t(p)||_2, for an image of height x width.
 
     W is measured in pixels of the motion's own grid and then resampled, not rescaled, to the
@@ -85,11 +91,12 @@ def splat_metric(motion: MotionTexture, height: int, width: int, max_metric: flo
             differ by more than about 10 already give all-or-nothing softmax weights, and a
             source more than about 87 below the image's largest metric would get the weight 0
             in float32, leaving a hole where a pixel did land. 50 keeps every weight above 1e-22.
+        on_chunk: called after each chunk of frames of the mean (see ``MotionTexture.mean_magnitude``).
 
     Returns:
         ``[B, 1, height, width]`` float metric in [0, max_metric], on the motion's device.
     """
-    return _resize(motion.mean_magnitude().clamp(max=max_metric), (height, width))
+    return _resize(motion.mean_magnitude(on_chunk=on_chunk).clamp(max=max_metric), (height, width))
 
 
 @dataclass(frozen=True, eq=False)
@@ -666,6 +673,7 @@ def render_video(
     motion: MotionTexture,
     chunk_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    interrupt: Callable[[], None] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Render the frames of a motion texture, a chunk at a time, with either renderer.
 
@@ -685,6 +693,9 @@ def render_video(
         chunk_size: frames rendered at once, >= 1.
         progress: called as ``progress(frames_done, N)`` after each chunk; an exception it
             raises (ComfyUI's Cancel) stops the rendering.
+        interrupt: called with no argument before each chunk and during the metric's pass over
+            all frames (which precedes the first chunk); an exception it raises stops the
+            rendering, so that a cancel is honoured within about one chunk's time.
 
     Returns:
         An iterator of ``(start, frames)``: ``frames`` is ``[B, n, 3, H, W]`` in [0, 1], frames
@@ -707,7 +718,9 @@ def render_video(
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable as progress(done, total), got {type(progress).__name__}")
-    return _render_chunks(renderer, image, motion, chunk_size, progress)
+    if interrupt is not None and not callable(interrupt):
+        raise TypeError(f"interrupt must be callable with no argument, got {type(interrupt).__name__}")
+    return _render_chunks(renderer, image, motion, chunk_size, progress, interrupt)
 
 
 @torch.no_grad()  # on a generator, torch enters no_grad for each step only, not between them
@@ -717,13 +730,17 @@ def _render_chunks(
     motion: MotionTexture,
     chunk_size: int,
     progress: Callable[[int, int], None] | None,
+    interrupt: Callable[[], None] | None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """The body of ``render_video``, run lazily as the frames are asked for."""
     batch = max(image.shape[0], motion.batch_size)
     size = image.shape[-2:]
-    metric = splat_metric(motion, *size).to(image.device)
+    metric = splat_metric(motion, *size, on_chunk=interrupt).to(image.device)
     pyramid = renderer.prepare(image.expand(batch, -1, -1, -1), metric.expand(batch, -1, -1, -1))
     for start, flows in motion.chunks(chunk_size):
+        if interrupt is not None:
+            interrupt()
+        _check_finite_motion(flows, start)
         # Resizing each chunk's displacements gives the frames of MotionTexture.resize (both are
         # linear; only a motion mask is resampled after, not before, it scales the motion),
         # without holding the whole spectral volume at the image's resolution.
@@ -768,6 +785,16 @@ def _pad_to(field: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     if (height, width) == tuple(size):
         return field
     return F.pad(field, (0, size[1] - width, 0, size[0] - height), mode="replicate")
+
+
+def _check_finite_motion(flows: torch.Tensor, start: int) -> None:
+    """Refuse a chunk of motion with NaN or infinite displacements (splatting would give holes or NaN)."""
+    if not bool(torch.isfinite(flows).all()):
+        raise ValueError(
+            f"the motion of frames {start} to {start + flows.shape[1] - 1} has NaN or infinite "
+            "displacements (the spectral volume's coefficients times the amplitude overflow float32); "
+            "lower the amplitude, or check the spectral volume (PreviewSpectralVolume shows its bands)"
+        )
 
 
 def _is_int(value: object) -> bool:

@@ -76,6 +76,11 @@ def make_scheduler(name: str, model: MotionLDM, steps: int):
     config = {**model.config.schedule.scheduler_config(), "prediction_type": "epsilon"}
     scheduler = scheduler_class(**config, **extra)
     scheduler.set_timesteps(steps)
+    if extra.get("steps_offset") and int(scheduler.timesteps.max()) >= config["num_train_timesteps"]:
+        # Every trained timestep asked for (steps = num_train_timesteps): the offset would move
+        # the first step past the last trained timestep.
+        scheduler = scheduler_class(**config, **{**extra, "steps_offset": 0})
+        scheduler.set_timesteps(steps)
     return scheduler
 
 

@@ -506,10 +506,20 @@ def load_spectral_volume(path, device=None) -> SpectralVolume:
             f"{path} has spectral-volume format version {header['version']}, newer than this pack "
             f"reads ({FILE_VERSION}); update the node pack"
         )
-    return SpectralVolume.from_channels(
-        channels.to(device), fps=float(header["fps"]), window=int(header["window"]),
-        normalized=header.get("normalized") == "true",
-    )
+    if not bool(torch.isfinite(channels).all()):
+        raise ValueError(
+            f"the spectral volume {path} contains NaN or infinite coefficients, so it describes no "
+            "motion; make it again (PredictSpectralVolume, VideoToSpectralVolume) and save it again"
+        )
+    try:
+        return SpectralVolume.from_channels(
+            channels.to(device), fps=float(header["fps"]), window=int(header["window"]),
+            normalized=header.get("normalized") == "true",
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"{path} is not a valid spectral volume ({error}); save volumes with SaveSpectralVolume"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,10 @@ what was wrong and what to do, which ComfyUI shows to the user as the node's err
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+from collections.abc import Iterator
 
 import comfy.model_management
 import comfy.utils
@@ -79,6 +82,41 @@ def compute_device() -> torch.device:
 # Longest side, in pixels, of the previews shown on a node while it runs.
 PREVIEW_MAX_SIZE = 512
 
+GB = 1e9
+# Share of the memory available now that one node may claim: the rest stays for the graph's
+# other nodes and the system (a machine without swap would otherwise kill the server).
+MEMORY_SHARE = 0.9
+
+
+def require_memory(num_bytes: int, what: str, advice: str, device: torch.device | None = None) -> None:
+    """Refuse early, with sizes in GB, an allocation that would not fit in the memory available now.
+
+    Args:
+        num_bytes: what the node is about to allocate, estimated from its inputs.
+        what: what needs it, e.g. ``"600 frames of 1920x1080"``; starts the message.
+        advice: what to do instead.
+        device: where it is allocated; ComfyUI's intermediate device (the CPU's RAM) by default.
+
+    Raises:
+        MemoryError: if ``num_bytes`` exceeds ``MEMORY_SHARE`` of the available memory.
+    """
+    device = comfy.model_management.intermediate_device() if device is None else torch.device(device)
+    available = comfy.model_management.get_free_memory(device)
+    if num_bytes > MEMORY_SHARE * available:
+        where = "RAM" if device.type == "cpu" else f"{device.type.upper()} memory"
+        raise MemoryError(
+            f"{what} would need {num_bytes / GB:.1f} GB of memory, but only {available / GB:.1f} GB of "
+            f"{where} is available; {advice}"
+        )
+
+
+def require_positive(value: float, name: str, advice: str) -> float:
+    """``value`` as a float if it is finite and > 0; a linked input skips the widget's minimum."""
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} is {value:g}, but it must be a positive number; {advice}")
+    return value
+
 
 class Progress:
     """A ComfyUI progress bar; every update also lets Cancel stop the node.
@@ -100,6 +138,26 @@ class Progress:
 
     def __call__(self, done: int, total: int) -> None:
         self.update(done, total)
+
+
+@contextlib.contextmanager
+def interruptible(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Let ComfyUI's Cancel stop ``module`` between its layers, not only between whole calls.
+
+    A denoising step of a large model on the CPU takes seconds; checking the cancel flag before
+    every submodule's forward makes a cancel land within one layer's time. The hooks are removed
+    on leaving, also when the cancel's exception leaves.
+    """
+
+    def check(*_) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    handles = [child.register_forward_pre_hook(check) for child in module.modules()]
+    try:
+        yield module
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def confined_path(path: str, allowed_dirs: list[str], what: str) -> str:

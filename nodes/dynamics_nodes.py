@@ -25,7 +25,7 @@ from gid_models.motion import MotionTexture
 from gid_models.visualize import motion_colors
 
 from . import types
-from .comfy_io import PREVIEW_MAX_SIZE, image_to_tensor
+from .comfy_io import PREVIEW_MAX_SIZE, image_to_tensor, require_positive
 from .spectral_nodes import require_volume
 
 # Where the widget's files go inside ComfyUI's temp folder (emptied at every server start).
@@ -219,6 +219,7 @@ class ModalPoke:
     ):
         volume = require_volume(spectral_volume)
         volume.require_pixels("ModalPoke")
+        fps = require_positive(fps, "fps", "give the frame rate of the video, for example 30")
         poke = Poke(x, y, strength * dx, strength * dy, time=poke_time, kind=kind)
         parameters = ModalParameters(alpha, beta, frequency_factor, time_step)
         response = poke_motion(volume, [poke], frames, fps, parameters)

@@ -9,7 +9,7 @@ import comfy.model_management
 import comfy.model_patcher
 import torch
 
-from gid_models.hub import ModelFolderError
+from gid_models.hub import ModelFolderError, download_model_folder
 from gid_models.ldm import CONFIG_FILE, MotionLDM
 from gid_models.renderer import CONFIG_FILE as RENDERER_CONFIG_FILE
 from gid_models.renderer import ImageBasedRenderer
@@ -17,7 +17,7 @@ from gid_models.sampling import SCHEDULERS, SamplingStep, decode_spectral_volume
 from gid_models.visualize import motion_colors
 
 from . import types
-from .comfy_io import Progress, compute_device, image_to_tensor
+from .comfy_io import GB, Progress, compute_device, image_to_tensor, interruptible, require_memory
 from .folders import DEFAULT_MODEL, gid_model_dirs
 
 HUB_CACHE_FOLDER = "hub"
@@ -103,21 +103,26 @@ class LoadMotionLDM:
         }
 
     def run(self, model, hub_repo_id, revision, dtype):
-        source = hub_repo_id.strip() or model
-        if source == "(no model in models/gid)":
+        search_dirs = gid_model_dirs()
+        if hub_repo_id.strip():
+            # A repo id only ever reaches the Hub and its cache, never a local path.
+            source = download_model_folder(
+                hub_repo_id.strip(),
+                revision=revision.strip() or None,
+                download_dir=os.path.join(search_dirs[0], HUB_CACHE_FOLDER),
+                search_dirs=search_dirs,
+            )
+        elif model == "(no model in models/gid)":
             raise ModelFolderError(
-                f"there is no motion model in {', '.join(gid_model_dirs())}; put a model folder there "
+                f"there is no motion model in {', '.join(search_dirs)}; put a model folder there "
                 "or type a Hugging Face Hub repo id"
             )
+        else:
+            # The folder of that name in models/gid, never a path relative to ComfyUI's folder.
+            folders = (os.path.join(root, model) for root in search_dirs)
+            source = next((folder for folder in folders if os.path.isdir(folder)), model)
         device = compute_device()
-        search_dirs = gid_model_dirs()
-        motion_model = MotionLDM.from_pretrained(
-            source,
-            search_dirs=search_dirs,
-            download_dir=os.path.join(search_dirs[0], HUB_CACHE_FOLDER),
-            revision=revision.strip() or None,
-            dtype=_dtype(dtype, device),
-        )
+        motion_model = MotionLDM.from_pretrained(source, search_dirs=search_dirs, dtype=_dtype(dtype, device))
         patcher = comfy.model_patcher.ModelPatcher(
             motion_model, load_device=device, offload_device=comfy.model_management.unet_offload_device()
         )
@@ -193,6 +198,7 @@ class PredictSpectralVolume:
     def run(self, motion_model, image, seed, steps, cfg, scheduler, guidance=None):
         model = unwrap_motion_model(motion_model)
         pixels = image_to_tensor(image)
+        self._check_memory(model, *pixels.shape[:1], *pixels.shape[-2:])
         comfy.model_management.load_models_gpu([motion_model])
         progress = Progress(steps)
         preview_every = max(1, steps // PREVIEWS_PER_RUN)
@@ -204,17 +210,37 @@ class PredictSpectralVolume:
                 preview = motion_colors(volume)[0]
             progress.update(step.index + 1, step.total, preview=preview)
 
-        volume = predict_spectral_volume(
-            model,
-            pixels,
-            seed=seed,
-            steps=steps,
-            scheduler=scheduler,
-            guidance_scale=cfg,
-            guidance=guidance,
-            callback=on_step,
-        )
+        with interruptible(model):
+            volume = predict_spectral_volume(
+                model,
+                pixels,
+                seed=seed,
+                steps=steps,
+                scheduler=scheduler,
+                guidance_scale=cfg,
+                guidance=guidance,
+                callback=on_step,
+            )
         return (volume.to(comfy.model_management.intermediate_device()),)
+
+    @staticmethod
+    def _check_memory(model: MotionLDM, batch: int, height: int, width: int) -> None:
+        """Refuse an image so large that its spectral volume would not fit in memory.
+
+        The volume comes back at the image's size: K x 2 complex64 values (8 bytes) per pixel,
+        and about as much again while it is resized from the model's resolution.
+        """
+        bands = model.config.num_bands
+        volume = batch * bands * 2 * height * width * 8
+        model_height, model_width = model.config.resolution
+        require_memory(
+            2 * volume,
+            f"the spectral volume of {batch} image(s) of {width}x{height} pixels (K = {bands}, "
+            f"{volume / GB:.1f} GB, twice that while it is resized)",
+            f"scale the image down first (ImageScale): the motion is predicted at "
+            f"{model_width}x{model_height} anyway, and SoftmaxSplatRender animates a larger image "
+            "with it at the larger image's own size",
+        )
 
 
 NODE_CLASS_MAPPINGS = {"LoadMotionLDM": LoadMotionLDM, "PredictSpectralVolume": PredictSpectralVolume}

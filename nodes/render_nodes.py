@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import comfy.model_management
+import torch
+
 from gid_models.motion import MotionTexture
-from gid_models.renderer import WeightFreeRenderer, render_video
+from gid_models.renderer import ImageBasedRenderer, WeightFreeRenderer, render_video
 
 from . import types
-from .comfy_io import Progress, compute_device, image_buffer, image_to_tensor
+from .comfy_io import GB, Progress, compute_device, image_buffer, image_to_tensor, require_memory
+
+# Bytes of working memory per pixel of each frame of a chunk while it renders, measured at
+# 1920x1080 on the CPU (peak RSS less the output): about 70 to 90 for weight-free splatting, 470 to
+# 560 for the trained renderer of models/gid-default; rounded up.
+WORKING_BYTES_PER_PIXEL = {"weight-free": 96, "trained": 640}
+
+
+def render_memory(
+    batch: int, frames: int, height: int, width: int, chunk_size: int, trained: bool
+) -> tuple[int, int]:
+    """``(output, working)`` bytes of a render: the IMAGE batch it returns, float32 RGB, and the
+    memory one chunk of frames takes while it renders."""
+    output = batch * frames * height * width * 3 * 4
+    per_pixel = WORKING_BYTES_PER_PIXEL["trained" if trained else "weight-free"]
+    working = batch * min(chunk_size, frames) * height * width * per_pixel
+    return output, working
 
 
 class SoftmaxSplatRender:
@@ -16,7 +35,9 @@ class SoftmaxSplatRender:
         "(GID_RENDERER) multi-scale features are splatted and a synthesis network fills the "
         "gaps; without one, RGB is splatted and holes are filled from their surroundings. "
         "Motion of another resolution is resized to the image, so the video has the image's own "
-        "size. Frames are made in chunks, so memory does not grow with the frame count."
+        "size. Frames are rendered in chunks; the video itself is an IMAGE batch of frames x "
+        "height x width x 3 floats held in memory, so a video too large for the free memory is "
+        "refused before rendering, with its size."
     )
     CATEGORY = types.CATEGORY
     RETURN_TYPES = ("IMAGE",)
@@ -67,18 +88,49 @@ class SoftmaxSplatRender:
                 f"image has a batch of {pixels.shape[0]} but the motion has {motion.batch_size}; give "
                 "one image, or one image per motion"
             )
+        batch = max(pixels.shape[0], motion.batch_size)
+        self._check_memory(batch, motion.num_frames, *pixels.shape[-2:], chunk_size, renderer, device)
         motion = motion.to(device)
         progress = Progress(motion.num_frames)
-        batch = max(pixels.shape[0], motion.batch_size)
         # IMAGE layout [B, N, H, W, 3], filled chunk by chunk; the batch is image-major.
         video = image_buffer(batch * motion.num_frames, *pixels.shape[-2:]).unflatten(
             0, (batch, motion.num_frames)
         )
-        for start, frames in render_video(renderer or WeightFreeRenderer(), pixels, motion, chunk_size):
+        chunks = render_video(
+            renderer or WeightFreeRenderer(),
+            pixels,
+            motion,
+            chunk_size,
+            interrupt=comfy.model_management.throw_exception_if_processing_interrupted,
+        )
+        for start, frames in chunks:
             stop = start + frames.shape[1]
             video[:, start:stop] = frames.permute(0, 1, 3, 4, 2).to(video.device)
             progress.update(stop, motion.num_frames, preview=frames[0, -1])
         return (video.flatten(0, 1),)
+
+    @staticmethod
+    def _check_memory(batch, frames, height, width, chunk_size, renderer, device) -> None:
+        """Refuse, before the first frame, a video that would not fit in memory.
+
+        The frames are a ComfyUI IMAGE batch held whole in memory (later nodes take it at once),
+        so they cannot be chunked away: their size is frames x height x width x 3 x 4 bytes.
+        """
+        output, working = render_memory(
+            batch, frames, height, width, chunk_size, isinstance(renderer, ImageBasedRenderer)
+        )
+        image_device = comfy.model_management.intermediate_device()
+        same_device = image_device.type == torch.device(device).type
+        videos = f"{batch} videos of " if batch > 1 else ""
+        require_memory(
+            output + (working if same_device else 0),
+            f"{videos}{frames} frames of {width}x{height} as an IMAGE batch ({output / GB:.1f} GB, "
+            f"plus {working / GB:.1f} GB while a chunk of {min(chunk_size, frames)} renders)",
+            "make fewer frames (frames of SpectrumToMotion or ModalPoke), render a smaller image "
+            "(ImageScale before this node; the motion follows the image's size), or render the "
+            "video in parts (SpectrumToMotion's start_time) and join them",
+            image_device,
+        )
 
 
 NODE_CLASS_MAPPINGS = {"SoftmaxSplatRender": SoftmaxSplatRender}

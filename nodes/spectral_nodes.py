@@ -15,7 +15,14 @@ from gid_models.spectral import SpectralVolume, load_spectral_volume, save_spect
 from gid_models.visualize import band_amplitude_grid, motion_colors
 
 from . import types
-from .comfy_io import Progress, confined_path, image_to_tensor, mask_to_tensor, tensor_to_image
+from .comfy_io import (
+    Progress,
+    confined_path,
+    image_to_tensor,
+    mask_to_tensor,
+    require_positive,
+    tensor_to_image,
+)
 from .folders import GID_MODELS, gid_model_dirs, spectral_volume_files, statistics_files
 from .model_nodes import unwrap_motion_model
 
@@ -109,6 +116,7 @@ class SpectrumToMotion:
     def run(self, spectral_volume, frames, fps, time_scale, amplitude, start_time, mask=None):
         volume = require_volume(spectral_volume)
         volume.require_pixels("SpectrumToMotion")
+        fps = require_positive(fps, "fps", "give the playback frame rate of the video, for example 30")
         motion_mask = None
         if mask is not None:
             motion_mask = mask_to_tensor(mask, volume.height, volume.width, volume.batch_size)
@@ -203,6 +211,9 @@ class VideoToSpectralVolume:
 
     def run(self, frames, fps, num_bands, target_fps, window, flow_method, flow_max_side):
         pixels = image_to_tensor(frames, "frames")
+        fps = require_positive(
+            fps, "fps", "connect the fps output of GetVideoComponents, or type the video's frame rate"
+        )
         if pixels.shape[0] < 2:
             raise ValueError(
                 f"frames holds {pixels.shape[0]} image, but a video is needed (a batch of frames); "
@@ -343,6 +354,14 @@ class SaveSpectralVolume:
     def run(self, spectral_volume, filename_prefix):
         volume = require_volume(spectral_volume)
         output_dir = folder_paths.get_output_directory()
+        # The same rule as ComfyUI's own savers (lexical: a symlinked subfolder stays allowed).
+        root = os.path.abspath(output_dir)
+        target = os.path.abspath(os.path.join(root, os.path.normpath(filename_prefix)))
+        if os.path.commonpath((root, target)) != root:
+            raise ValueError(
+                f"filename_prefix {filename_prefix!r} leads outside ComfyUI's output folder "
+                f"({output_dir}); give a path inside it, such as gid/spectral_volume"
+            )
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
         os.makedirs(folder, exist_ok=True)
         filename = f"{name}_{counter:05}.safetensors"

@@ -46,6 +46,29 @@ def test_nothing_is_unpickled_or_evaluated():
     assert not offences, "\n".join(offences)
 
 
+def test_what_comfyui_runs_reads_model_files_only_as_safetensors_and_json():
+    # The pack's runtime (what a ComfyUI server imports) has no unpickling reader at all, not even
+    # a restricted one: weights come from safetensors, configs and statistics from JSON.
+    # (training/convert_i3d_weights.py unpickles one external checkpoint, restricted, offline.)
+    pattern = re.compile(
+        r"\b(torch\.load|torch\.jit\.load|np\.load|numpy\.load|allow_pickle|trust_remote_code|yaml\.load"
+        r"|yaml\.unsafe_load|Unpickler)\b|^\s*(import|from)\s+(pickle|cPickle|_pickle|dill|cloudpickle|joblib|"
+        r"marshal|shelve)\b",
+        re.MULTILINE,
+    )
+    runtime = [
+        *(REPO_DIR / "gid_models").rglob("*.py"),
+        *(REPO_DIR / "nodes").rglob("*.py"),
+        REPO_DIR / "__init__.py",
+    ]
+    offences = [
+        f"{path.relative_to(REPO_DIR)}: {match.group(0).strip()}"
+        for path in runtime
+        for match in pattern.finditer(path.read_text())
+    ]
+    assert not offences, "\n".join(offences)
+
+
 def test_the_library_never_imports_comfyui():
     pattern = re.compile(r"^\s*(import|from)\s+(comfy|folder_paths|server|nodes|execution)\b", re.MULTILINE)
     offences = [

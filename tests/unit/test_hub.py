@@ -8,6 +8,7 @@ from torch import nn
 
 from gid_models.hub import (
     ModelFolderError,
+    download_model_folder,
     load_weights,
     read_config,
     read_safetensors,
@@ -92,3 +93,17 @@ def test_a_truncated_weights_file_gives_a_clear_error(tmp_path):
     (tmp_path / "w.safetensors").write_bytes(data[:40])
     with pytest.raises(ValueError, match="truncated or not a safetensors file"):
         read_safetensors(tmp_path / "w.safetensors")
+
+
+@pytest.mark.parametrize("typed", ["/etc", "../../etc", "owner/..", "comfy/../../etc", "no-slash"])
+def test_a_hub_repo_id_that_is_a_path_never_opens_a_local_folder(tmp_path, typed):
+    with pytest.raises(ModelFolderError, match=r"is not a Hugging Face Hub repo id \(owner/name"):
+        download_model_folder(typed, search_dirs=[tmp_path], download_dir=tmp_path / "hub")
+
+
+def test_a_hub_repo_id_that_is_also_a_local_folder_goes_to_the_hub(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    with pytest.raises(ModelFolderError, match="could not get the model 'owner/name'"):
+        download_model_folder("owner/name", search_dirs=[tmp_path / "gid"], download_dir=tmp_path / "hub")

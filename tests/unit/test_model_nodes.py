@@ -93,3 +93,51 @@ def test_frequency_normalize_uses_the_models_statistics(pack, models_dir):
     (normalized,) = pack.NODE_CLASS_MAPPINGS["FrequencyNormalize"]().run(volume, "normalize", "none", model)
     # Band 0 has s_0 = 2: a real part of 2 becomes sqrt(2 / 2) = 1.
     assert normalized.normalized and normalized.coeffs[0, 0, 0, 0, 0].real == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("typed", ["/etc", "../../../etc"])
+def test_a_hub_repo_id_that_is_a_path_is_refused_instead_of_opening_the_folder(pack, models_dir, typed):
+    with pytest.raises(
+        ModelFolderError, match=r"is not a Hugging Face Hub repo id .*choose it from the list"
+    ):
+        pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", typed, "main", "auto")
+
+
+def test_an_image_whose_spectral_volume_would_not_fit_in_memory_is_refused_before_sampling(
+    pack, models_dir, monkeypatch
+):
+    import comfy.model_management
+
+    model, _ = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", "", "main", "auto")
+    monkeypatch.setattr(comfy.model_management, "get_free_memory", lambda *args, **kwargs: 1e9)
+    image = torch.zeros(1, 4096, 4096, 3)
+    with pytest.raises(
+        MemoryError,
+        match=r"spectral volume of 1 image\(s\) of 4096x4096 pixels \(K = 8, 2.1 GB.*only 1.0 GB of RAM "
+        r"is available; scale the image down first \(ImageScale\): the motion is predicted at 24x16",
+    ):
+        pack.NODE_CLASS_MAPPINGS["PredictSpectralVolume"]().run(model, image, 0, 1, 1.75, "ddim")
+
+
+def test_a_cancel_stops_prediction_inside_a_denoising_step_and_leaves_no_hooks_behind(
+    pack, models_dir, monkeypatch
+):
+    import comfy.model_management
+
+    model, _ = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", "", "main", "auto")
+    checks = []
+
+    def cancel_at_the_tenth_check():
+        checks.append(1)
+        if len(checks) == 10:
+            raise comfy.model_management.InterruptProcessingException()
+
+    monkeypatch.setattr(
+        comfy.model_management, "throw_exception_if_processing_interrupted", cancel_at_the_tenth_check
+    )
+    with pytest.raises(comfy.model_management.InterruptProcessingException):
+        pack.NODE_CLASS_MAPPINGS["PredictSpectralVolume"]().run(
+            model, torch.rand(1, 16, 24, 3), 0, 3, 1.75, "ddim"
+        )
+    assert len(checks) == 10  # inside the first step: its progress update would be one check only
+    assert not any(module._forward_pre_hooks for module in model.model.modules())

@@ -117,10 +117,15 @@ def test_denormalizing_a_volume_in_pixels_is_refused():
 
 def test_a_band_count_mismatch_is_refused_with_advice():
     with pytest.raises(
-        ValueError, match=r"6 bands but the statistics have 4; keep the first 4 with volume.with_bands\(4\)"
+        ValueError,
+        match=r"6 bands but the statistics have 4; use statistics \(or a motion model\) with 6 bands, or keep "
+        r"the volume's first 4 bands \(volume.with_bands\(4\)\)",
     ):
         normalize(random_volume(bands=6), stats())
-    with pytest.raises(ValueError, match="2 bands but the statistics have 4; fit statistics with 2 bands"):
+    with pytest.raises(
+        ValueError,
+        match=r"2 bands but the statistics have 4; use statistics \(or a motion model\) with 2 bands$",
+    ):
         normalize(random_volume(bands=2), stats())
 
 
@@ -272,3 +277,13 @@ def test_the_accumulator_refuses_normalized_volumes_and_wrong_band_counts():
         accumulator.update(random_volume(bands=6))
     with pytest.raises(ValueError, match=r"\[B, K, 4, H, W\]"):
         accumulator.update(torch.zeros(1, BANDS, 2, 3, 3))
+
+
+@pytest.mark.parametrize("content", ["{ not json", "[1, 2]", '{"scales": [1.0]}'])
+def test_a_broken_statistics_file_names_the_file_and_says_what_to_do(tmp_path, content):
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    with pytest.raises(
+        ValueError, match=r"broken.json is not valid normalization statistics \(.+\); choose another"
+    ):
+        NormalizationStats.load(path)

@@ -50,3 +50,25 @@ def test_mismatched_image_and_motion_batches_are_refused_clearly(pack):
 def test_something_else_than_motion_is_refused_clearly(pack):
     with pytest.raises(ValueError, match="motion must be a GID_MOTION"):
         pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(_image(), torch.zeros(3), chunk_size=3)
+
+
+def test_a_video_larger_than_the_free_memory_is_refused_before_rendering_with_sizes_in_gb(pack, monkeypatch):
+    import comfy.model_management
+
+    monkeypatch.setattr(comfy.model_management, "get_free_memory", lambda *args, **kwargs: 2e9)
+    image = torch.rand(1, 1080, 1920, 3)
+    motion = _motion(frames=600, height=10, width=14)
+    with pytest.raises(
+        MemoryError,
+        match=r"600 frames of 1920x1080 as an IMAGE batch \(14.9 GB, plus [\d.]+ GB while a chunk of 8 renders\) "
+        r"would need 1[56].\d GB of memory, but only 2.0 GB of RAM is available; make fewer frames",
+    ):
+        pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(image, motion, chunk_size=8)
+
+
+def test_the_memory_estimate_counts_the_frames_and_the_working_memory_of_one_chunk(pack):
+    render_memory = pack.nodes.render_nodes.render_memory
+    output, working = render_memory(2, 600, 1080, 1920, 8, trained=False)
+    assert output == 2 * 600 * 1080 * 1920 * 3 * 4
+    assert working == 2 * 8 * 1080 * 1920 * 96
+    assert render_memory(1, 4, 1080, 1920, 8, trained=True)[1] == 4 * 1080 * 1920 * 640

@@ -334,3 +334,35 @@ def test_render_video_stops_when_progress_raises():
 def test_render_video_refuses_bad_inputs_before_rendering(image, motion, chunk_size, error, message):
     with pytest.raises(error, match=message):
         render_video(WeightFreeRenderer(), image, motion, chunk_size)
+
+
+def test_render_video_refuses_motion_that_overflows_to_infinity_and_names_the_frames():
+    huge = constant_motion(torch.full((1, 2, 8, 8), 3e38), num_frames=5)
+    overflowing = MotionTexture(huge.volume, huge.band_weights * 100, fps=30.0)
+    chunks = render_video(WeightFreeRenderer(), random_image(1, 8, 8), overflowing, chunk_size=2)
+    with pytest.raises(
+        ValueError, match="the motion of frames 0 to 1 has NaN or infinite displacements.*lower the amplitude"
+    ):
+        next(chunks)
+
+
+def test_render_video_calls_interrupt_during_the_metric_pass_and_before_every_chunk():
+    calls = []
+    motion = random_motion(1, 8, 8, num_frames=40)  # the metric's pass: 3 chunks of up to 16 frames
+    chunks = render_video(
+        WeightFreeRenderer(), random_image(1, 8, 8), motion, 10, interrupt=lambda: calls.append(1)
+    )
+    assert len(list(chunks)) == 4
+    assert len(calls) == 3 + 4
+
+
+def test_a_cancel_raised_by_interrupt_stops_rendering_before_the_first_frame():
+    class Cancelled(Exception):
+        pass
+
+    def cancel():
+        raise Cancelled
+
+    motion = random_motion(1, 8, 8, num_frames=40)
+    with pytest.raises(Cancelled):
+        next(render_video(WeightFreeRenderer(), random_image(1, 8, 8), motion, 10, interrupt=cancel))

@@ -13,6 +13,7 @@ from gid_models.sampling import (
     SCHEDULERS,
     SamplingStep,
     decode_spectral_volume,
+    make_scheduler,
     predict_spectral_volume,
     prepare_image,
 )
@@ -50,6 +51,14 @@ def test_a_batch_of_images_gives_one_volume_each(model):
 def test_every_named_scheduler_samples(model, scheduler):
     volume = predict_spectral_volume(model, _image(), steps=2, scheduler=scheduler)
     assert bool(torch.isfinite(volume.coeffs).all())
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+def test_every_scheduler_stays_within_the_trained_timesteps_even_at_one_step_per_timestep(model, scheduler):
+    trained = model.config.schedule.num_train_timesteps
+    for steps in (trained - 1, trained):  # ddim's steps_offset once pushed step 1000 of 1000 past the end
+        timesteps = make_scheduler(scheduler, model, steps).timesteps
+        assert 0 <= int(timesteps.min()) and int(timesteps.max()) < trained, (steps, timesteps[:3])
 
 
 def test_classifier_free_guidance_combines_conditional_and_null_predictions(model, monkeypatch):

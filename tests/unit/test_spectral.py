@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from gid_models.spectral import SpectralVolume, band_frequencies, load_spectral_volume, save_spectral_volume
@@ -367,7 +368,9 @@ def test_a_saved_spectral_volume_loads_back_identical_with_its_metadata(tmp_path
 
 
 def test_loading_a_truncated_or_foreign_file_says_what_is_wrong(tmp_path):
-    save_spectral_volume(SpectralVolume(torch.ones(1, 2, 2, 3, 3, dtype=torch.complex64)), tmp_path / "v.safetensors")
+    save_spectral_volume(
+        SpectralVolume(torch.ones(1, 2, 2, 3, 3, dtype=torch.complex64)), tmp_path / "v.safetensors"
+    )
     data = (tmp_path / "v.safetensors").read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated"):
@@ -375,3 +378,17 @@ def test_loading_a_truncated_or_foreign_file_says_what_is_wrong(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not a spectral volume"):
         load_spectral_volume(tmp_path / "other.safetensors")
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_loading_a_file_with_nan_or_infinite_coefficients_names_the_file(tmp_path, bad):
+    volume = SpectralVolume(torch.ones(1, 2, 2, 3, 3, dtype=torch.complex64))
+    save_spectral_volume(volume, tmp_path / "v.safetensors")
+    with safe_open(str(tmp_path / "v.safetensors"), framework="pt") as file:
+        header, channels = file.metadata(), file.get_tensor("channels")
+    channels[0, 1, 2, 1, 1] = bad
+    save_file({"channels": channels}, str(tmp_path / "bad.safetensors"), metadata=header)
+    with pytest.raises(
+        ValueError, match=r"bad.safetensors contains NaN or infinite coefficients.*make it again"
+    ):
+        load_spectral_volume(tmp_path / "bad.safetensors")

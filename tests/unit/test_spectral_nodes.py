@@ -98,8 +98,12 @@ def test_a_saved_spectral_volume_is_listed_and_loads_back(nodes, comfy_folders):
 
 
 def test_save_refuses_a_prefix_that_leaves_the_output_folder(nodes, comfy_folders):
-    with pytest.raises(Exception, match="outside the output folder"):
+    with pytest.raises(
+        ValueError, match="filename_prefix '../../escape' leads outside ComfyUI's output folder"
+    ):
         nodes["SaveSpectralVolume"]().run(_volume(), "../../escape")
+    with pytest.raises(ValueError, match="filename_prefix '/tmp/escape' leads outside"):
+        nodes["SaveSpectralVolume"]().run(_volume(), "/tmp/escape")
 
 
 def test_load_refuses_a_path_that_leaves_comfyuis_folders(nodes, comfy_folders):

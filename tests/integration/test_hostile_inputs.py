@@ -1,0 +1,1010 @@
+"""Hostile inputs sent to the real ComfyUI server: every node of the pack, table-driven.
+
+Every case is an API-format prompt built by a small function, run on the session's server, with
+one of three outcomes:
+
+- ``ERROR``: the run ends as a ComfyUI execution error of one of the pack's nodes, whose message
+  (asserted with a regex) says what was wrong and what to do;
+- ``REFUSED``: ComfyUI's own prompt validation refuses the prompt (widget min/max, combo lists,
+  socket types) with a message naming the input; kept few, the point is to reach our code;
+- ``OK``: the input is legitimately fine (a 7x13 image, an RGBA image...): the prompt succeeds
+  and the regex checks the shape of what came out (PreviewAny texts, see ``Case``).
+
+After every case the same server runs a small valid prompt, which must succeed: no hostile
+input leaves the server broken. Run with ``-s`` to see every message the server returned.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from comfyui_server import ComfyUIError
+from gid_models.normalization import NormalizationStats
+from gid_models.spectral import FILE_FORMAT, SpectralVolume, save_spectral_volume
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = "gid-default"  # K = 16, 128x80, with a trained renderer
+TINY_MODEL = "hostile-tiny"  # K = 8, 16x24: fast to sample on two CPU cores
+VOLUME = "hostile_volume.safetensors"  # 64x40, K = 16, batch 1
+
+ERROR, REFUSED, OK = "error", "refused", "ok"
+
+
+# ------------------------------------------------------------------------------------------------
+# Building prompts
+
+
+class Graph:
+    """An API-format prompt built node by node; ``add`` returns the new node's id."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict] = {}
+
+    def add(self, class_type: str, node_id: str | None = None, **inputs) -> str:
+        node_id = node_id or str(len(self.nodes) + 1)
+        self.nodes[node_id] = {"class_type": class_type, "inputs": inputs}
+        return node_id
+
+
+def out(node_id: str, slot: int = 0) -> list:
+    """A link to output ``slot`` of node ``node_id``."""
+    return [node_id, slot]
+
+
+def empty_image(g: Graph, width: int, height: int, batch: int = 1) -> list:
+    return out(g.add("EmptyImage", width=width, height=height, batch_size=batch, color=0x80A040))
+
+
+def load_volume(g: Graph, file: str = VOLUME) -> list:
+    return out(g.add("LoadSpectralVolume", file=file))
+
+
+def to_motion(g: Graph, volume: list, frames=2, fps=30.0, amplitude=1.0, start_time=0.0, mask=None) -> list:
+    inputs = dict(
+        spectral_volume=volume,
+        frames=frames,
+        fps=fps,
+        time_scale=1.0,
+        amplitude=amplitude,
+        start_time=start_time,
+    )
+    if mask is not None:
+        inputs["mask"] = mask
+    return out(g.add("SpectrumToMotion", **inputs))
+
+
+def render(g: Graph, image: list, motion: list, chunk_size: int = 8, renderer: list | None = None) -> list:
+    inputs = dict(image=image, motion=motion, chunk_size=chunk_size)
+    if renderer is not None:
+        inputs["renderer"] = renderer
+    return out(g.add("SoftmaxSplatRender", **inputs))
+
+
+def load_model(g: Graph, model: str = TINY_MODEL, hub_repo_id: str = "") -> str:
+    return g.add("LoadMotionLDM", model=model, hub_repo_id=hub_repo_id, revision="main", dtype="auto")
+
+
+def predict(g: Graph, model_node: str, image: list, steps: int = 1, seed: int = 0) -> list:
+    return out(
+        g.add(
+            "PredictSpectralVolume",
+            motion_model=out(model_node),
+            image=image,
+            seed=seed,
+            steps=steps,
+            cfg=1.75,
+            scheduler="ddim",
+        )
+    )
+
+
+def poke(g: Graph, volume: list, x: int = 10, y: int = 10, frames: int = 4, **overrides) -> list:
+    inputs = dict(
+        spectral_volume=volume,
+        x=x,
+        y=y,
+        dx=4.0,
+        dy=1.0,
+        strength=1.0,
+        kind="release",
+        alpha=0.8,
+        beta=0.05,
+        frequency_factor=2.5,
+        frames=frames,
+        fps=30.0,
+        time_step=1 / 240,
+    )
+    inputs.update(overrides)
+    return out(g.add("ModalPoke", **inputs))
+
+
+def video_to_volume(g: Graph, frames: list, fps=30.0, flow_max_side: int = 512) -> list:
+    return out(
+        g.add(
+            "VideoToSpectralVolume",
+            frames=frames,
+            fps=fps,
+            num_bands=16,
+            target_fps=30.0,
+            window=150,
+            flow_method="dis",
+            flow_max_side=flow_max_side,
+        )
+    )
+
+
+def frequency_normalize(
+    g: Graph, volume: list, direction="normalize", statistics_file="none", model_node=None
+):
+    inputs = dict(spectral_volume=volume, direction=direction, statistics_file=statistics_file)
+    if model_node is not None:
+        inputs["motion_model"] = out(model_node)
+    return out(g.add("FrequencyNormalize", **inputs))
+
+
+def show(g: Graph, value: list, name: str | None = None) -> None:
+    """A PreviewAny output node; its text (``repr`` of the value) comes back in /history."""
+    g.add("PreviewAny", node_id=name, source=value)
+
+
+def show_size(g: Graph, image: list) -> None:
+    """Width, height and batch of an IMAGE, as PreviewAny texts named w, h and b."""
+    size = g.add("GetImageSize", image=image)
+    for slot, name in enumerate("whb"):
+        show(g, out(size, slot), name)
+
+
+def shown_texts(entry: dict) -> str:
+    """The PreviewAny texts of a finished run as ``name=text`` lines, sorted by node."""
+    return "\n".join(
+        f"{node}={output['text'][0]}" for node, output in sorted(entry["outputs"].items()) if "text" in output
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The cases
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hostile input.
+
+    Attributes:
+        id: the test id.
+        input: what is sent, in words (for the report).
+        build: adds the prompt's nodes to an empty ``Graph``.
+        expect: regex searched in the error message (``ERROR``, ``REFUSED``) or in the PreviewAny
+            texts (``OK``): ``show_size`` gives ``w=7`` ``h=13`` ``b=2`` lines, ``show`` of a
+            spectral volume its repr (``height=13, width=7``).
+        outcome: ``ERROR``, ``REFUSED`` or ``OK``.
+    """
+
+    id: str
+    input: str
+    build: Callable[[Graph], None]
+    expect: str
+    outcome: str = ERROR
+
+
+CASES: list[Case] = []
+
+
+def case(id: str, input: str, expect: str, outcome: str = ERROR):
+    """Register the decorated prompt builder as a case of the table."""
+
+    def register(build: Callable[[Graph], None]) -> Callable[[Graph], None]:
+        CASES.append(Case(id, input, build, expect, outcome))
+        return build
+
+    return register
+
+
+def _rgba_image(g: Graph, width: int = 24, height: int = 16) -> list:
+    alpha = out(g.add("SolidMask", value=0.5, width=width, height=height))
+    return out(g.add("JoinImageWithAlpha", image=empty_image(g, width, height), alpha=alpha))
+
+
+def _size(width: int, height: int, frames: int) -> str:
+    """The ``shown_texts`` of ``show_size`` for an IMAGE batch of ``frames`` images of width x height."""
+    return rf"^b={frames}\nh={height}\nw={width}$"
+
+
+# --- Images of odd sizes, channel counts and batches ----------------------------------------------
+
+
+@case("predict_1x1_image", "1x1 image into PredictSpectralVolume", r"height=1, width=1,", OK)
+def _(g):
+    show(g, predict(g, load_model(g), empty_image(g, 1, 1)))
+
+
+@case("predict_7x13_image", "7x13 image into PredictSpectralVolume", r"height=13, width=7,", OK)
+def _(g):
+    show(g, predict(g, load_model(g), empty_image(g, 7, 13)))
+
+
+@case(
+    "predict_rgba_image",
+    "RGBA IMAGE (JoinImageWithAlpha) into PredictSpectralVolume",
+    r"height=16, width=24,",
+    OK,
+)
+def _(g):
+    show(g, predict(g, load_model(g), _rgba_image(g)))
+
+
+@case(
+    "predict_image_batch", "batch of 2 images into PredictSpectralVolume", r"batch_size=2, num_bands=8,", OK
+)
+def _(g):
+    show(g, predict(g, load_model(g), empty_image(g, 24, 16, batch=2)))
+
+
+@case("render_1x1_image", "1x1 image into SoftmaxSplatRender", _size(1, 1, 2), OK)
+def _(g):
+    show_size(g, render(g, empty_image(g, 1, 1), to_motion(g, load_volume(g))))
+
+
+@case("render_7x13_image_trained_renderer", "7x13 image, gid-default's trained renderer", _size(7, 13, 2), OK)
+def _(g):
+    renderer = out(load_model(g, DEFAULT_MODEL), 1)
+    show_size(g, render(g, empty_image(g, 7, 13), to_motion(g, load_volume(g)), renderer=renderer))
+
+
+@case("render_4096x4096_image", "4096x4096 image, one frame", _size(4096, 4096, 1), OK)
+def _(g):
+    show_size(g, render(g, empty_image(g, 4096, 4096), to_motion(g, load_volume(g), frames=1)))
+
+
+@case("render_rgba_image", "RGBA IMAGE into SoftmaxSplatRender", _size(24, 16, 2), OK)
+def _(g):
+    show_size(g, render(g, _rgba_image(g), to_motion(g, load_volume(g))))
+
+
+@case("render_grey_png", "greyscale PNG (LoadImage) into SoftmaxSplatRender", _size(20, 12, 2), OK)
+def _(g):
+    image = out(g.add("LoadImage", image="hostile_grey.png"))
+    show_size(g, render(g, image, to_motion(g, load_volume(g))))
+
+
+@case("volume_of_another_resolution", "64x40 spectral volume animating a 40x64 image", _size(40, 64, 2), OK)
+def _(g):
+    show_size(g, render(g, empty_image(g, 40, 64), to_motion(g, load_volume(g))))
+
+
+@case(
+    "image_batch_against_motion_batch",
+    "3 images against the motion of a batch-2 volume",
+    r"image has a batch of 3 but the motion has 2; give one image, or one image per motion",
+)
+def _(g):
+    show_size(
+        g, render(g, empty_image(g, 64, 40, 3), to_motion(g, load_volume(g, "hostile_volume_b2.safetensors")))
+    )
+
+
+@case(
+    "single_image_where_video_expected",
+    "one image into VideoToSpectralVolume",
+    r"a video is needed \(a batch of frames\); load one with LoadVideo and GetVideoComponents",
+)
+def _(g):
+    show(g, video_to_volume(g, empty_image(g, 64, 40)))
+
+
+@case("image_batch_as_poke_picture", "batch of 4 images as ModalPoke's picture", r"MotionTexture\(", OK)
+def _(g):
+    show(g, poke(g, load_volume(g), image=empty_image(g, 64, 40, 4)))
+
+
+@case(
+    "mask_where_image_expected",
+    "MASK linked to PredictSpectralVolume's IMAGE input",
+    r"Return type mismatch.*image, received_type\(MASK\) mismatch input_type\(IMAGE\)",
+    REFUSED,
+)
+def _(g):
+    mask = out(g.add("SolidMask", value=1.0, width=8, height=8))
+    show(g, predict(g, load_model(g), mask))
+
+
+# --- Masks ----------------------------------------------------------------------------------------
+
+
+def _mask(g: Graph, width: int, height: int, batch: int = 1) -> list:
+    return out(g.add("ImageToMask", image=empty_image(g, width, height, batch), channel="red"))
+
+
+@case(
+    "mask_of_another_size",
+    "30x20 MASK for a 64x40 spectral volume",
+    r"mask is 30x20 pixels but it must match the 64x40 motion it scales; resize the mask",
+)
+def _(g):
+    show(g, to_motion(g, load_volume(g), mask=_mask(g, 30, 20)))
+
+
+@case(
+    "mask_batch_mismatch",
+    "batch of 3 masks for a batch-2 spectral volume",
+    r"mask has a batch of 3; give one mask or one per image \(2\)",
+)
+def _(g):
+    show(g, to_motion(g, load_volume(g, "hostile_volume_b2.safetensors"), mask=_mask(g, 64, 40, 3)))
+
+
+# --- Spectral volumes: K, normalization, NaN and Inf -------------------------------------------------
+
+
+@case(
+    "k_mismatch_volume_and_model",
+    "K=16 volume normalized with the statistics of a K=8 motion model",
+    r"the spectral volume has 16 bands but the statistics have 8; use statistics \(or a motion model\) with 16",
+)
+def _(g):
+    show(g, frequency_normalize(g, load_volume(g), model_node=load_model(g)))
+
+
+@case(
+    "k_mismatch_volume_and_statistics_file",
+    "K=8 volume normalized with K=16 statistics from models/gid",
+    r"the spectral volume has 8 bands but the statistics have 16; use statistics \(or a motion model\) with 8",
+)
+def _(g):
+    volume = load_volume(g, "hostile_volume_k8.safetensors")
+    show(g, frequency_normalize(g, volume, statistics_file="hostile_stats_k16.json"))
+
+
+@case(
+    "normalized_volume_into_spectrum_to_motion",
+    "normalized volume into SpectrumToMotion",
+    r"SpectrumToMotion needs a spectral volume in pixels, but this one is normalized.*denormalize it first",
+)
+def _(g):
+    show(g, to_motion(g, load_volume(g, "hostile_normalized.safetensors")))
+
+
+@case(
+    "normalized_volume_into_preview",
+    "normalized volume into PreviewSpectralVolume",
+    r"PreviewSpectralVolume needs a spectral volume in pixels.*denormalize it first",
+)
+def _(g):
+    preview = g.add(
+        "PreviewSpectralVolume", spectral_volume=load_volume(g, "hostile_normalized.safetensors"), columns=4
+    )
+    show(g, out(preview))
+
+
+@case(
+    "normalized_volume_into_poke",
+    "normalized volume into ModalPoke",
+    r"ModalPoke needs a spectral volume in pixels.*denormalize it first",
+)
+def _(g):
+    show(g, poke(g, load_volume(g, "hostile_normalized.safetensors")))
+
+
+@case(
+    "normalizing_a_normalized_volume",
+    "FrequencyNormalize 'normalize' on a volume that is normalized already",
+    r"already normalized",
+)
+def _(g):
+    volume = load_volume(g, "hostile_normalized.safetensors")
+    show(g, frequency_normalize(g, volume, statistics_file="hostile_stats_k16.json"))
+
+
+@case(
+    "nan_in_volume_file",
+    "spectral-volume file with a NaN coefficient",
+    r"the spectral volume .*hostile_nan.safetensors contains NaN or infinite coefficients.*make it again",
+)
+def _(g):
+    show(g, load_volume(g, "hostile_nan.safetensors"))
+
+
+@case(
+    "inf_in_volume_file",
+    "spectral-volume file with an infinite coefficient",
+    r"the spectral volume .*hostile_inf.safetensors contains NaN or infinite coefficients.*make it again",
+)
+def _(g):
+    show(g, load_volume(g, "hostile_inf.safetensors"))
+
+
+@case(
+    "inf_in_motion",
+    "finite coefficients of 1e38 px times amplitude 100: the motion overflows to Inf",
+    r"the motion of frames 0 to 1 has NaN or infinite displacements.*lower the amplitude",
+)
+def _(g):
+    motion = to_motion(g, load_volume(g, "hostile_huge.safetensors"), amplitude=100.0)
+    show_size(g, render(g, empty_image(g, 64, 40), motion))
+
+
+# --- Frame counts and rates -------------------------------------------------------------------------
+
+
+@case("zero_frames", "SpectrumToMotion frames = 0", r"Value 0 smaller than min of 1 - frames", REFUSED)
+def _(g):
+    show(g, to_motion(g, load_volume(g), frames=0))
+
+
+@case("negative_fps_widget", "SpectrumToMotion fps = -30 typed in", r"smaller than min of 0.1 - fps", REFUSED)
+def _(g):
+    show(g, to_motion(g, load_volume(g), fps=-30.0))
+
+
+@case(
+    "negative_fps_linked_to_spectrum_to_motion",
+    "fps = -30 from a PrimitiveFloat (links skip widget limits)",
+    r"fps is -30, but it must be a positive number; give the playback frame rate",
+)
+def _(g):
+    show(g, to_motion(g, load_volume(g), fps=out(g.add("PrimitiveFloat", value=-30.0))))
+
+
+@case(
+    "negative_fps_linked_to_video_to_volume",
+    "VideoToSpectralVolume with fps = -30 from a PrimitiveFloat",
+    r"fps is -30, but it must be a positive number; connect the fps output of GetVideoComponents",
+)
+def _(g):
+    show(g, video_to_volume(g, empty_image(g, 32, 20, 70), fps=out(g.add("PrimitiveFloat", value=-30.0))))
+
+
+@case(
+    "negative_fps_linked_to_poke",
+    "ModalPoke with fps = -30 from a PrimitiveFloat",
+    r"fps is -30, but it must be a positive number; give the frame rate",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), fps=out(g.add("PrimitiveFloat", value=-30.0))))
+
+
+@case(
+    "huge_frame_count_render",
+    "100000 frames of a 1920x1080 image (about 2.5 TB as an IMAGE batch)",
+    r"100000 frames of 1920x1080 as an IMAGE batch \(2488.3 GB, .*\) would need 24\d\d.\d GB of memory, but only "
+    r"[\d.]+ GB of RAM is available; make fewer frames .*smaller image .*in parts",
+)
+def _(g):
+    show_size(g, render(g, empty_image(g, 1920, 1080), to_motion(g, load_volume(g), frames=100000)))
+
+
+@case(
+    "huge_frame_count_poke_render",
+    "ModalPoke with 20000 frames rendered at 1920x1080 (about 500 GB)",
+    r"20000 frames of 1920x1080 as an IMAGE batch \(497.7 GB, .*\) would need [\d.]+ GB of memory",
+)
+def _(g):
+    show_size(g, render(g, empty_image(g, 1920, 1080), poke(g, load_volume(g), frames=20000)))
+
+
+@case(
+    "zero_chunk_size",
+    "SoftmaxSplatRender chunk_size = 0",
+    r"Value 0 smaller than min of 1 - chunk_size",
+    REFUSED,
+)
+def _(g):
+    show_size(g, render(g, empty_image(g, 64, 40), to_motion(g, load_volume(g)), chunk_size=0))
+
+
+# --- Model folders --------------------------------------------------------------------------------
+
+
+def _load_and_predict(model: str, hub_repo_id: str = ""):
+    def build(g):
+        show(g, predict(g, load_model(g, model, hub_repo_id), empty_image(g, 32, 20)))
+
+    return build
+
+
+case(
+    "model_missing_file",
+    "model folder without unet.safetensors",
+    r"unet.safetensors is missing from the model folder .*hostile-missing-file; .*copy the missing file",
+)(_load_and_predict("hostile-missing-file"))
+case(
+    "model_truncated_weights",
+    "model folder whose unet.safetensors is cut in half",
+    r"could not read .*unet.safetensors: it is truncated or not a safetensors file.*download it again",
+)(_load_and_predict("hostile-truncated"))
+case(
+    "model_config_of_a_newer_version",
+    "config.json with format version 99",
+    r"format version 99; this pack reads versions up to 1: update the node pack",
+)(_load_and_predict("hostile-future-version"))
+case(
+    "model_config_of_another_type",
+    "config.json that describes a renderer",
+    r"describes a 'gid-image-based-renderer', not a 'gid-motion-ldm'; pick a folder of the right kind",
+)(_load_and_predict("hostile-wrong-type"))
+case(
+    "model_config_invalid_json",
+    "config.json that is not JSON",
+    r"config.json is not valid JSON .*copy or save the model again",
+)(_load_and_predict("hostile-bad-json"))
+case(
+    "model_config_missing_entry",
+    "config.json without num_bands",
+    r"config.json lacks the entry 'num_bands'; save the model again",
+)(_load_and_predict("hostile-missing-entry"))
+case(
+    "model_weights_of_another_model",
+    "tiny model's config with gid-default's unet.safetensors",
+    r"the weights in .*unet.safetensors do not match config.json \(.*\); the two files must come from the same",
+)(_load_and_predict("hostile-mismatched-weights"))
+case(
+    "renderer_of_the_wrong_kind",
+    "renderer_config.json that describes a motion model",
+    r"renderer_config.json describes a 'gid-motion-ldm', not a 'gid-image-based-renderer'",
+)(_load_and_predict("hostile-wrong-renderer"))
+case(
+    "renderer_truncated_weights",
+    "renderer.safetensors cut in half",
+    r"could not read .*renderer.safetensors: it is truncated",
+)(_load_and_predict("hostile-truncated-renderer"))
+case(
+    "hub_repo_without_network",
+    "Hub repo id nobody/hostile-repo with HF_HUB_OFFLINE=1",
+    r"could not get the model 'nobody/hostile-repo' at revision 'main'.*download the repo's files by hand into",
+)(_load_and_predict(TINY_MODEL, "nobody/hostile-repo"))
+case(
+    "hub_repo_id_that_is_an_absolute_path",
+    "hub_repo_id = /etc",
+    r"'/etc' is not a Hugging Face Hub repo id \(owner/name.*put it in .*models/gid and choose it from the list",
+)(_load_and_predict(TINY_MODEL, "/etc"))
+case(
+    "hub_repo_id_that_climbs_out",
+    "hub_repo_id = ../../../../etc",
+    r"'../../../../etc' is not a Hugging Face Hub repo id",
+)(_load_and_predict(TINY_MODEL, "../../../../etc"))
+case(
+    "hub_repo_id_that_names_a_local_folder",
+    "hub_repo_id = comfy/ldm (a folder of ComfyUI, the server's working directory)",
+    r"could not get the model 'comfy/ldm' at revision 'main'",
+)(_load_and_predict(TINY_MODEL, "comfy/ldm"))
+case(
+    "model_name_that_climbs_out",
+    "LoadMotionLDM model = ../../etc (not in the list)",
+    r"Value not in list - model: '../../etc' not in",
+    REFUSED,
+)(_load_and_predict("../../etc"))
+
+
+@case(
+    "wrong_socket_type",
+    "GID_MOTION_MODEL linked to SoftmaxSplatRender's renderer input",
+    r"Return type mismatch.*renderer, received_type\(GID_MOTION_MODEL\) mismatch input_type\(GID_RENDERER\)",
+    REFUSED,
+)
+def _(g):
+    model = load_model(g, DEFAULT_MODEL)
+    show_size(g, render(g, empty_image(g, 32, 20), to_motion(g, load_volume(g)), renderer=out(model, 0)))
+
+
+# --- Files picked in the UI: spectral volumes and statistics --------------------------------------
+
+
+@case(
+    "volume_path_traversal",
+    "LoadSpectralVolume file = ../../../../etc/passwd",
+    r"Value not in list - file: '../../../../etc/passwd' not in",
+    REFUSED,
+)
+def _(g):
+    show(g, load_volume(g, "../../../../etc/passwd"))
+
+
+@case(
+    "volume_absolute_path",
+    "LoadSpectralVolume file = /etc/passwd",
+    r"Value not in list - file: '/etc/passwd'",
+    REFUSED,
+)
+def _(g):
+    show(g, load_volume(g, "/etc/passwd"))
+
+
+@case(
+    "volume_symlink_escaping",
+    "input/hostile_escape.safetensors, a symlink to a volume outside ComfyUI's folders",
+    r"spectral volume file '.*hostile_escape.safetensors' is outside ComfyUI's folders; put the file in",
+)
+def _(g):
+    show(g, load_volume(g, "hostile_escape.safetensors"))
+
+
+@case(
+    "volume_file_truncated",
+    "spectral-volume file cut in half",
+    r"cannot read the spectral volume .*hostile_truncated.safetensors.*truncated or not a safetensors file",
+)
+def _(g):
+    show(g, load_volume(g, "hostile_truncated.safetensors"))
+
+
+@case(
+    "volume_file_of_text",
+    "a text file named .safetensors",
+    r"cannot read the spectral volume .*hostile_text.safetensors.*not a safetensors file",
+)
+def _(g):
+    show(g, load_volume(g, "hostile_text.safetensors"))
+
+
+@case(
+    "volume_file_of_other_tensors",
+    "a safetensors file that is not a spectral volume",
+    r"is a safetensors file but not a spectral volume .*save volumes with SaveSpectralVolume",
+)
+def _(g):
+    show(g, load_volume(g, "hostile_not_volume.safetensors"))
+
+
+@case(
+    "volume_file_of_a_newer_version",
+    "spectral-volume file with format version 99",
+    r"spectral-volume format version 99, newer than this pack reads \(1\); update the node pack",
+)
+def _(g):
+    show(g, load_volume(g, "hostile_future.safetensors"))
+
+
+@case(
+    "statistics_symlink_escaping",
+    "models/gid/hostile_stats_escape.json, a symlink to statistics outside ComfyUI's folders",
+    r"statistics file '.*hostile_stats_escape.json' is outside ComfyUI's folders",
+)
+def _(g):
+    show(g, frequency_normalize(g, load_volume(g), statistics_file="hostile_stats_escape.json"))
+
+
+@case(
+    "statistics_file_invalid_json",
+    "models/gid/hostile_stats_bad.json that is not JSON",
+    r"hostile_stats_bad.json is not valid normalization statistics \(.*\); choose another file",
+)
+def _(g):
+    show(g, frequency_normalize(g, load_volume(g), statistics_file="hostile_stats_bad.json"))
+
+
+@case(
+    "statistics_missing",
+    "FrequencyNormalize with neither a motion model nor a statistics file",
+    r"connect a motion_model or choose a statistics_file",
+)
+def _(g):
+    show(g, frequency_normalize(g, load_volume(g)))
+
+
+@case(
+    "save_prefix_climbing_out",
+    "SaveSpectralVolume filename_prefix = ../../hostile",
+    r"filename_prefix '../../hostile' leads outside ComfyUI's output folder",
+)
+def _(g):
+    g.add("SaveSpectralVolume", spectral_volume=load_volume(g), filename_prefix="../../hostile")
+
+
+@case(
+    "save_prefix_absolute",
+    "SaveSpectralVolume filename_prefix = /tmp/hostile",
+    r"filename_prefix '/tmp/hostile' leads outside ComfyUI's output folder",
+)
+def _(g):
+    g.add("SaveSpectralVolume", spectral_volume=load_volume(g), filename_prefix="/tmp/hostile")
+
+
+# --- Pokes ------------------------------------------------------------------------------------------
+
+
+@case(
+    "poke_outside_the_image",
+    "ModalPoke at x=600 on a 64x40 volume",
+    r"the poke at \(x=600, y=10\) is outside the 64x40 spectral volume; x must be 0 to 63",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), x=600))
+
+
+@case("poke_below_the_image", "ModalPoke at y=40 on a 64x40 volume", r"\(x=10, y=40\) is outside the 64x40")
+def _(g):
+    show(g, poke(g, load_volume(g), y=40))
+
+
+@case(
+    "poke_unstable_simulation",
+    "ModalPoke with frequency_factor 20, beta 10 and time_step 0.1",
+    r"the modal simulation would blow up.*lower time_step, beta or frequency_factor",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), frequency_factor=20.0, beta=10.0, time_step=0.1))
+
+
+@case(
+    "poke_after_the_last_frame",
+    "ModalPoke poke_time 100 s in a 4-frame video",
+    r"a poke at 100 s comes after the last frame .*poke earlier or make more frames",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), poke_time=100.0))
+
+
+@case(
+    "poke_on_a_batch_of_volumes",
+    "ModalPoke on a batch-2 volume",
+    r"spectral volume has a batch of 2; poke each scene's volume separately",
+)
+def _(g):
+    show(g, poke(g, load_volume(g, "hostile_volume_b2.safetensors")))
+
+
+@case(
+    "poke_adding_a_motion_of_other_frames",
+    "ModalPoke adding to a SpectrumToMotion of 2 frames while it makes 4",
+    r"the motion input has 2 frames at 30 fps but this poke makes 4 at 30; give both nodes the same frames and fps",
+)
+def _(g):
+    volume = load_volume(g)
+    show(g, poke(g, volume, motion=to_motion(g, volume, frames=2)))
+
+
+@case(
+    "poke_adding_a_motion_of_another_volume",
+    "ModalPoke adding the motion of another spectral volume",
+    r"the motion input was made from another spectral volume.*connect the same spectral_volume",
+)
+def _(g):
+    other = to_motion(g, load_volume(g, "hostile_volume_k8.safetensors"), frames=4)
+    show(g, poke(g, load_volume(g), motion=other))
+
+
+@case(
+    "loop_guidance_end_frame_past_the_loop",
+    "LoopGuidance end_frame = 150 (the window's frame T, which is frame 0 again)",
+    r"frame T is frame 0 again",
+)
+def _(g):
+    guidance = g.add(
+        "LoopGuidance", weight=200.0, self_recurrence=0, velocity_weight=1.0, start_frame=0, end_frame=150
+    )
+    node = g.add(
+        "PredictSpectralVolume",
+        motion_model=out(load_model(g)),
+        image=empty_image(g, 24, 16),
+        seed=0,
+        steps=1,
+        cfg=1.75,
+        scheduler="ddim",
+        guidance=out(guidance),
+    )
+    show(g, out(node))
+
+
+# --- Videos -----------------------------------------------------------------------------------------
+
+
+def _video(g: Graph, file: str) -> tuple[list, list]:
+    components = g.add("GetVideoComponents", video=out(g.add("LoadVideo", file=file)))
+    return out(components, 0), out(components, 2)
+
+
+@case(
+    "video_file_that_is_not_a_video",
+    "hostile_not_a_video.mp4 holding text, through LoadVideo and GetVideoComponents",
+    r"Invalid data found when processing input",
+)
+def _(g):
+    frames, fps = _video(g, "hostile_not_a_video.mp4")
+    show(g, video_to_volume(g, frames, fps))
+
+
+@case(
+    "video_too_short",
+    "a 10-frame (0.33 s) video into VideoToSpectralVolume",
+    r"the clip is too short: 10 frames at 30 fps .*at least 2 s are needed; use a longer clip",
+)
+def _(g):
+    frames, fps = _video(g, "hostile_short.mp4")
+    show(g, video_to_volume(g, frames, fps))
+
+
+@case(
+    "video_of_1x1_frames",
+    "70 frames of 1x1 pixels into VideoToSpectralVolume",
+    r"frames of 1x1 pixels are too small for this flow method: both sides must be at least 16 pixels; use a larger",
+)
+def _(g):
+    show(g, video_to_volume(g, empty_image(g, 1, 1, 70)))
+
+
+@case(
+    "video_of_7x13_frames",
+    "70 frames of 7x13 pixels into VideoToSpectralVolume",
+    r"frames of 7x13 pixels are too small .* scale its frames up first \(ImageScale in ComfyUI\)",
+)
+def _(g):
+    show(g, video_to_volume(g, empty_image(g, 7, 13, 70)))
+
+
+# ------------------------------------------------------------------------------------------------
+# The files the cases use
+
+
+def _write_volume(path: Path, batch=1, bands=16, height=40, width=64, scale=2.0, normalized=False, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    coeffs = scale * torch.randn(batch, bands, 2, height, width, dtype=torch.complex64, generator=generator)
+    save_spectral_volume(SpectralVolume(coeffs, normalized=normalized), path)
+
+
+def _write_raw_volume(path: Path, channels: torch.Tensor, version: int = 1) -> None:
+    """A spectral-volume file written without the library's checks (NaN, Inf, future versions)."""
+    batch, bands, _, height, width = channels.shape
+    header = dict(
+        format=FILE_FORMAT,
+        version=str(version),
+        num_bands=str(bands),
+        fps="30.0",
+        window="150",
+        height=str(height),
+        width=str(width),
+        normalized="false",
+    )
+    save_file({"channels": channels.contiguous()}, str(path), metadata=header)
+
+
+def _write_video(path: Path, frames: int, width: int = 64, height: int = 48) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for t in range(frames):
+            pixels = np.full((height, width, 3), 40 + 5 * t, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.fixture(scope="module")
+def hostile_files(comfyui, tiny_motion_model, tmp_path_factory):
+    """Every file the cases pick, in the server's input folder and models/gid; removed after."""
+    inputs, gid = comfyui.input_dir, comfyui.models_dir / "gid"
+    gid.mkdir(parents=True, exist_ok=True)
+    outside = tmp_path_factory.mktemp("outside-comfyui")
+    default = REPO_DIR / "models" / DEFAULT_MODEL
+    made: list[Path] = []
+
+    def made_here(path: Path) -> Path:
+        made.append(path)
+        return path
+
+    _write_volume(made_here(inputs / VOLUME))
+    _write_volume(made_here(inputs / "hostile_volume_b2.safetensors"), batch=2)
+    _write_volume(made_here(inputs / "hostile_volume_k8.safetensors"), bands=8)
+    _write_volume(made_here(inputs / "hostile_normalized.safetensors"), scale=0.3, normalized=True)
+    _write_volume(made_here(inputs / "hostile_huge.safetensors"), scale=1e38)
+    channels = torch.zeros(1, 16, 4, 40, 64)
+    _write_raw_volume(
+        made_here(inputs / "hostile_nan.safetensors"), channels.index_fill(3, torch.tensor([5]), math.nan)
+    )
+    _write_raw_volume(
+        made_here(inputs / "hostile_inf.safetensors"), channels.index_fill(3, torch.tensor([5]), math.inf)
+    )
+    _write_raw_volume(made_here(inputs / "hostile_future.safetensors"), channels, version=99)
+    _write_volume(made_here(inputs / "hostile_truncated.safetensors"))
+    _truncate(inputs / "hostile_truncated.safetensors")
+    made_here(inputs / "hostile_text.safetensors").write_text("this is not a safetensors file\n")
+    save_file({"weight": torch.zeros(3)}, str(made_here(inputs / "hostile_not_volume.safetensors")))
+    _write_volume(outside / "secret.safetensors")
+    made_here(inputs / "hostile_escape.safetensors").symlink_to(outside / "secret.safetensors")
+    Image.fromarray(np.linspace(0, 255, 12 * 20).reshape(12, 20).astype(np.uint8), mode="L").save(
+        made_here(inputs / "hostile_grey.png")
+    )
+    made_here(inputs / "hostile_not_a_video.mp4").write_text("this is not a video\n")
+    _write_video(made_here(inputs / "hostile_short.mp4"), frames=10)
+
+    NormalizationStats(torch.ones(16)).save(made_here(gid / "hostile_stats_k16.json"))
+    made_here(gid / "hostile_stats_bad.json").write_text("{ not json")
+    NormalizationStats(torch.ones(16)).save(outside / "stats.json")
+    made_here(gid / "hostile_stats_escape.json").symlink_to(outside / "stats.json")
+
+    def model_folder(name: str) -> Path:
+        folder = made_here(gid / name)
+        tiny_motion_model.save_pretrained(folder)
+        return folder
+
+    model_folder(TINY_MODEL)
+    (model_folder("hostile-missing-file") / "unet.safetensors").unlink()
+    _truncate(model_folder("hostile-truncated") / "unet.safetensors")
+    for name, edit in (
+        ("hostile-future-version", lambda config: config.update(version=99)),
+        ("hostile-missing-entry", lambda config: config.pop("num_bands")),
+    ):
+        config_path = model_folder(name) / "config.json"
+        config = json.loads(config_path.read_text())
+        edit(config)
+        config_path.write_text(json.dumps(config))
+    shutil.copy(default / "renderer_config.json", model_folder("hostile-wrong-type") / "config.json")
+    (model_folder("hostile-bad-json") / "config.json").write_text("{ not json")
+    shutil.copy(default / "unet.safetensors", model_folder("hostile-mismatched-weights") / "unet.safetensors")
+    folder = model_folder("hostile-wrong-renderer")
+    shutil.copy(folder / "config.json", folder / "renderer_config.json")
+    shutil.copy(default / "renderer.safetensors", folder / "renderer.safetensors")
+    folder = model_folder("hostile-truncated-renderer")
+    shutil.copy(default / "renderer_config.json", folder / "renderer_config.json")
+    shutil.copy(default / "renderer.safetensors", folder / "renderer.safetensors")
+    _truncate(folder / "renderer.safetensors")
+
+    yield
+    for path in reversed(made):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# The tests
+
+
+def _valid_prompt(attempt: int) -> dict:
+    """A small render that differs from every earlier one (ComfyUI would answer from its cache)."""
+    g = Graph()
+    motion = to_motion(g, load_volume(g), frames=2, start_time=0.01 * attempt)
+    show_size(g, render(g, empty_image(g, 32, 20), motion))
+    return g.nodes
+
+
+def test_the_table_covers_every_node_of_the_pack_with_at_least_40_cases(pack_node_names):
+    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+    assert sum(c.outcome == ERROR for c in CASES) > len(CASES) / 2, "most cases must reach the pack's code"
+    used = set()
+    for c in CASES:
+        g = Graph()
+        c.build(g)
+        used.update(node["class_type"] for node in g.nodes.values())
+    missing = set(pack_node_names) - used
+    assert not missing, f"nodes without a hostile case: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_hostile_input_ends_with_a_clear_message_and_the_server_keeps_working(comfyui, hostile_files, case):
+    g = Graph()
+    case.build(g)
+    if case.outcome == OK:
+        text = shown_texts(comfyui.run(g.nodes, timeout=300))
+        print(f"\n[{case.id}] OK: {' '.join(text.splitlines())[:300]}")
+        assert re.search(case.expect, text, re.MULTILINE), text
+    else:
+        with pytest.raises(ComfyUIError) as raised:
+            comfyui.run(g.nodes, timeout=300)
+        message = str(raised.value)
+        print(f"\n[{case.id}] {message}")
+        if case.outcome == ERROR:
+            assert " failed: " in message, f"not an execution error of a node: {message}"
+        else:
+            assert message.startswith("ComfyUI refused the prompt"), message
+        assert re.search(case.expect, message, re.DOTALL), message
+        assert "Traceback" not in message
+    # The same server runs a valid prompt right after.
+    after = shown_texts(comfyui.run(_valid_prompt(CASES.index(case)), timeout=120))
+    assert after.split() == ["b=2", "h=20", "w=32"]
