@@ -7,7 +7,10 @@ which inputs are sockets and in which order widgets are stored:
 
     python scripts/workflow_ui.py            # starts a server, rewrites every workflows/*.json
 
-Nodes are laid out left to right by their depth in the graph.
+Nodes are laid out left to right by their depth in the graph, one column per depth, each node
+sized for its widgets so that none overlaps another once the front end has drawn them. A node's
+``_meta.title`` in the API format (which ``/prompt`` ignores) becomes its title in the UI, to say
+what to change and why.
 """
 
 from __future__ import annotations
@@ -19,9 +22,15 @@ import tempfile
 
 from comfyui_server import REPO_DIR, ComfyUIServer
 
-NODE_WIDTH, NODE_GAP_X, NODE_GAP_Y = 320, 60, 40
-# Widgets the front end adds after certain inputs and stores among the widget values.
-EXTRA_WIDGETS = {"seed": "randomize", "noise_seed": "randomize"}
+NODE_WIDTH, NODE_GAP_X, NODE_GAP_Y = 440, 60, 60
+# Height of a node's title bar, drawn above its position, of one row of sockets or widgets, and
+# the width of a title's character (the front end widens a node to show its whole title).
+TITLE_HEIGHT, ROW_HEIGHT, TITLE_CHAR_WIDTH = 30, 24, 7.5
+# Nodes whose front end draws more than their widgets: an image or video preview, the poke widget.
+MIN_SIZES = {"LoadImage": (NODE_WIDTH, 330), "LoadVideo": (NODE_WIDTH, 420), "ModalPoke": (580, 620)}
+# Widgets the front end adds after certain inputs and stores among the widget values: the shipped
+# workflows keep their seed, so that they give the result they were tested with.
+EXTRA_WIDGETS = {"seed": "fixed", "noise_seed": "fixed"}
 
 
 def _is_link(value) -> bool:
@@ -40,6 +49,14 @@ def _is_socket(spec: list) -> bool:
     return isinstance(kind, str) and kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
 
+def _node_size(class_type: str, title: str, inputs: list, widgets: list, outputs: int) -> list[int]:
+    """A size at least as large as the front end draws the node (it only ever grows a node)."""
+    sockets = sum("widget" not in socket for socket in inputs)
+    height = ROW_HEIGHT * (max(sockets, outputs) + len(widgets)) + 20
+    min_width, min_height = MIN_SIZES.get(class_type, (NODE_WIDTH, 180))
+    return [max(min_width, round(TITLE_CHAR_WIDTH * len(title)) + 40), max(min_height, height)]
+
+
 def to_ui(graph: dict, object_info: dict) -> dict:
     """The UI-format workflow of an API-format ``graph``."""
     depth: dict[str, int] = {}
@@ -50,15 +67,11 @@ def to_ui(graph: dict, object_info: dict) -> dict:
             depth[node_id] = 1 + max((node_depth(p) for p in parents), default=-1)
         return depth[node_id]
 
-    rows: dict[int, int] = {}
     nodes, links = [], []
     outputs: dict[tuple[str, int], list[int]] = {}
     for node_id in sorted(graph, key=int):
         entry = graph[node_id]
         info = object_info[entry["class_type"]]
-        column = node_depth(node_id)
-        row = rows.get(column, 0)
-        rows[column] = row + 1
         inputs, widgets = [], []
         for name, spec in _input_specs(info):
             value = entry["inputs"].get(name)
@@ -90,24 +103,32 @@ def to_ui(graph: dict, object_info: dict) -> dict:
                 widgets.append(None if _is_link(value) else value)
                 if name in EXTRA_WIDGETS:
                     widgets.append(EXTRA_WIDGETS[name])
-        nodes.append(
-            {
-                "id": int(node_id),
-                "type": entry["class_type"],
-                "pos": [column * (NODE_WIDTH + NODE_GAP_X), row * (220 + NODE_GAP_Y)],
-                "size": [NODE_WIDTH, 180],
-                "flags": {},
-                "order": 0,
-                "mode": 0,
-                "inputs": inputs,
-                "outputs": [
-                    {"name": name, "type": kind, "slot_index": slot}
-                    for slot, (name, kind) in enumerate(zip(info["output_name"], info["output"], strict=True))
-                ],
-                "properties": {"Node name for S&R": entry["class_type"]},
-                "widgets_values": widgets,
-            }
-        )
+        node = {
+            "id": int(node_id),
+            "type": entry["class_type"],
+            "pos": [0, 0],
+            "size": _node_size(
+                entry["class_type"],
+                entry.get("_meta", {}).get("title", ""),
+                inputs,
+                widgets,
+                len(info["output"]),
+            ),
+            "flags": {},
+            "order": 0,
+            "mode": 0,
+            "inputs": inputs,
+            "outputs": [
+                {"name": name, "type": kind, "slot_index": slot}
+                for slot, (name, kind) in enumerate(zip(info["output_name"], info["output"], strict=True))
+            ],
+            "properties": {"Node name for S&R": entry["class_type"]},
+            "widgets_values": widgets,
+        }
+        if "title" in entry.get("_meta", {}):
+            node["title"] = entry["_meta"]["title"]
+        nodes.append(node)
+    _lay_out(nodes, node_depth)
     for node in nodes:
         for output in node["outputs"]:
             output["links"] = outputs.get((str(node["id"]), output["slot_index"]), [])
@@ -123,6 +144,21 @@ def to_ui(graph: dict, object_info: dict) -> dict:
         "extra": {},
         "version": 0.4,
     }
+
+
+def _lay_out(nodes: list[dict], depth) -> None:
+    """Columns by depth in the graph, left to right, each as wide as its widest node; in a column,
+    the nodes one below the other in the order of their ids."""
+    columns: dict[int, list[dict]] = {}
+    for node in nodes:
+        columns.setdefault(depth(str(node["id"])), []).append(node)
+    x = 0
+    for column in sorted(columns):
+        y = 0
+        for node in columns[column]:
+            node["pos"] = [x, y]
+            y += node["size"][1] + TITLE_HEIGHT + NODE_GAP_Y
+        x += max(node["size"][0] for node in columns[column]) + NODE_GAP_X
 
 
 def main() -> int:

@@ -1,0 +1,82 @@
+// Loads UI-format workflows in ComfyUI's real front end with headless Chromium and converts each
+// to a prompt, as a user's "Queue" would.
+//
+//   node tests/browser/workflows.mjs SERVER_URL WORKFLOW.json [WORKFLOW.json ...]
+//
+// For every workflow it prints one line of JSON (in the order given):
+//   file          the workflow's path, as given;
+//   missing       the node types the front end reported missing while loading (its own
+//                 missing-nodes report, app.showMissingNodesError, is captured instead of shown);
+//   unregistered  the workflow's node types that LiteGraph has no class for;
+//   nodes, links  how many of each the loaded graph has;
+//   errors        titles of loaded nodes the front end marked with errors;
+//   boxes         where each node is drawn, its title bar included: {title, x, y, width, height};
+//   toasts        texts of the front end's notifications after loading (a workflow the front end
+//                 had to repair or found invalid says so there);
+//   prompt        the API-format prompt of app.graphToPrompt().
+// tests/integration/test_workflows.py runs it; Chromium is /usr/bin/chromium unless GID_CHROMIUM
+// says otherwise.
+
+import { readFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const [serverURL, ...workflowPaths] = process.argv.slice(2);
+const CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+];
+
+const browser = await chromium.launch({
+    executablePath: process.env.GID_CHROMIUM ?? "/usr/bin/chromium",
+    args: CHROMIUM_FLAGS,
+});
+try {
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    // A first visit counts as a new user, whose blank workflow and templates dialog would
+    // replace the workflow loaded here.
+    await fetch(`${serverURL}/api/settings/Comfy.TutorialCompleted`, { method: "POST", body: "true" });
+    await page.goto(serverURL);
+    await page.waitForFunction(() => window.app?.graph && window.app.canvas, null, { timeout: 60_000 });
+    await page.evaluate(() => {
+        window.gidMissing = [];
+        window.app.showMissingNodesError = (types) =>
+            window.gidMissing.push(...types.map((type) => (typeof type === "string" ? type : type.type)));
+    });
+    for (const path of workflowPaths) {
+        const workflow = JSON.parse(readFileSync(path, "utf8"));
+        await page.evaluate(() => {
+            window.gidMissing = [];
+            for (const toast of document.querySelectorAll(".p-toast-message")) toast.remove();
+        });
+        await page.evaluate((graph) => window.app.loadGraphData(graph), workflow);
+        await page.waitForTimeout(500); // notifications of the load appear on the next frames
+        const report = await page.evaluate(async (graph) => {
+            const app = window.app;
+            const types = [...new Set(graph.nodes.map((node) => node.type))];
+            return {
+                missing: window.gidMissing,
+                unregistered: types.filter((type) => !(type in window.LiteGraph.registered_node_types)),
+                nodes: app.graph.nodes.length,
+                links: Object.keys(app.graph.links instanceof Map ? Object.fromEntries(app.graph.links) : app.graph.links)
+                    .length,
+                errors: app.graph.nodes.filter((node) => node.has_errors).map((node) => node.title),
+                boxes: app.graph.nodes.map((node) => {
+                    const titleHeight = window.LiteGraph.NODE_TITLE_HEIGHT;
+                    const [x, y] = node.pos;
+                    const [width, height] = node.size;
+                    return { title: node.title, x, y: y - titleHeight, width, height: height + titleHeight };
+                }),
+                toasts: [...document.querySelectorAll(".p-toast-message")].map((toast) => toast.innerText.trim()),
+                prompt: (await app.graphToPrompt()).output,
+            };
+        }, workflow);
+        console.log(JSON.stringify({ file: path, ...report }));
+    }
+} finally {
+    await browser.close();
+}

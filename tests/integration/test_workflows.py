@@ -1,0 +1,332 @@
+"""The shipped workflows in the real ComfyUI: each loads in its front end with every node known,
+the front end turns it into its API twin, and that prompt runs to a video that moves.
+
+Every ``workflows/NAME.json`` (UI format, what the template browser loads) has an API-format twin
+``workflows/api/NAME.json`` (what ``/prompt`` runs). The prompts run here are the ones the front
+end makes in headless Chromium (``tests/browser/workflows.mjs``), not the API files themselves.
+
+``image_to_loop`` runs exactly as shipped. The other photo workflows render fewer frames (see
+``SHORTENED``) to keep this file at a few minutes on two CPU cores; ``masked_region`` asks for
+``image_to_loop``'s prediction, which ComfyUI's cache then reuses. Every run prints its time. The video workflows run as shipped on a small synthetic video that the tests
+write into the server's input folder as ``video.mp4``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from gid_models.flow import motion_texture_from_frames
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO_DIR / "workflows"
+API_WORKFLOWS = WORKFLOWS / "api"
+CHROMIUM = Path(os.environ.get("GID_CHROMIUM", "/usr/bin/chromium"))
+PLAYWRIGHT = REPO_DIR / "node_modules" / "playwright-core"
+
+# The order the workflows run in: masked_region right after image_to_loop, whose prediction it
+# shares (ComfyUI keeps the outputs of the previous prompt). Workflows not listed run last.
+RUN_ORDER = ("image_to_loop", "masked_region", "interactive_poke", "video_to_loop", "magnify_slow_motion")
+# Inputs lowered in the front end's prompt, by workflow and node type, for the test's speed only.
+SHORTENED = {
+    "masked_region": {"SpectrumToMotion": {"frames": 16}},
+    "interactive_poke": {"ModalPoke": {"frames": 16}},
+}
+# Node types that only exist in the front end (notes); they have no place in an API twin.
+FRONT_END_ONLY = {"Note", "MarkdownNote"}
+# The synthetic video.mp4: a random texture swaying left and right by SWAY_PIXELS at SWAY_HZ
+# (band 3 of a 150-frame window at 30 fps), long enough for the 150-frame window.
+VIDEO_FRAMES, VIDEO_FPS, VIDEO_WIDTH, VIDEO_HEIGHT = 160, 30, 128, 96
+SWAY_PIXELS, SWAY_HZ = 3.0, 0.6
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(path.stem for path in folder.glob("*.json"))
+
+
+def _run_order(name: str) -> int:
+    return RUN_ORDER.index(name) if name in RUN_ORDER else len(RUN_ORDER)
+
+
+NAMES = _names(WORKFLOWS)
+NAMES_IN_RUN_ORDER = sorted(NAMES, key=_run_order)
+
+
+def _is_link(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+
+
+def _api(name: str) -> dict:
+    return json.loads((API_WORKFLOWS / f"{name}.json").read_text())
+
+
+def _ui(name: str) -> dict:
+    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+
+
+# ------------------------------------------------------------------------------------------------
+# The files alone
+
+
+def test_every_api_workflow_has_a_ui_twin_and_every_ui_workflow_an_api_twin():
+    assert set(RUN_ORDER) <= set(NAMES), "a workflow the tests expect is not shipped"
+    assert _names(API_WORKFLOWS) == _names(WORKFLOWS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_ui_workflow_has_the_nodes_and_links_of_its_api_twin(name):
+    ui, api = _ui(name), _api(name)
+    ui_nodes = [node for node in ui["nodes"] if node["type"] not in FRONT_END_ONLY]
+    assert Counter(node["type"] for node in ui_nodes) == Counter(node["class_type"] for node in api.values())
+    api_links = sum(_is_link(value) for node in api.values() for value in node["inputs"].values())
+    assert len(ui["links"]) == api_links
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_workflow_ends_in_one_save_video_fed_by_create_video(name):
+    api = _api(name)
+    used = {value[0] for node in api.values() for value in node["inputs"].values() if _is_link(value)}
+    ends = [node_id for node_id in api if node_id not in used]
+    assert [api[node_id]["class_type"] for node_id in ends] == ["SaveVideo"]
+    save = api[ends[0]]["inputs"]
+    assert api[save["video"][0]]["class_type"] == "CreateVideo"
+    assert save["filename_prefix"] == f"gid/{name}"
+
+
+# ------------------------------------------------------------------------------------------------
+# In the front end and the server
+
+
+def write_swaying_video(path: Path) -> None:
+    """A random texture of 8-pixel blocks swaying sinusoidally left and right, as an H.264 mp4.
+
+    Frame t is shifted by ``SWAY_PIXELS * sin(2 pi SWAY_HZ t / fps)`` pixels, so that every pixel's
+    displacement from frame 0 is that same sine.
+    """
+    rng = np.random.default_rng(0)
+    margin = 16
+    texture = rng.random((VIDEO_HEIGHT // 8, (VIDEO_WIDTH + 2 * margin) // 8 + 1, 3))
+    blocks = np.kron(texture, np.ones((8, 8, 1)))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=VIDEO_FPS)
+        stream.width, stream.height, stream.pix_fmt = VIDEO_WIDTH, VIDEO_HEIGHT, "yuv420p"
+        for t in range(VIDEO_FRAMES):
+            shift = margin + SWAY_PIXELS * math.sin(2 * math.pi * SWAY_HZ * t / VIDEO_FPS)
+            whole, part = int(shift), shift - int(shift)
+            frame = (1 - part) * blocks[:, whole : whole + VIDEO_WIDTH] + part * blocks[
+                :, whole + 1 : whole + 1 + VIDEO_WIDTH
+            ]
+            image = av.VideoFrame.from_ndarray((frame * 255).round().astype(np.uint8), format="rgb24")
+            container.mux(stream.encode(image))
+        container.mux(stream.encode())
+
+
+@pytest.fixture(scope="module")
+def input_video(comfyui) -> str:
+    """``video.mp4`` in the server's input folder, as the video workflows expect."""
+    write_swaying_video(comfyui.input_dir / "video.mp4")
+    return "video.mp4"
+
+
+def _browser_missing() -> str | None:
+    if not CHROMIUM.is_file():
+        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set GID_CHROMIUM)"
+    if shutil.which("node") is None:
+        return "Node.js is not installed"
+    if not (PLAYWRIGHT / "package.json").is_file():
+        return f"playwright-core is not installed ({PLAYWRIGHT} is missing: run npm ci in {REPO_DIR})"
+    return None
+
+
+UNKNOWN_TYPE = "GidNoSuchNode"
+
+
+@pytest.fixture(scope="module")
+def front_end(comfyui, input_video, tmp_path_factory) -> dict[str, dict]:
+    """What the front end made of each workflow, by name (see tests/browser/workflows.mjs).
+
+    One more workflow, ``unknown_node``, is ``video_to_loop`` with one node of a type nobody
+    defines: the front end must report it, or its report proves nothing.
+    """
+    missing = _browser_missing()
+    if missing:
+        pytest.skip(missing)
+    unknown = _ui("video_to_loop")
+    unknown["nodes"][-1]["type"] = UNKNOWN_TYPE
+    unknown_path = tmp_path_factory.mktemp("workflows") / "unknown_node.json"
+    unknown_path.write_text(json.dumps(unknown))
+    paths = [WORKFLOWS / f"{name}.json" for name in NAMES] + [unknown_path]
+    result = subprocess.run(
+        ["node", str(REPO_DIR / "tests/browser/workflows.mjs"), comfyui.url, *map(str, paths)],
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return {Path(report["file"]).stem: report for report in reports}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_workflow_loads_in_the_front_end_with_every_node_known(front_end, name):
+    report = front_end[name]
+    ui = _ui(name)
+    assert report["missing"] == [] and report["unregistered"] == []
+    assert report["errors"] == [], f"nodes marked with errors: {report['errors']}"
+    assert report["toasts"] == [], f"the front end complained: {report['toasts']}"
+    assert (report["nodes"], report["links"]) == (len(ui["nodes"]), len(ui["links"]))
+
+
+def _overlaps(boxes: list[dict]) -> list[str]:
+    overlapping = []
+    for index, a in enumerate(boxes):
+        for b in boxes[index + 1 :]:
+            if (
+                a["x"] < b["x"] + b["width"]
+                and b["x"] < a["x"] + a["width"]
+                and a["y"] < b["y"] + b["height"]
+                and b["y"] < a["y"] + a["height"]
+            ):
+                overlapping.append(f"{a['title']!r} and {b['title']!r}")
+    return overlapping
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_node_of_the_workflow_covers_another_in_the_front_end(front_end, name):
+    assert _overlaps(front_end[name]["boxes"]) == []
+
+
+def test_the_front_end_reports_a_node_type_it_does_not_know(front_end):
+    assert front_end["unknown_node"]["missing"] == [UNKNOWN_TYPE]
+    assert front_end["unknown_node"]["unregistered"] == [UNKNOWN_TYPE]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_front_end_turns_the_workflow_into_its_api_twin(comfyui, front_end, name):
+    object_info = comfyui.get_json("/object_info")
+    prompt, api = front_end[name]["prompt"], _api(name)
+    assert sorted(prompt, key=int) == sorted(api, key=int)
+    for node_id, node in api.items():
+        declared = object_info[node["class_type"]]["input"]
+        names = set(declared["required"]) | set(declared.get("optional", {}))
+        # The front end adds values of its own widgets (a video preview...), which /prompt ignores.
+        inputs = {key: value for key, value in prompt[node_id]["inputs"].items() if key in names}
+        assert prompt[node_id]["class_type"] == node["class_type"]
+        assert inputs == node["inputs"], f"node {node_id} ({node['class_type']})"
+
+
+@dataclass
+class Run:
+    """One finished run of a workflow's prompt: the prompt, its video's frames and its time."""
+
+    prompt: dict
+    frames: list[np.ndarray]  # uint8 [H, W, 3]
+    fps: float
+    seconds: float
+
+    def motion(self) -> np.ndarray:
+        """Mean absolute difference of every frame from the first, per pixel: [H, W]."""
+        first = self.frames[0].astype(np.float32)
+        total = sum(np.abs(frame.astype(np.float32) - first).mean(axis=2) for frame in self.frames)
+        return total / len(self.frames)
+
+
+def _shortened(name: str, prompt: dict) -> dict:
+    prompt = json.loads(json.dumps(prompt))
+    for node in prompt.values():
+        node["inputs"].update(SHORTENED.get(name, {}).get(node["class_type"], {}))
+    return prompt
+
+
+@pytest.fixture(scope="module")
+def run(comfyui, front_end):
+    """``run(name)``: the front end's prompt of a workflow, shortened as ``SHORTENED`` says,
+    run once in the server (later calls give the same ``Run``)."""
+    runs: dict[str, Run] = {}
+
+    def run_workflow(name: str) -> Run:
+        if name not in runs:
+            prompt = _shortened(name, front_end[name]["prompt"])
+            start = time.monotonic()
+            entry = comfyui.run(prompt, timeout=1800)
+            seconds = time.monotonic() - start
+            (video,) = [path for path in comfyui.output_files(entry) if path.suffix == ".mp4"]
+            assert video.parent == comfyui.output_dir / "gid" and video.name.startswith(f"{name}_")
+            with av.open(str(video)) as container:
+                fps = float(container.streams.video[0].average_rate)
+                frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+            runs[name] = Run(prompt, frames, fps, seconds)
+            load = os.getloadavg()[0]
+            print(f"\n{name}: {len(frames)} frames in {seconds:.1f} s (load average {load:.1f})")
+        return runs[name]
+
+    return run_workflow
+
+
+def _requested_frames(prompt: dict) -> int:
+    """The frame count asked of the motion node that feeds the renderer."""
+    (render,) = [node for node in prompt.values() if node["class_type"] == "SoftmaxSplatRender"]
+    return prompt[render["inputs"]["motion"][0]]["inputs"]["frames"]
+
+
+@pytest.mark.parametrize("name", NAMES_IN_RUN_ORDER)
+def test_the_front_ends_prompt_runs_to_a_video_of_the_requested_frames_that_moves(run, input_video, name):
+    result = run(name)
+    assert len(result.frames) == _requested_frames(result.prompt)
+    assert result.fps == 30
+    first = result.frames[0].astype(np.float32)
+    change = max(np.abs(frame.astype(np.float32) - first).mean() for frame in result.frames[1:])
+    assert change > 1.0, f"the video hardly moves: frames differ from the first by {change:.2f} at most"
+
+
+def test_image_to_loop_as_shipped_makes_a_512_pixel_loop_that_closes(run):
+    assert "image_to_loop" not in SHORTENED
+    result = run("image_to_loop")
+    assert len(result.frames) == 150 and result.frames[0].shape == (512, 512, 3)
+    steps = [
+        np.abs(after.astype(np.float32) - before.astype(np.float32)).mean()
+        for before, after in zip(result.frames, result.frames[1:], strict=False)
+    ]
+    # Frame 150 would be frame 0 again: going round from the last frame is one more step.
+    seam = np.abs(result.frames[-1].astype(np.float32) - result.frames[0].astype(np.float32)).mean()
+    assert seam < 2 * max(steps), f"the loop jumps by {seam:.2f} where steps are at most {max(steps):.2f}"
+
+
+def test_masked_region_moves_the_top_of_the_picture_only(run):
+    motion = run("masked_region").motion()
+    # The mask lets rows 0-223 move; pixels moving there may cover a few rows below them.
+    top, bottom = motion[:224].mean(), motion[256:].mean()
+    assert top > 1.0
+    assert bottom < 0.2 * top, f"outside the mask the picture moves {bottom:.2f} against {top:.2f} inside"
+
+
+def _sway(frames: list[np.ndarray]) -> np.ndarray:
+    """Horizontal displacement of the middle of the picture from frame 0, per frame, in pixels."""
+    motion = motion_texture_from_frames(frames)
+    margin = 24
+    return motion[0, :, 0, margin:-margin, margin:-margin].mean(dim=(1, 2)).numpy()
+
+
+def test_magnify_slow_motion_sways_three_times_as_far_at_half_the_speed(run, input_video):
+    normal = _sway(run("video_to_loop").frames)
+    magnified = _sway(run("magnify_slow_motion").frames)
+    # The measured video swings SWAY_PIXELS each way: so does video_to_loop, and magnify_slow_motion
+    # (amplitude 3, time_scale 2) swings three times as far and shows time t at frame 2t.
+    assert np.abs(normal).max() == pytest.approx(SWAY_PIXELS, rel=0.3)
+    assert len(magnified) == 2 * len(normal)
+    slowed = magnified[::2]
+    ratio = float(np.dot(slowed, normal) / np.dot(normal, normal))
+    assert ratio == pytest.approx(3.0, rel=0.2)
+    assert np.abs(slowed - ratio * normal).max() < 0.15 * np.abs(slowed).max()
