@@ -1,16 +1,17 @@
-"""The main job: a real ComfyUI, headless, with this pack, running the shipped demo workflow.
+"""The main job: a real ComfyUI, headless, with this pack, turning a photo into a seamless loop.
 
-Run through ``scripts/demo.sh`` (which sets everything up first). The server's folders live in
-``$GID_DEMO_DIR`` (default ``<repo>/output/demo``); the path of every file the workflow writes
-is printed at the end.
-
-The paper's main job is a looping video from ComfyUI's ``example.png`` with the default motion
-model (``workflows/image_to_loop.json``). Until that model and workflow exist, the demo runs the
-longest end-to-end path that does and names what is still missing.
+Run through ``scripts/demo.sh [PHOTO]`` (which sets everything up first). It runs the shipped
+workflow ``workflows/api/image_to_loop.json`` (LoadImage -> the default model gid-default ->
+loop-guided PredictSpectralVolume -> SpectrumToMotion -> SoftmaxSplatRender -> SaveVideo) on
+ComfyUI's own ``example.png``, or on PHOTO when given. The server's folders live in
+``$GID_DEMO_DIR`` (default ``<repo>/output/demo``). At the end it prints the path of the video
+and of a picture of the result: the first frame above the space-time (X-t) slice of its most
+moving row, as the paper's Fig. 1 shows results.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -18,59 +19,64 @@ import sys
 import time
 from pathlib import Path
 
+import av
+import numpy as np
+import torch
+from PIL import Image
+
 from comfyui_server import REPO_DIR, ComfyUIServer
+from gid_models.visualize import frame_and_xt_slice
 
-# (workflow in workflows/api/, what it needs that may be missing from this checkout)
-DEMO_WORKFLOWS = [
-    ("image_to_loop", ["LoadMotionLDM", "PredictSpectralVolume", "LoopGuidance", "SoftmaxSplatRender"]),
-    ("video_to_loop", ["VideoToSpectralVolume", "SoftmaxSplatRender"]),
-]
-# video_to_loop animates the first frame of a real clip with the clip's own measured motion.
-DEMO_VIDEO = Path(
-    os.environ.get(
-        "GID_DEMO_VIDEO", REPO_DIR.parent / "shared" / "data" / "clips" / "grass_seedheads_wind.mp4"
-    )
-)
+WORKFLOW = REPO_DIR / "workflows" / "api" / "image_to_loop.json"
+EXAMPLE_IMAGE = "example.png"
 
 
-def choose_workflow(available_nodes: set[str]) -> tuple[Path | None, list[str]]:
-    """The first demo workflow whose file and nodes all exist, and what the better ones lack."""
-    missing_notes = []
-    for name, needs in DEMO_WORKFLOWS:
-        path = REPO_DIR / "workflows" / "api" / f"{name}.json"
-        missing = [node for node in needs if node not in available_nodes]
-        if not path.is_file():
-            missing.append(f"workflows/api/{name}.json")
-        if name == "video_to_loop" and not DEMO_VIDEO.is_file():
-            missing.append(f"a video to measure (set GID_DEMO_VIDEO; {DEMO_VIDEO} is absent)")
-        if not missing:
-            return path, missing_notes
-        missing_notes.append(f"{name}: missing {', '.join(missing)}")
-    return None, missing_notes
+def read_video(path: Path) -> torch.Tensor:
+    """All frames of a video file as ``[T, 3, H, W]`` float in [0, 1]."""
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
 
 
-def main() -> int:
+def write_figure(video: Path, picture: Path) -> None:
+    """Save the first frame and the X-t slice of its most moving row as a PNG."""
+    figure = frame_and_xt_slice(read_video(video))
+    pixels = (figure.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(picture)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Turn a photo into a seamless loop in a headless ComfyUI.")
+    parser.add_argument("photo", nargs="?", type=Path, help="photo to animate (default: ComfyUI's example.png)")
+    args = parser.parse_args(argv)
+    if args.photo is not None and not args.photo.is_file():
+        parser.error(f"{args.photo} is not a file")
+
     base_dir = Path(os.environ.get("GID_DEMO_DIR", REPO_DIR / "output" / "demo"))
     base_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with ComfyUIServer(os.environ["COMFYUI_DIR"], base_dir) as server:
         print(f"ComfyUI {server.url} is up with the pack ({time.monotonic() - started:.1f} s)")
-        nodes = set(server.get_json("/object_info"))
-        workflow, missing_notes = choose_workflow(nodes)
-        for note in missing_notes:
-            print(f"not yet in this checkout: {note}")
-        if workflow is None:
-            print("No demo workflow can run yet: the pack loads in ComfyUI, nothing more exists.")
-            return 0
-        print(f"running {workflow.relative_to(REPO_DIR)}")
-        graph = json.loads(workflow.read_text())
-        if workflow.stem == "video_to_loop":
-            shutil.copy(DEMO_VIDEO, server.input_dir / "video.mp4")
+        graph = json.loads(WORKFLOW.read_text())
+        if args.photo is None:
+            example = Path(os.environ["COMFYUI_DIR"]) / "input" / EXAMPLE_IMAGE
+            if not (server.input_dir / EXAMPLE_IMAGE).is_file():
+                shutil.copy(example, server.input_dir / EXAMPLE_IMAGE)
+        else:
+            shutil.copy(args.photo, server.input_dir / args.photo.name)
+            for node in graph.values():
+                if node["class_type"] == "LoadImage":
+                    node["inputs"]["image"] = args.photo.name
+        print(f"running {WORKFLOW.relative_to(REPO_DIR)} on {args.photo or EXAMPLE_IMAGE}")
+        run_started = time.monotonic()
         entry = server.run(graph, timeout=1800)
-        outputs = server.output_files(entry)
-        print(f"done in {time.monotonic() - started:.1f} s; outputs:")
-        for path in outputs:
-            print(path)
+        print(f"workflow done in {time.monotonic() - run_started:.1f} s (total {time.monotonic() - started:.1f} s)")
+        videos = [path for path in server.output_files(entry) if path.suffix in (".mp4", ".webm")]
+        for video in videos:
+            picture = video.with_suffix(".png")
+            write_figure(video, picture)
+            print(f"video:   {video}")
+            print(f"picture: {picture} (first frame; below it, the X-t slice of the marked row)")
     return 0
 
 
