@@ -15,6 +15,8 @@ import pytest
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "scripts"))
+# The tests import shared graph pieces (graphs.py) from this folder (pytest's importlib mode adds none).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from comfyui_server import ComfyUIServer  # noqa: E402
 

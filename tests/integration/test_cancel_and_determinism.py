@@ -15,6 +15,7 @@ import os
 import time
 
 import torch
+from graphs import spectrum_to_motion
 from safetensors import safe_open
 
 from comfyui_server import ComfyUIServer
@@ -80,17 +81,7 @@ def _render_graph(frames: int, start_time: float = 0.0) -> dict:
             "inputs": {"model": MODEL, "hub_repo_id": "", "revision": "main", "dtype": "auto"},
         },
         "3": {"class_type": "LoadSpectralVolume", "inputs": {"file": "cancel_volume.safetensors"}},
-        "4": {
-            "class_type": "SpectrumToMotion",
-            "inputs": {
-                "spectral_volume": ["3", 0],
-                "frames": frames,
-                "fps": 30.0,
-                "time_scale": 1.0,
-                "amplitude": 1.0,
-                "start_time": start_time,
-            },
-        },
+        "4": spectrum_to_motion(["3", 0], frames, start_time=start_time),
         "5": {
             "class_type": "SoftmaxSplatRender",
             "inputs": {"image": ["1", 0], "motion": ["4", 0], "chunk_size": 1, "renderer": ["2", 1]},

@@ -21,6 +21,7 @@ import time
 import psutil
 import pytest
 import torch
+from graphs import spectrum_to_motion
 
 from comfyui_server import ComfyUIError, ComfyUIServer
 from gid_models.spectral import SpectralVolume, save_spectral_volume
@@ -42,17 +43,7 @@ def _render_graph(frames: int, width: int, height: int, start_time: float = 0.0)
             "inputs": {"width": width, "height": height, "batch_size": 1, "color": 0x408060},
         },
         "2": {"class_type": "LoadSpectralVolume", "inputs": {"file": VOLUME_FILE}},
-        "3": {
-            "class_type": "SpectrumToMotion",
-            "inputs": {
-                "spectral_volume": ["2", 0],
-                "frames": frames,
-                "fps": 30.0,
-                "time_scale": 1.0,
-                "amplitude": 1.0,
-                "start_time": start_time,
-            },
-        },
+        "3": spectrum_to_motion(["2", 0], frames, start_time=start_time),
         "4": {
             "class_type": "SoftmaxSplatRender",
             "inputs": {"image": ["1", 0], "motion": ["3", 0], "chunk_size": 8},

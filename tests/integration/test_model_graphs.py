@@ -1,6 +1,7 @@
 """The motion model in the real ComfyUI server: load, predict, animate, render."""
 
 import pytest
+from graphs import spectrum_to_motion
 
 from comfyui_server import ComfyUIError
 
@@ -29,17 +30,7 @@ def _predict_graph(model_name, frames=6, hub_repo_id=""):
                 "scheduler": "ddim",
             },
         },
-        "4": {
-            "class_type": "SpectrumToMotion",
-            "inputs": {
-                "spectral_volume": ["3", 0],
-                "frames": frames,
-                "fps": 30.0,
-                "time_scale": 1.0,
-                "amplitude": 1.0,
-                "start_time": 0.0,
-            },
-        },
+        "4": spectrum_to_motion(["3", 0], frames),
         "5": {
             "class_type": "SoftmaxSplatRender",
             "inputs": {"image": ["1", 0], "motion": ["4", 0], "chunk_size": 4, "renderer": ["2", 1]},

@@ -3,6 +3,7 @@
 import av
 import pytest
 import torch
+from graphs import spectrum_to_motion
 
 from comfyui_server import ComfyUIError
 from gid_models.normalization import NormalizationStats
@@ -23,17 +24,7 @@ def _loop_graph(volume_file, frames=12, extra=None):
     graph = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
         "2": {"class_type": "LoadSpectralVolume", "inputs": {"file": volume_file}},
-        "3": {
-            "class_type": "SpectrumToMotion",
-            "inputs": {
-                "spectral_volume": ["2", 0],
-                "frames": frames,
-                "fps": 30.0,
-                "time_scale": 1.0,
-                "amplitude": 1.0,
-                "start_time": 0.0,
-            },
-        },
+        "3": spectrum_to_motion(["2", 0], frames),
         "4": {
             "class_type": "SoftmaxSplatRender",
             "inputs": {"image": ["1", 0], "motion": ["3", 0], "chunk_size": 8},
