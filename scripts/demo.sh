@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command (a): set everything up (scripts/bootstrap.sh), start ComfyUI headless with this
-# pack, run the shipped demo workflow and print the path of the video it writes.
+# pack, turn a photo (default: ComfyUI's example.png) into a loop and print the video's path.
+# Usage: bash scripts/demo.sh [PHOTO]   (PHOTO relative to the directory you run it from)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-cd "$GID_REPO/scripts"
-exec "$GID_PYTHON" demo.py "$@"
+exec "$GID_PYTHON" "$GID_REPO/scripts/demo.py" "$@"
