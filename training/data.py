@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import functools
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch.utils.data import Dataset, Sampler
 
 from gid_models.normalization import NormalizationStats, normalize_values
@@ -42,6 +44,8 @@ __all__ = [
     "MotionWindows",
     "PreparedData",
     "Shard",
+    "ShardWriter",
+    "atomic_save",
     "normalize_slices",
 ]
 
@@ -52,6 +56,51 @@ INDEX_FILE = "index.json"
 
 class DataError(ValueError):
     """A prepared-data folder is missing, of another format or version, or inconsistent."""
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write a safetensors file under a temporary name, then rename it: never half a file."""
+    temporary = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(temporary), metadata=metadata)
+    os.replace(temporary, path)
+
+
+class ShardWriter:
+    """Collects the items of one kind (motion windows or frame pairs) and writes numbered shards.
+
+    Each item is a dict of tensors of the same names and shapes; a shard stacks up to
+    ``shard_size`` items into ``prefix-NNNNN.safetensors``, with the source and start frame of each
+    item in its metadata (``training/FORMAT.md``). ``shards`` lists the files written, as the index
+    records them.
+    """
+
+    def __init__(self, folder: Path, prefix: str, shard_size: int) -> None:
+        self.folder, self.prefix, self.shard_size = folder, prefix, shard_size
+        self.tensors: dict[str, list[torch.Tensor]] = {}
+        self.labels: list[tuple[str, int]] = []
+        self.shards: list[dict] = []
+
+    def add(self, tensors: dict[str, torch.Tensor], source: str, start: int) -> None:
+        """Add one item, from frame ``start`` of ``source``; a full shard is written at once."""
+        for name, tensor in tensors.items():
+            self.tensors.setdefault(name, []).append(tensor)
+        self.labels.append((source, start))
+        if len(self.labels) == self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the items collected so far as one shard (nothing when there are none)."""
+        if not self.labels:
+            return
+        file = f"{self.prefix}-{len(self.shards):05d}.safetensors"
+        metadata = {
+            "source": "\n".join(source for source, _ in self.labels),
+            "start_frames": "\n".join(str(start) for _, start in self.labels),
+        }
+        tensors = {name: torch.stack(values).contiguous() for name, values in self.tensors.items()}
+        atomic_save(tensors, self.folder / file, metadata)
+        self.shards.append({"file": file, "count": len(self.labels)})
+        self.tensors, self.labels = {}, []
 
 
 @dataclass(frozen=True)

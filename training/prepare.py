@@ -89,7 +89,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from gid_models.analysis import VIDEO_EXTENSIONS, clips_from_manifest
 from gid_models.flow import motion_texture_from_frames, resample_motion_texture, source_frames_needed
@@ -98,7 +98,7 @@ from gid_models.normalization import NormalizationStatsAccumulator
 from gid_models.renderer import splat_metric
 from gid_models.spectral import SpectralVolume
 from gid_models.video import read_video
-from training.data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE
+from training.data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE, ShardWriter, atomic_save
 
 __all__ = [
     "PrepareSettings",
@@ -366,36 +366,6 @@ class SourceRecord:
         )
 
 
-class _ShardWriter:
-    """Collects samples of one kind for one source and writes them as numbered shards."""
-
-    def __init__(self, folder: Path, prefix: str, shard_size: int) -> None:
-        self.folder, self.prefix, self.shard_size = folder, prefix, shard_size
-        self.tensors: dict[str, list[torch.Tensor]] = {}
-        self.labels: list[tuple[str, int]] = []
-        self.shards: list[dict] = []
-
-    def add(self, tensors: dict[str, torch.Tensor], source: str, start: int) -> None:
-        for name, tensor in tensors.items():
-            self.tensors.setdefault(name, []).append(tensor)
-        self.labels.append((source, start))
-        if len(self.labels) == self.shard_size:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.labels:
-            return
-        file = f"{self.prefix}-{len(self.shards):05d}.safetensors"
-        metadata = {
-            "source": "\n".join(source for source, _ in self.labels),
-            "start_frames": "\n".join(str(start) for _, start in self.labels),
-        }
-        tensors = {name: torch.stack(values).contiguous() for name, values in self.tensors.items()}
-        _atomic_save(tensors, self.folder / file, metadata)
-        self.shards.append({"file": file, "count": len(self.labels)})
-        self.tensors, self.labels = {}, []
-
-
 def prepare_source(source: Source, settings: PrepareSettings, output_dir: str | os.PathLike) -> SourceRecord:
     """Prepare one source into ``output_dir``: its shards, then its record (never raises).
 
@@ -409,8 +379,8 @@ def prepare_source(source: Source, settings: PrepareSettings, output_dir: str | 
     started = time.monotonic()
     _delete_partial_files(output_dir, source)
     record = SourceRecord(file=source.name)
-    motion = _ShardWriter(output_dir, f"motion-{source.key}", settings.motion_shard_size)
-    pairs = _ShardWriter(output_dir, f"pairs-{source.key}", settings.pair_shard_size)
+    motion = ShardWriter(output_dir, f"motion-{source.key}", settings.motion_shard_size)
+    pairs = ShardWriter(output_dir, f"pairs-{source.key}", settings.pair_shard_size)
     accumulator = NormalizationStatsAccumulator(settings.num_bands, settings.fps, settings.window)
     try:
         frames, fps, record.notes = read_clip(source, settings)
@@ -927,7 +897,7 @@ def _check_settings(output_dir: Path, settings: PrepareSettings) -> None:
 def _save_accumulator(accumulator: NormalizationStatsAccumulator, path: Path) -> None:
     state = accumulator.state_dict()
     counts = state.pop("counts")
-    _atomic_save({"counts": counts}, path, {key: json.dumps(value) for key, value in state.items()})
+    atomic_save({"counts": counts}, path, {key: json.dumps(value) for key, value in state.items()})
 
 
 def _load_accumulator(path: Path) -> NormalizationStatsAccumulator:
@@ -936,13 +906,6 @@ def _load_accumulator(path: Path) -> NormalizationStatsAccumulator:
     with safe_open(str(path), framework="pt") as file:
         settings = {key: json.loads(value) for key, value in (file.metadata() or {}).items()}
     return NormalizationStatsAccumulator.from_state_dict({**settings, **load_file(str(path))})
-
-
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write a safetensors file under a temporary name, then rename it: never half a file."""
-    temporary = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(temporary), metadata=metadata)
-    os.replace(temporary, path)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

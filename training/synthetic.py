@@ -23,14 +23,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
 from gid_models.motion import MotionTexture
 from gid_models.normalization import NormalizationStatsAccumulator
 from gid_models.renderer import splat_metric
 from gid_models.spectral import SpectralVolume
 
-from .data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE
+from .data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE, ShardWriter
 
 __all__ = ["TOY_KINDS", "band_energy", "toy_scenes", "write_toy_data"]
 
@@ -223,21 +222,10 @@ def _to_uint8(images: torch.Tensor) -> torch.Tensor:
 def _write_shards(
     folder: Path, prefix: str, shard_size: int, source_names: list[str], **tensors: torch.Tensor
 ) -> list[dict]:
-    """Split same-length tensors into ``prefix-NNNNN.safetensors`` files; the index entries.
-
-    The metadata names each item's source and start frame, as the format asks (every toy
-    window starts at frame 0).
-    """
-    total = len(next(iter(tensors.values())))
-    entries = []
-    for number, start in enumerate(range(0, total, shard_size)):
-        name = f"{prefix}-{number:05d}.safetensors"
-        part = {key: value[start : start + shard_size].contiguous() for key, value in tensors.items()}
-        rows = range(start, min(start + shard_size, total))
-        metadata = {
-            "source": "\n".join(source_names[row] for row in rows),
-            "start_frames": "\n".join("0" for _ in rows),
-        }
-        save_file(part, str(folder / name), metadata=metadata)
-        entries.append({"file": name, "count": len(next(iter(part.values())))})
-    return entries
+    """Write row i of every tensor as item i (from ``source_names[i]``, frame 0) with the
+    preparation's own ``ShardWriter``; the index entries of the shards."""
+    writer = ShardWriter(folder, prefix, shard_size)
+    for row, source in enumerate(source_names):
+        writer.add({name: tensor[row] for name, tensor in tensors.items()}, source, 0)
+    writer.flush()
+    return writer.shards
