@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 __all__ = [
+    "DTYPES",
     "ModelFolderError",
     "check_state_dict",
     "download_model_folder",
@@ -42,6 +43,10 @@ __all__ = [
 ]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+# The precisions weights are loaded or saved in, by the names the nodes and commands use.
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class ModelFolderError(FileNotFoundError):

@@ -9,7 +9,7 @@ import comfy.model_management
 import comfy.model_patcher
 import torch
 
-from gid_models.hub import ModelFolderError, download_model_folder
+from gid_models.hub import DTYPES, ModelFolderError, download_model_folder
 from gid_models.ldm import CONFIG_FILE, MotionLDM
 from gid_models.renderer import CONFIG_FILE as RENDERER_CONFIG_FILE
 from gid_models.renderer import ImageBasedRenderer
@@ -21,7 +21,6 @@ from .comfy_io import GB, Progress, compute_device, image_to_tensor, interruptib
 from .folders import DEFAULT_MODEL, gid_model_dirs
 
 HUB_CACHE_FOLDER = "hub"
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Decoding a preview costs a VAE pass; about ten previews per sampling run are enough to watch.
 PREVIEWS_PER_RUN = 10
 
@@ -198,7 +197,7 @@ class PredictSpectralVolume:
     def run(self, motion_model, image, seed, steps, cfg, scheduler, guidance=None):
         model = unwrap_motion_model(motion_model)
         pixels = image_to_tensor(image)
-        self._check_memory(model, *pixels.shape[:1], *pixels.shape[-2:])
+        self._check_memory(model, pixels.shape[0], *pixels.shape[-2:])
         comfy.model_management.load_models_gpu([motion_model])
         progress = Progress(steps)
         preview_every = max(1, steps // PREVIEWS_PER_RUN)

@@ -19,28 +19,21 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
-import torch
 from PIL import Image
 
 from comfyui_server import REPO_DIR, ComfyUIServer
+from gid_models.video import read_video
 from gid_models.visualize import frame_and_xt_slice
 
 WORKFLOW = REPO_DIR / "workflows" / "api" / "image_to_loop.json"
 EXAMPLE_IMAGE = "example.png"
 
 
-def read_video(path: Path) -> torch.Tensor:
-    """All frames of a video file as ``[T, 3, H, W]`` float in [0, 1]."""
-    with av.open(str(path)) as container:
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
-
-
 def write_figure(video: Path, picture: Path) -> None:
     """Save the first frame and the X-t slice of its most moving row as a PNG."""
-    figure = frame_and_xt_slice(read_video(video))
+    frames, _ = read_video(video)
+    figure = frame_and_xt_slice(frames.float() / 255)
     pixels = (figure.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     Image.fromarray(pixels).save(picture)
 

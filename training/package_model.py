@@ -27,15 +27,13 @@ from pathlib import Path
 
 import torch
 
-from gid_models.hub import ModelFolderError
+from gid_models.hub import DTYPES, ModelFolderError
 from gid_models.ldm import MotionLDM
 from gid_models.renderer import ImageBasedRenderer
 
 from .model_card import inherited_sections, model_card
 
-__all__ = ["DTYPES", "main", "package_model"]
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+__all__ = ["main", "package_model"]
 
 _DESCRIPTION = """\
 A motion model of Generative Image Dynamics (Li et al., CVPR 2024) for the ComfyUI node pack
