@@ -190,9 +190,9 @@ def train(
         stop_after_steps: stop after this many steps of this invocation, with a checkpoint, to
             resume later (e.g. to fit a job's time limit); None runs to ``settings.max_steps``.
         time_limit: seconds of this invocation after which the run ends at the current step
-            as though it were ``settings.max_steps``: the model folder is written from the
-            weights so far and the run cannot be resumed (for a fixed compute budget). None: no
-            limit.
+            as though it were ``settings.max_steps``: a checkpoint and the model folder are
+            written from the weights so far (for a fixed compute budget; ``--resume`` would carry
+            on towards ``settings.max_steps``). None: no limit.
 
     Returns:
         What this invocation did.

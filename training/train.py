@@ -21,8 +21,8 @@ parallel):
 
 ``--resume`` continues a run from its newest checkpoint (and starts it when it has none), so
 a job script that always passes it survives preemption; ``--stop-after-steps N`` ends this
-invocation after N steps with a checkpoint. ``--time-limit SECONDS`` instead ends the run for
-good at the step it reached, with its model folder (a fixed compute budget).
+invocation after N steps with a checkpoint. ``--time-limit SECONDS`` instead ends the run at
+the step it reached as if it were the last, writing its model folder (a fixed compute budget).
 """
 
 from __future__ import annotations
