@@ -39,10 +39,24 @@ Choices the paper leaves open, made here:
   u = 200 makes sense: summed over 40960 pixels, u = 200 would push every latent element by
   hundreds of standard deviations.
 - The batch sums the samples' losses, so that each sample's guidance is independent of the others.
-- The gradient flows through the decoder, the denormalization and the inverse transform, not
-  through the denoiser: eps_hat is held constant, so ``grad_{z_n} = grad_{z_0} / sqrt(alpha_bar)``.
-  A backward pass through the U-Net would double the cost of every evaluation and its memory;
-  universal guidance's self-recurrence makes up for the approximation.
+- How grad_{z_n} L_g reaches the latent (the paper does not say) is the ``direction``:
+
+  ``"decoder"`` (default): autograd through the decoder, the denormalization and the inverse transform,
+  not through the denoiser (eps_hat is held constant, so ``grad_{z_n} = grad_{z_0} / sqrt(alpha_bar)``;
+  a backward pass through the U-Net would double the cost of every evaluation and its memory).
+  This is the literal gradient, and it steers the motion wherever the decoder's Jacobian is
+  steepest: on the drifting toy of ``training.synthetic`` it cancels the snap-back by pumping
+  single bands (band 2 grew 3.6x while band 1 fell to 0.6).
+
+  ``"encoder"``: the gradient of L_g with respect to the *normalized* spectral volume,
+  carried into latent space by the encoder, i.e. the latent change whose decoding moves the
+  volume along that gradient (a central difference of the encoder around the decoded volume).
+  In pixel units the resulting change of band k is the gradient scaled by the square of the
+  band's normalization scale, the spread of that band in the training data: a step preconditioned
+  by the data's own per-band variance, so that the guidance changes each band in proportion to
+  how much it varies in real motion. A snap-back is then removed the way it was made (a drift's
+  1/k spectrum) instead of being cancelled by the steepest band. It needs no backward pass
+  through the VAE, only two encoder passes.
 
 Self-recurrence (universal guidance, Bansal et al. 2023)
 --------------------------------------------------------
@@ -65,13 +79,18 @@ from dataclasses import dataclass, replace
 import torch
 
 from .ldm import MotionLDM
+from .normalization import denormalize
 from .sampling import SamplingStep, decode_spectral_volume
 from .spectral import SpectralVolume
 
-__all__ = ["LoopGuidance", "rendered_seam_ratio", "seam_gaps", "seam_metrics"]
+__all__ = ["DIRECTIONS", "LoopGuidance", "rendered_seam_ratio", "seam_gaps", "seam_metrics"]
 
 # (height, width) of the paper's model: at this resolution L_g is the mean over pixels.
 PAPER_RESOLUTION = (160, 256)
+# How grad_{z_n} L_g reaches the latent (see the module docstring).
+DIRECTIONS = ("encoder", "decoder")
+# Central-difference step of the "encoder" direction, in normalized units (volumes span about [-1, 1]).
+ENCODER_STEP = 1e-2
 
 
 @dataclass(frozen=True)
@@ -88,6 +107,8 @@ class LoopGuidance:
         end_frame: frame of F_T; negative frames count from the window's end, so the default -1
             is the last frame, T - 1. Frames are taken modulo T, as the motion repeats every T
             frames.
+        direction: how the gradient reaches the latent, ``"encoder"`` or ``"decoder"`` (see the
+            module docstring); the two differ in scale, so each has its own good ``weight``.
     """
 
     weight: float = 200.0
@@ -95,6 +116,7 @@ class LoopGuidance:
     velocity_weight: float = 1.0
     start_frame: int = 0
     end_frame: int = -1
+    direction: str = "decoder"
 
     def __post_init__(self) -> None:
         for name in ("weight", "velocity_weight"):
@@ -107,6 +129,8 @@ class LoopGuidance:
                 raise ValueError(f"{name} must be an integer, got {value!r}")
         if self.self_recurrence < 0:
             raise ValueError(f"self_recurrence must be >= 0, got {self.self_recurrence}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
 
     def __call__(self, step: SamplingStep, model: MotionLDM, predict_noise) -> SamplingStep:
         """Guide one denoising step (Eq. 5), with self-recurrence.
@@ -134,15 +158,39 @@ class LoopGuidance:
         return replace(step, noise=step.noise + self.weight * step.sigma * self.loss_gradient(step, model))
 
     def loss_gradient(self, step: SamplingStep, model: MotionLDM) -> torch.Tensor:
-        """``[B, K, 4, h, w]`` grad_{z_n} L_g, eps_hat held constant (see the module docstring)."""
+        """``[B, K, 4, h, w]`` grad_{z_n} L_g along ``direction``, eps_hat held constant (see the
+        module docstring)."""
         # The sampler runs without gradients (in ComfyUI in inference mode); only this graph has them.
         with torch.inference_mode(False), torch.enable_grad():
-            _prepare_for_autograd(model)
-            latents = step.latents.clone().requires_grad_()
-            clean = replace(step, latents=latents).predicted_clean()
-            loss = self.loss(decode_spectral_volume(model, clean)).sum()
-            (gradient,) = torch.autograd.grad(loss, latents)
+            _prepare_for_autograd(model, through_decoder=self.direction == "decoder")
+            if self.direction == "decoder":
+                return self._decoder_gradient(step, model)
+            return self._encoder_gradient(step, model)
+
+    def _decoder_gradient(self, step: SamplingStep, model: MotionLDM) -> torch.Tensor:
+        latents = step.latents.clone().requires_grad_()
+        volume = decode_spectral_volume(model, replace(step, latents=latents).predicted_clean())
+        (gradient,) = torch.autograd.grad(self.loss(volume).sum(), latents)
         return gradient
+
+    def _encoder_gradient(self, step: SamplingStep, model: MotionLDM) -> torch.Tensor:
+        with torch.no_grad():
+            slices = model.vae.decode_latents(step.predicted_clean()).float()  # [B, K, 4, H, W] normalized
+        variable = slices.clone().requires_grad_()
+        normalized = SpectralVolume.from_channels(
+            variable, fps=model.config.fps, window=model.config.window, normalized=True
+        )
+        (slice_gradient,) = torch.autograd.grad(
+            self.loss(denormalize(normalized, model.normalization)).sum(), variable
+        )
+        with torch.no_grad():
+            # A central difference of the encoder: a step of ENCODER_STEP normalized units at the
+            # largest element keeps it in the encoder's linear range and above float32 rounding.
+            size = ENCODER_STEP / slice_gradient.abs().amax().clamp_min(torch.finfo(slices.dtype).tiny)
+            forward = model.vae.encode_latents((slices + size * slice_gradient).to(step.latents.dtype))
+            backward = model.vae.encode_latents((slices - size * slice_gradient).to(step.latents.dtype))
+            gradient = (forward.float() - backward.float()) / (2 * size)
+        return gradient.to(step.latents) / step.alpha_bar**0.5
 
     def loss(self, volume: SpectralVolume) -> torch.Tensor:
         """L_g of each sample (see the module docstring for units and normalisation).
@@ -159,8 +207,8 @@ class LoopGuidance:
         return per_pixel.mean(dim=(-2, -1)) * resolution_factor
 
 
-def _prepare_for_autograd(model: MotionLDM) -> None:
-    """Let gradients flow through the decoder and the denormalization of ``model``.
+def _prepare_for_autograd(model: MotionLDM, through_decoder: bool) -> None:
+    """Let gradients flow through the denormalization of ``model`` and, if asked, its decoder.
 
     The decoder's activations are checkpointed, which bounds the memory of its backward pass
     (passes without gradients, such as the sampler's own decoding, are unaffected). Tensors made
@@ -168,11 +216,12 @@ def _prepare_for_autograd(model: MotionLDM) -> None:
     ``torch.inference_mode()``, so the weights it loads or moves are such tensors: they are
     replaced by normal tensors of the same values, once, as later calls find them normal.
     """
-    model.vae.enable_gradient_checkpointing()
-    for module in model.vae.modules():
-        for name, parameter in list(module.named_parameters(recurse=False)):
-            if parameter.is_inference():
-                setattr(module, name, torch.nn.Parameter(parameter.clone(), parameter.requires_grad))
+    if through_decoder:
+        model.vae.enable_gradient_checkpointing()
+        for module in model.vae.modules():
+            for name, parameter in list(module.named_parameters(recurse=False)):
+                if parameter.is_inference():
+                    setattr(module, name, torch.nn.Parameter(parameter.clone(), parameter.requires_grad))
     if model.normalization.scales.is_inference():
         model.normalization = replace(model.normalization, scales=model.normalization.scales.clone())
 

@@ -13,7 +13,8 @@ class LoopGuidance:
         "denoising step, the gradient of L_g = |F_T - F_1| + w_v |dF_T - dF_1| (position and velocity "
         "of every pixel at the loop's last and first frame) is added to the noise estimate, and the "
         "step is re-noised and repeated (self-recurrence). Each step costs 1 + self_recurrence "
-        "denoiser passes plus as many decoder backward passes."
+        "denoiser passes plus as many guidance passes (a decoder backward pass each, or two encoder "
+        "passes with direction 'encoder')."
     )
     CATEGORY = types.CATEGORY
     RETURN_TYPES = (types.GUIDANCE,)
@@ -71,11 +72,25 @@ class LoopGuidance:
                         "tooltip": "Frame F_T; -1 = the last frame of the T-frame loop (T - 1). Frame T would be frame 0 again and is refused.",
                     },
                 ),
-            }
+            },
+            "optional": {
+                "direction": (
+                    list(looping.DIRECTIONS),
+                    {
+                        "default": "decoder",
+                        "tooltip": "How the gradient of L_g reaches the latent. decoder: the literal gradient through the VAE decoder "
+                        "(may cancel a snap-back by pumping single bands). encoder: the gradient of the normalized spectral volume, "
+                        "carried into the latent by the VAE encoder, which changes each band in proportion to how much it varies in "
+                        "real motion. The two need different weights.",
+                    },
+                ),
+            },
         }
 
-    def run(self, weight, self_recurrence, velocity_weight, start_frame, end_frame):
-        return (looping.LoopGuidance(weight, self_recurrence, velocity_weight, start_frame, end_frame),)
+    def run(self, weight, self_recurrence, velocity_weight, start_frame, end_frame, direction="decoder"):
+        return (
+            looping.LoopGuidance(weight, self_recurrence, velocity_weight, start_frame, end_frame, direction),
+        )
 
 
 NODE_CLASS_MAPPINGS = {"LoopGuidance": LoopGuidance}

@@ -13,12 +13,16 @@ So the image decides the motion of every band of the first six (the default K = 
 bands sway faintly for both kinds. The frame pairs (I_0, I_t, flow) are cut from the same
 windows: the flow is the window's motion at frame t, I_t is I_0 moved along it, and the
 splatting metric is the window's W, as ``training.prepare`` writes them.
+
+``drifting_scenes`` makes the toy of loop guidance instead: the same images, whose objects swing
+in every band and drift away without coming back, so that their windows do not loop.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,12 +35,14 @@ from gid_models.spectral import SpectralVolume
 
 from .data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE, ShardWriter
 
-__all__ = ["TOY_KINDS", "band_energy", "toy_scenes", "write_toy_data"]
+__all__ = ["TOY_KINDS", "band_energy", "drifting_scenes", "toy_scenes", "write_toy_data"]
 
 # The kinds of toy image and the band each one's object moves in.
 TOY_KINDS = {"striped red": 2, "dotted blue": 5}
 # The bands whose motion depends on the kind: each kind's own band and the two below it.
 _KIND_BANDS = {band - offset for band in TOY_KINDS.values() for offset in (0, 1, 2)}
+# Phase step between the bands of a drifting scene's swing: irrational, so no moment lines them up.
+_GOLDEN_ANGLE = math.pi * (3 - math.sqrt(5))
 
 
 def toy_scenes(
@@ -62,41 +68,15 @@ def toy_scenes(
         ``[count, 3, H, W]`` images, RGB in [0, 1], and ``[count, K, 2, H, W]`` complex64
         spectral volumes in pixels.
     """
-    if kind not in TOY_KINDS:
-        raise ValueError(f"unknown toy kind {kind!r}; the kinds are {list(TOY_KINDS)}")
-    main_band = TOY_KINDS[kind]
-    if main_band >= num_bands:
-        raise ValueError(
-            f"the toy kind {kind!r} moves in band {main_band}, but only {num_bands} bands are kept"
-        )
-    height, width = size
-
-    def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-        return low + (high - low) * torch.rand(count, *shape, generator=generator)
-
-    y = torch.arange(height, dtype=torch.float32).view(1, height, 1)
-    x = torch.arange(width, dtype=torch.float32).view(1, 1, width)
-    center_x, center_y = uniform(0.3, 0.7, 1, 1) * width, uniform(0.3, 0.7, 1, 1) * height
-    radius = uniform(0.25, 0.4, 1, 1) * min(height, width)
-    distance = ((x - center_x) ** 2 + (y - center_y) ** 2).sqrt()
-    mask = torch.sigmoid((radius - distance) / 1.5)  # [count, H, W], a disc with a soft edge
-
-    period, phase = uniform(4, 8, 1, 1), uniform(0, 2 * math.pi, 1, 1)
-    stripes = 0.5 + 0.5 * torch.sin(2 * math.pi * y / period + phase)
-    if kind == "striped red":
-        pattern, colour = stripes, torch.tensor([0.85, 0.15, 0.1])
-    else:
-        pattern, colour = (
-            stripes * (0.5 + 0.5 * torch.sin(2 * math.pi * x / period + phase)),
-            torch.tensor([0.1, 0.2, 0.85]),
-        )
-    object_ = colour.view(1, 3, 1, 1) * uniform(0.7, 1.0, 1, 1, 1) * (0.6 + 0.4 * pattern[:, None])
-    images = (mask[:, None] * object_ + (1 - mask[:, None]) * 0.5).clamp(0, 1)
+    main_band = _kind_band(kind, num_bands)
+    images, mask = _disc_images(kind, count, size, generator)
 
     def swings(strength: float, *shape: int) -> torch.Tensor:
         """``[count, *shape, 2]`` complex vectors of length ``strength``, random direction and phase."""
-        direction = uniform(0, 2 * math.pi, *shape)
-        phasor = torch.polar(torch.full_like(direction, strength), uniform(0, 2 * math.pi, *shape))
+        direction = _uniform(generator, count, 0, 2 * math.pi, *shape)
+        phasor = torch.polar(
+            torch.full_like(direction, strength), _uniform(generator, count, 0, 2 * math.pi, *shape)
+        )
         return phasor[..., None] * torch.stack([direction.cos(), direction.sin()], dim=-1)
 
     # The ground sways in the two bands below the object's; bands that belong to no kind sway for all.
@@ -108,6 +88,112 @@ def toy_scenes(
     coeffs = swings(background)[:, None, :, None, None] * ground  # [count, K, 2, H, W]
     coeffs[:, main_band, 0] = amplitude * mask  # a horizontal swing of phase 0: Re x only
     return images, coeffs.to(torch.complex64)
+
+
+def drifting_scenes(
+    kind: str,
+    count: int,
+    size: tuple[int, int],
+    num_bands: int,
+    generator: torch.Generator,
+    amplitude: float = 1.0,
+    drift: float = 2.5,
+    window: int = 150,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scenes whose windows do not loop: the toy of loop guidance (``gid_models.looping``).
+
+    The images are those of ``toy_scenes`` (a disc of the given kind on a grey ground); the
+    ground is still. The object swings horizontally in every band k = 1 .. K - 1 with
+    ``amplitude / k`` pixels (the 1/f fall-off of natural motion, paper Fig. 2) and phases a
+    golden angle apart (so that no moment of the window is special), the same swing for every
+    object; on top of it, it drifts at constant speed by a random distance, uniform in
+    [-drift, drift] pixels over the window, and does not come back, as a branch that settles
+    elsewhere does in a real window. The volume is what ``training.prepare`` computes from a
+    video: the Fourier transform of the trajectory over the T-frame window (frame 0 at
+    displacement 0), truncated to K bands. It is periodic all the same, so the object hurries
+    back by the drift within the few frames around the seam: the defect that loop guidance
+    removes, while the swing should stay.
+
+    Args:
+        kind: a kind of ``TOY_KINDS`` (the look of the object; its band plays no part here).
+        count: scenes to make.
+        size: ``(H, W)`` in pixels.
+        num_bands: K, >= 2.
+        generator: random generator of the images and drifts.
+        amplitude: swing of band 1 in pixels, >= 0.
+        drift: largest drift over the window in pixels, >= 0 (0: every window loops).
+        window: T, frames of the FFT window.
+
+    Returns:
+        ``[count, 3, H, W]`` images, RGB in [0, 1], and ``[count, K, 2, H, W]`` complex64
+        spectral volumes in pixels.
+    """
+    if num_bands < 2:
+        raise ValueError(
+            f"drifting scenes swing in bands 1 .. K - 1, so K must be at least 2, got {num_bands}"
+        )
+    images, mask = _disc_images(kind, count, size, generator)
+    time = torch.arange(window, dtype=torch.float64) / window  # in windows
+    bands = torch.arange(1, num_bands, dtype=torch.float64).view(-1, 1)
+    phases = bands * _GOLDEN_ANGLE
+    swing = (amplitude / bands * torch.cos(2 * math.pi * bands * time + phases)).sum(dim=0)
+    distance = _uniform(generator, count, -drift, drift, 1).double()
+    trajectory = swing - swing[0] + distance * time  # [count, T] pixels, 0 at frame 0
+    motion = torch.zeros(count, window, 2, 1, 1, dtype=torch.float64)
+    motion[:, :, 0, 0, 0] = trajectory
+    spectrum = SpectralVolume.from_motion_texture(motion, num_bands=num_bands).coeffs  # [count, K, 2, 1, 1]
+    return images, (spectrum * mask[:, None, None]).to(torch.complex64)
+
+
+def _kind_band(kind: str, num_bands: int) -> int:
+    """The band the objects of ``kind`` swing in, checked against K."""
+    _check_kind(kind)
+    if TOY_KINDS[kind] >= num_bands:
+        raise ValueError(
+            f"the toy kind {kind!r} moves in band {TOY_KINDS[kind]}, but only {num_bands} bands are kept"
+        )
+    return TOY_KINDS[kind]
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in TOY_KINDS:
+        raise ValueError(f"unknown toy kind {kind!r}; the kinds are {list(TOY_KINDS)}")
+
+
+def _uniform(generator: torch.Generator, count: int, low: float, high: float, *shape: int) -> torch.Tensor:
+    return low + (high - low) * torch.rand(count, *shape, generator=generator)
+
+
+def _disc_images(
+    kind: str, count: int, size: tuple[int, int], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[count, 3, H, W]`` toy images of ``kind`` and ``[count, H, W]`` masks of their discs."""
+    _check_kind(kind)
+    height, width = size
+    y = torch.arange(height, dtype=torch.float32).view(1, height, 1)
+    x = torch.arange(width, dtype=torch.float32).view(1, 1, width)
+    center_x = _uniform(generator, count, 0.3, 0.7, 1, 1) * width
+    center_y = _uniform(generator, count, 0.3, 0.7, 1, 1) * height
+    radius = _uniform(generator, count, 0.25, 0.4, 1, 1) * min(height, width)
+    distance = ((x - center_x) ** 2 + (y - center_y) ** 2).sqrt()
+    mask = torch.sigmoid((radius - distance) / 1.5)  # a disc with a soft edge
+
+    period, phase = _uniform(generator, count, 4, 8, 1, 1), _uniform(generator, count, 0, 2 * math.pi, 1, 1)
+    stripes = 0.5 + 0.5 * torch.sin(2 * math.pi * y / period + phase)
+    if kind == "striped red":
+        pattern, colour = stripes, torch.tensor([0.85, 0.15, 0.1])
+    else:
+        pattern, colour = (
+            stripes * (0.5 + 0.5 * torch.sin(2 * math.pi * x / period + phase)),
+            torch.tensor([0.1, 0.2, 0.85]),
+        )
+    object_ = (
+        colour.view(1, 3, 1, 1)
+        * _uniform(generator, count, 0.7, 1.0, 1, 1, 1)
+        * (0.6 + 0.4 * pattern[:, None])
+    )
+    images = (mask[:, None] * object_ + (1 - mask[:, None]) * 0.5).clamp(0, 1)
+    return images, mask
 
 
 def band_energy(volume: SpectralVolume) -> torch.Tensor:
@@ -125,6 +211,7 @@ def write_toy_data(
     seed: int = 0,
     fps: float = 30.0,
     window: int = 150,
+    scenes: Callable[..., tuple[torch.Tensor, torch.Tensor]] = toy_scenes,
 ) -> Path:
     """Write a prepared-data folder of toy windows and frame pairs (see the module docstring).
 
@@ -138,6 +225,9 @@ def write_toy_data(
         seed: seed of everything random.
         fps: frames per second of the FFT window.
         window: T, frames of the FFT window.
+        scenes: what makes the windows, called as ``scenes(kind, 1, size, num_bands, generator)``:
+            ``toy_scenes`` (each kind moves in its own band) or ``drifting_scenes`` (windows that
+            do not loop; ``functools.partial`` sets its options, its window must be ``window``).
 
     Returns:
         The folder.
@@ -149,7 +239,7 @@ def write_toy_data(
     images, volumes = [], []
     for number in range(windows_per_kind * len(kinds)):
         kind = kinds[number % len(kinds)]
-        image, volume = toy_scenes(kind, 1, size, num_bands, generator)
+        image, volume = scenes(kind, 1, size, num_bands, generator)
         images.append(image)
         volumes.append(volume)
     images, coeffs = torch.cat(images), torch.cat(volumes)

@@ -33,7 +33,7 @@ from .config import CONFIG_FOLDER
 from .synthetic import TOY_KINDS, band_energy, toy_scenes, write_toy_data
 from .train import run
 
-__all__ = ["MIN_RATIO", "RUNS", "ToyProof", "prove", "verdict"]
+__all__ = ["MIN_RATIO", "RUNS", "ToyProof", "prove", "train_toy_model", "verdict"]
 
 # How much more energy the sampled volumes of a kind must have in its own band than in the other's.
 MIN_RATIO = 4.0
@@ -91,25 +91,8 @@ def prove(
     Returns:
         The energies and the verdict.
     """
-    overrides = overrides or {}
     data = write_toy_data(output / "data", windows_per_kind=windows_per_kind)
-    for name, (command, config, init) in RUNS.items():
-        arguments = [
-            *command,
-            "--config",
-            str(CONFIG_FOLDER / config),
-            "--data",
-            str(data),
-            "--output",
-            str(output / name),
-        ]
-        if init is not None:
-            arguments += ["--init", str(output / init / "model")]
-        run(
-            arguments + [argument for override in overrides.get(name, []) for argument in ("--set", override)]
-        )
-
-    model = MotionLDM.from_pretrained(output / "stage2" / "model")
+    model = MotionLDM.from_pretrained(train_toy_model(data, output, overrides))
     generator = torch.Generator().manual_seed(12345)  # new images and volumes, not the training ones
     true_energy, sampled_energy = {}, {}
     for kind in TOY_KINDS:
@@ -120,6 +103,29 @@ def prove(
         true_energy[kind] = band_energy(SpectralVolume(coeffs)).mean(dim=0)
         sampled_energy[kind] = band_energy(sampled).mean(dim=0)
     return ToyProof(true_energy, sampled_energy, verdict(sampled_energy))
+
+
+def train_toy_model(data: Path, output: Path, overrides: dict[str, list[str]] | None = None) -> Path:
+    """Train the three motion stages of ``RUNS`` on a prepared-data folder, one after the other.
+
+    Args:
+        data: a prepared-data folder (e.g. of ``write_toy_data``).
+        output: folder for the three run folders.
+        overrides: run name ("vae", "stage1", "stage2") -> ``--set`` overrides of its config.
+
+    Returns:
+        The motion model folder of the last run (``output / "stage2" / "model"``).
+    """
+    overrides = overrides or {}
+    for name, (command, config, init) in RUNS.items():
+        arguments = [*command, "--config", str(CONFIG_FOLDER / config), "--data", str(data)]
+        arguments += ["--output", str(output / name)]
+        if init is not None:
+            arguments += ["--init", str(output / init / "model")]
+        run(
+            arguments + [argument for override in overrides.get(name, []) for argument in ("--set", override)]
+        )
+    return output / "stage2" / "model"
 
 
 def verdict(energy: dict[str, torch.Tensor]) -> bool:

@@ -13,7 +13,7 @@ def tiny_model_name(comfyui, tiny_motion_model):
     return "tiny-loop-model"
 
 
-def _graph(model_name, guided=True, end_frame=-1):
+def _graph(model_name, guided=True, end_frame=-1, direction="decoder"):
     graph = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
         "2": {
@@ -28,6 +28,7 @@ def _graph(model_name, guided=True, end_frame=-1):
                 "velocity_weight": 1.0,
                 "start_frame": 0,
                 "end_frame": end_frame,
+                "direction": direction,
             },
         },
         "4": {
@@ -56,8 +57,9 @@ def _predicted_volume(comfyui, graph):
     return load_spectral_volume(path)
 
 
-def test_loop_guidance_steers_the_predicted_spectral_volume(comfyui, tiny_model_name):
-    guided = _predicted_volume(comfyui, _graph(tiny_model_name, guided=True))
+@pytest.mark.parametrize("direction", ["decoder", "encoder"])
+def test_loop_guidance_steers_the_predicted_spectral_volume(comfyui, tiny_model_name, direction):
+    guided = _predicted_volume(comfyui, _graph(tiny_model_name, guided=True, direction=direction))
     unguided = _predicted_volume(comfyui, _graph(tiny_model_name, guided=False))
 
     assert guided.coeffs.shape == unguided.coeffs.shape
