@@ -160,7 +160,8 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=200.0, help="u of Eq. 5")
     parser.add_argument("--self-recurrence", type=int, default=2)
     parser.add_argument("--velocity-weight", type=float, default=1.0)
-    parser.add_argument("--direction", choices=DIRECTIONS, default="encoder")
+    parser.add_argument("--direction", choices=DIRECTIONS, default="decoder")
+    parser.add_argument("--backward", type=float, default=0.0, help="strength of the backward step, 0..1")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -176,6 +177,7 @@ def main() -> None:
         self_recurrence=args.self_recurrence,
         velocity_weight=args.velocity_weight,
         direction=args.direction,
+        backward=args.backward,
     )
     print(
         f"{label}\nK={model.config.num_bands} resolution={model.config.resolution} {args.scheduler} "

@@ -58,6 +58,18 @@ Choices the paper leaves open, made here:
   1/k spectrum) instead of being cancelled by the steepest band. It needs no backward pass
   through the VAE, only two encoder passes.
 
+Backward step (universal guidance, Bansal et al. 2023)
+------------------------------------------------------
+Universal guidance, which the paper adopts, has besides the forward term of Eq. 5 a *backward*
+step: the clean prediction z_0 is moved to where the guidance loss is low, z_0 + dz_0, and eps_hat
+becomes the noise that predicts it, ``eps_hat - sqrt(alpha_bar) / sigma_n dz_0``. For looping the
+inner problem has an exact answer: the seam gaps are linear in the coefficients, so the volume
+nearest to the prediction whose gaps are zero, in the metric of each band's spread in the training
+data (the normalization scales), is a closed-form projection (``nearest_loop``). A snap-back,
+which is a 1/k sawtooth added to every band, is what that metric takes out first, and the mean
+position is left alone. dz_0 is the encoder's image of the change (encoding of the corrected
+volume minus encoding of the prediction), so that the decoder's round trip error cancels.
+
 Self-recurrence (universal guidance, Bansal et al. 2023)
 --------------------------------------------------------
 After a guided estimate, the step is taken to z_{n-1} and z_{n-1} is diffused back to noise level
@@ -79,11 +91,11 @@ from dataclasses import dataclass, replace
 import torch
 
 from .ldm import MotionLDM
-from .normalization import denormalize
+from .normalization import denormalize, normalize
 from .sampling import SamplingStep, decode_spectral_volume
 from .spectral import SpectralVolume
 
-__all__ = ["DIRECTIONS", "LoopGuidance", "rendered_seam_ratio", "seam_gaps", "seam_metrics"]
+__all__ = ["DIRECTIONS", "LoopGuidance", "nearest_loop", "rendered_seam_ratio", "seam_gaps", "seam_metrics"]
 
 # (height, width) of the paper's model: at this resolution L_g is the mean over pixels.
 PAPER_RESOLUTION = (160, 256)
@@ -109,6 +121,12 @@ class LoopGuidance:
             frames.
         direction: how the gradient reaches the latent, ``"encoder"`` or ``"decoder"`` (see the
             module docstring); the two differ in scale, so each has its own good ``weight``.
+        backward: strength of universal guidance's backward step, in [0, 1]: at every step the
+            predicted clean volume is moved this fraction of the way to its nearest loop
+            (``nearest_loop``): its position gap shrinks by ``1 - backward``, its velocity gap
+            by ``1 - backward * min(1, velocity_weight)``.
+            0 (default) is the paper's Eq. 5 alone; with ``weight = 0`` it is the backward step
+            alone.
     """
 
     weight: float = 200.0
@@ -117,9 +135,10 @@ class LoopGuidance:
     start_frame: int = 0
     end_frame: int = -1
     direction: str = "decoder"
+    backward: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("weight", "velocity_weight"):
+        for name in ("weight", "velocity_weight", "backward"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -131,6 +150,8 @@ class LoopGuidance:
             raise ValueError(f"self_recurrence must be >= 0, got {self.self_recurrence}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if self.backward > 1:
+            raise ValueError(f"backward must be between 0 and 1, got {self.backward!r}")
 
     def __call__(self, step: SamplingStep, model: MotionLDM, predict_noise) -> SamplingStep:
         """Guide one denoising step (Eq. 5), with self-recurrence.
@@ -145,7 +166,7 @@ class LoopGuidance:
             The step to take: the guided eps_hat and the z_n it belongs to (re-noised when
             ``self_recurrence > 0``). Neither tensor requires gradients.
         """
-        if self.weight == 0:
+        if self.weight == 0 and self.backward == 0:
             return step  # re-noising without guidance would only draw other noise
         guided = self.guide(step, model)
         for _ in range(self.self_recurrence):
@@ -154,8 +175,38 @@ class LoopGuidance:
         return guided
 
     def guide(self, step: SamplingStep, model: MotionLDM) -> SamplingStep:
-        """Eq. 5 at one z_n: ``step`` with eps_hat + u * sigma_n * grad_{z_n} L_g."""
-        return replace(step, noise=step.noise + self.weight * step.sigma * self.loss_gradient(step, model))
+        """Eq. 5 at one z_n: ``step`` with eps_hat + u * sigma_n * grad_{z_n} L_g, then the
+        backward step, if any."""
+        if self.weight > 0:
+            step = replace(
+                step, noise=step.noise + self.weight * step.sigma * self.loss_gradient(step, model)
+            )
+        if self.backward > 0:
+            step = replace(
+                step, noise=step.noise - step.alpha_bar**0.5 / step.sigma * self.backward_change(step, model)
+            )
+        return step
+
+    def backward_change(self, step: SamplingStep, model: MotionLDM) -> torch.Tensor:
+        """``[B, K, 4, h, w]`` change of the clean latent z_0 that moves the volume it decodes to
+        ``backward`` of the way to its nearest loop (``nearest_loop``)."""
+        with torch.no_grad():
+            volume = decode_spectral_volume(model, step.predicted_clean())
+            target = nearest_loop(
+                volume,
+                model.normalization.scales.to(volume.device),
+                self.start_frame,
+                self.end_frame,
+                strength=self.backward,
+                velocity_strength=self.backward * min(1.0, self.velocity_weight),
+            )
+            latents = [
+                model.vae.encode_latents(
+                    normalize(candidate, model.normalization).to_channels().to(step.latents.dtype)
+                )
+                for candidate in (target, volume)
+            ]
+        return (latents[0] - latents[1]).to(step.latents)
 
     def loss_gradient(self, step: SamplingStep, model: MotionLDM) -> torch.Tensor:
         """``[B, K, 4, h, w]`` grad_{z_n} L_g along ``direction``, eps_hat held constant (see the
@@ -273,6 +324,64 @@ def seam_gaps(
     motion = volume.motion_at(times)  # [B, 2 frames, 2 axes, H, W]
     velocity = volume.velocity_at(times) / volume.fps
     return motion[:, 1] - motion[:, 0], velocity[:, 1] - velocity[:, 0]
+
+
+def nearest_loop(
+    volume: SpectralVolume,
+    band_scales: torch.Tensor,
+    start_frame: int = 0,
+    end_frame: int = -1,
+    strength: float = 1.0,
+    velocity_strength: float | None = None,
+) -> SpectralVolume:
+    """The looping volume nearest to ``volume``, measured in each band's spread.
+
+    The seam gaps are linear in the coefficients: ``g_j = Re(sum_k S_k r_jk)`` with
+    ``r_k = exp(i w_k e) - exp(i w_k s)`` for the position and ``i w_k r_k`` for the velocity
+    (w_k = 2 pi k / T per frame, s and e the two frames). Of all changes that shrink each gap by
+    its fraction f_j, the one of least ``sum_k |dS_k|^2 / sigma_k^2`` is
+    ``dS_k = -sigma_k^2 sum_j lambda_j conj(r_jk)`` with ``M lambda = f g``,
+    ``M_jl = sum_k sigma_k^2 Re(r_jk conj(r_lk))``: the most probable correction
+    under independent Gaussian bands of spread sigma_k. With the normalization scales as sigma_k,
+    a snap-back is taken out in the shape the data's own motion has, and the mean position
+    (band 0, r_0 = 0) is left alone. Every pixel and axis is corrected independently with the
+    same M.
+
+    Args:
+        volume: pixel-unit spectral volume ``[B, K, 2, H, W]``.
+        band_scales: ``[K]`` positive spread of each band in pixels (``NormalizationStats.scales``).
+        start_frame: frame of F_1, as for ``LoopGuidance``.
+        end_frame: frame of F_T, as for ``LoopGuidance``.
+        strength: the fraction of the position gap closed, in [0, 1]: it shrinks by
+            ``1 - strength``.
+        velocity_strength: the fraction of the velocity gap closed, in [0, 1]; defaults to
+            ``strength``. 0 leaves the velocities free (only the positions are constrained).
+
+    Returns:
+        The corrected volume, same shape and dtype.
+    """
+    start, end = start_frame % volume.window, end_frame % volume.window
+    angular = 2 * math.pi * torch.arange(volume.num_bands, dtype=torch.float64, device=volume.device)
+    angular = angular / volume.window
+    position = torch.polar(torch.ones_like(angular), angular * end) - torch.polar(
+        torch.ones_like(angular), angular * start
+    )
+    velocity_strength = strength if velocity_strength is None else velocity_strength
+    rows, fractions = [position], [strength]
+    if velocity_strength > 0:
+        rows.append(1j * angular * position)
+        fractions.append(velocity_strength)
+    rows = torch.stack(rows)  # [m, K]
+    variance = band_scales.to(torch.float64).square()  # [K]
+    gram = (variance * rows[:, None] * rows[None].conj()).real.sum(-1)  # [m, m]
+    coeffs = volume.coeffs.to(torch.complex128)
+    gaps = torch.einsum("bkahw,jk->bjahw", coeffs, rows).real  # [B, m, 2, H, W]
+    closed = gaps * torch.tensor(fractions, dtype=gaps.dtype, device=gaps.device).view(1, -1, 1, 1, 1)
+    multipliers = torch.einsum("ij,bjahw->biahw", torch.linalg.inv(gram), closed)
+    change = variance.view(1, -1, 1, 1, 1) * torch.einsum(
+        "bjahw,jk->bkahw", multipliers.to(rows.dtype), rows.conj()
+    )
+    return replace(volume, coeffs=(coeffs - change).to(volume.coeffs.dtype))
 
 
 @torch.no_grad()

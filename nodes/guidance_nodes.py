@@ -84,12 +84,35 @@ class LoopGuidance:
                         "real motion. The two need different weights.",
                     },
                 ),
+                "backward": (
+                    "FLOAT",
+                    {
+                        "default": 0.0,
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": "Universal guidance's backward step: at every denoising step the predicted motion is moved this "
+                        "fraction of the way to the nearest motion that loops (closed form, measured in each frequency band's spread "
+                        "in the training data). 0 = the paper's Eq. 5 alone; 1 with weight 0 = the backward step alone.",
+                    },
+                ),
             },
         }
 
-    def run(self, weight, self_recurrence, velocity_weight, start_frame, end_frame, direction="decoder"):
+    def run(
+        self,
+        weight,
+        self_recurrence,
+        velocity_weight,
+        start_frame,
+        end_frame,
+        direction="decoder",
+        backward=0.0,
+    ):
         return (
-            looping.LoopGuidance(weight, self_recurrence, velocity_weight, start_frame, end_frame, direction),
+            looping.LoopGuidance(
+                weight, self_recurrence, velocity_weight, start_frame, end_frame, direction, backward
+            ),
         )
 
 

@@ -9,8 +9,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from gid_models.ldm import DiffusionSchedule, MotionLDM
-from gid_models.looping import LoopGuidance, rendered_seam_ratio, seam_gaps, seam_metrics
-from gid_models.normalization import denormalize
+from gid_models.looping import LoopGuidance, nearest_loop, rendered_seam_ratio, seam_gaps, seam_metrics
+from gid_models.normalization import denormalize, normalize
 from gid_models.sampling import (
     SCHEDULERS,
     SamplingStep,
@@ -19,6 +19,7 @@ from gid_models.sampling import (
     predict_spectral_volume,
 )
 from gid_models.spectral import SpectralVolume
+from training.synthetic import band_energy, drifting_scenes
 
 # The untrained tiny model's decoder barely responds to its latents, so it takes a much larger
 # weight than the paper's u = 200 (meant for a trained model) to move its motion visibly.
@@ -334,3 +335,99 @@ def test_a_rendered_drift_jumps_back_at_the_seam():
 def test_too_few_frames_are_refused():
     with pytest.raises(ValueError, match="N >= 3 frames"):
         rendered_seam_ratio(torch.zeros(2, 8, 8, 3))
+
+
+# ------------------------------------------------------------------------------------------------
+# The backward step of universal guidance: the nearest loop
+
+
+def _drifting(drift=1.5, seed=0):
+    _, coeffs = drifting_scenes(
+        "striped red", 3, (32, 32), 16, torch.Generator().manual_seed(seed), drift=drift
+    )
+    return SpectralVolume(coeffs)
+
+
+ONE_OVER_F = torch.tensor([1.0] + [1 / k for k in range(1, 16)])
+
+
+def _weighted_norm(change, scales):
+    return (change.abs().square() / scales.view(1, -1, 1, 1, 1).square()).sum().item()
+
+
+def test_the_nearest_loop_closes_the_position_and_the_velocity_gap():
+    looped = nearest_loop(_drifting(), ONE_OVER_F)
+
+    position, velocity = seam_gaps(looped)
+    assert position.abs().max() < 1e-5
+    assert velocity.abs().max() < 1e-6
+
+
+def test_part_of_the_way_to_the_nearest_loop_shrinks_the_gaps_in_proportion():
+    volume = _drifting()
+
+    position, velocity = seam_gaps(nearest_loop(volume, ONE_OVER_F, strength=0.25))
+
+    torch.testing.assert_close(position, 0.75 * seam_gaps(volume)[0], atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(velocity, 0.75 * seam_gaps(volume)[1], atol=1e-7, rtol=1e-4)
+
+
+def test_no_other_loop_is_nearer_in_the_bands_spread():
+    volume = _drifting()
+    change = nearest_loop(volume, ONE_OVER_F).coeffs - volume.coeffs
+    # Adding any looping motion to the change keeps the gaps closed, and only lengthens it.
+    other_loop = nearest_loop(SpectralVolume(torch.randn_like(volume.coeffs)), ONE_OVER_F).coeffs
+
+    assert _weighted_norm(change, ONE_OVER_F) < _weighted_norm(change + 0.01 * other_loop, ONE_OVER_F)
+
+
+def test_the_nearest_loop_takes_a_drift_out_and_keeps_the_swing_and_the_mean_position():
+    drifting, ideal = _drifting(drift=1.5), _drifting(drift=0.0)
+
+    looped = nearest_loop(drifting, ONE_OVER_F)
+
+    assert seam_metrics(looped)["seam_speed_ratio"] < 1.2 * seam_metrics(ideal)["seam_speed_ratio"]
+    assert seam_metrics(drifting)["seam_speed_ratio"] > 3 * seam_metrics(ideal)["seam_speed_ratio"]
+    torch.testing.assert_close(looped.coeffs[:, 0], drifting.coeffs[:, 0])
+    energy, ideal_energy = band_energy(looped).mean(0)[1:], band_energy(ideal).mean(0)[1:]
+    assert ((energy / ideal_energy - 1).abs() < 0.15).all()
+
+
+def test_the_backward_step_moves_the_predicted_clean_latent_by_the_encoded_change(model):
+    step = _step_of(model)
+    guidance = LoopGuidance(weight=0.0, backward=0.5, self_recurrence=0)
+
+    guided = guidance(step, model, predict_noise=None)
+
+    expected = step.predicted_clean() + guidance.backward_change(step, model)
+    torch.testing.assert_close(guided.predicted_clean(), expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(guided.latents, step.latents)
+
+
+def test_the_backward_change_is_the_encoding_of_the_nearest_loop_minus_that_of_the_volume(model):
+    step = _step_of(model)
+    volume = decode_spectral_volume(model, step.predicted_clean())
+    target = nearest_loop(volume, model.normalization.scales, strength=0.5)
+
+    change = LoopGuidance(backward=0.5).backward_change(step, model)
+
+    encode = model.vae.encode_latents
+    expected = encode(normalize(target, model.normalization).to_channels()) - encode(
+        normalize(volume, model.normalization).to_channels()
+    )
+    torch.testing.assert_close(change, expected)
+
+
+@pytest.mark.parametrize("backward", [-0.1, 1.5])
+def test_a_backward_strength_outside_0_to_1_is_refused(backward):
+    with pytest.raises(ValueError, match="backward"):
+        LoopGuidance(backward=backward)
+
+
+def test_a_velocity_strength_of_zero_closes_the_position_gap_alone():
+    volume = _drifting()
+
+    looped = nearest_loop(volume, ONE_OVER_F, strength=1.0, velocity_strength=0.0)
+
+    assert seam_gaps(looped)[0].abs().max() < 1e-5
+    assert seam_gaps(looped)[1].abs().max() > 1e-4
