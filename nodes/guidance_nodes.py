@@ -12,9 +12,10 @@ class LoopGuidance:
         "Guides PredictSpectralVolume towards motion that loops seamlessly (paper Eq. 5): at every "
         "denoising step, the gradient of L_g = |F_T - F_1| + w_v |dF_T - dF_1| (position and velocity "
         "of every pixel at the loop's last and first frame) is added to the noise estimate, and the "
-        "step is re-noised and repeated (self-recurrence). Each step costs 1 + self_recurrence "
-        "denoiser passes plus as many guidance passes (a decoder backward pass each, or two encoder "
-        "passes with direction 'encoder')."
+        "step is re-noised and repeated (self-recurrence). Universal guidance's backward step "
+        "(backward > 0) also moves the predicted motion towards the nearest motion that loops; the "
+        "shipped workflows use it alone (weight 0, backward 1), which keeps the motion's spectrum. "
+        "Each step costs 1 + self_recurrence denoiser passes plus as many guidance passes."
     )
     CATEGORY = types.CATEGORY
     RETURN_TYPES = (types.GUIDANCE,)
@@ -32,7 +33,7 @@ class LoopGuidance:
                         "min": 0.0,
                         "max": 100000.0,
                         "step": 10.0,
-                        "tooltip": "Guidance weight u of Eq. 5 (the paper: 200). 0 turns the guidance off.",
+                        "tooltip": "Guidance weight u of Eq. 5 (the paper: 200). 0 turns Eq. 5 off (with backward 0 too, no guidance at all).",
                     },
                 ),
                 "self_recurrence": (
