@@ -7,10 +7,9 @@ same initial noise, and the script prints
   times smaller guidance makes them (the issue asks for at least 2);
 - the motion energy of every band (mean squared amplitude), guided over unguided (the issue asks
   for 0.75 .. 1.25: no collapse to a still image);
-- seconds per sample with and without guidance.
-
 - the rendered-frame measure ``rendered_seam_ratio`` of the loop rendered by the weight-free
-  splat renderer (T frames at the model's resolution).
+  splat renderer (T frames at the model's resolution), beside the seam metrics;
+- seconds per sample with and without guidance.
 
 The model, in order of preference:
 

@@ -98,9 +98,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from .ldm import MotionLDM
-from .normalization import denormalize, normalize
-from .sampling import SamplingStep, decode_spectral_volume
-from .spectral import SpectralVolume
+from .normalization import normalize
+from .sampling import SamplingStep, decode_spectral_volume, spectral_volume_from_slices
+from .spectral import SpectralVolume, band_frequencies
 
 __all__ = ["DIRECTIONS", "LoopGuidance", "nearest_loop", "rendered_seam_ratio", "seam_gaps", "seam_metrics"]
 
@@ -235,12 +235,8 @@ class LoopGuidance:
         with torch.no_grad():
             slices = model.vae.decode_latents(step.predicted_clean()).float()  # [B, K, 4, H, W] normalized
         variable = slices.clone().requires_grad_()
-        normalized = SpectralVolume.from_channels(
-            variable, fps=model.config.fps, window=model.config.window, normalized=True
-        )
-        (slice_gradient,) = torch.autograd.grad(
-            self.loss(denormalize(normalized, model.normalization)).sum(), variable
-        )
+        loss = self.loss(spectral_volume_from_slices(model, variable)).sum()
+        (slice_gradient,) = torch.autograd.grad(loss, variable)
         with torch.no_grad():
             # A central difference of the encoder: a step of ENCODER_STEP normalized units at the
             # largest element keeps it in the encoder's linear range and above float32 rounding.
@@ -368,8 +364,10 @@ def nearest_loop(
         The corrected volume, same shape and dtype.
     """
     start, end = start_frame % volume.window, end_frame % volume.window
-    angular = 2 * math.pi * torch.arange(volume.num_bands, dtype=torch.float64, device=volume.device)
-    angular = angular / volume.window
+    per_frame = (
+        band_frequencies(volume.num_bands, volume.fps, volume.window, dtype=torch.float64) / volume.fps
+    )
+    angular = 2 * math.pi * per_frame.to(volume.device)
     position = torch.polar(torch.ones_like(angular), angular * end) - torch.polar(
         torch.ones_like(angular), angular * start
     )

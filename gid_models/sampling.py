@@ -46,6 +46,7 @@ __all__ = [
     "decode_spectral_volume",
     "make_scheduler",
     "predict_spectral_volume",
+    "spectral_volume_from_slices",
 ]
 
 # Scheduler names users pick from, with the diffusers class and its extra settings.
@@ -139,7 +140,14 @@ def decode_spectral_volume(model: MotionLDM, latents: torch.Tensor) -> SpectralV
 
     The VAE decodes every band's slice (normalized units), which are then denormalized.
     """
-    slices = model.vae.decode_latents(latents).float()  # [B, K, 4, H_m, W_m]
+    return spectral_volume_from_slices(model, model.vae.decode_latents(latents).float())
+
+
+def spectral_volume_from_slices(model: MotionLDM, slices: torch.Tensor) -> SpectralVolume:
+    """Decoded slices ``[B, K, 4, H_m, W_m]`` (normalized units) -> the pixel-unit spectral volume.
+
+    Differentiable with respect to ``slices`` (loop guidance takes its gradient there).
+    """
     normalized = SpectralVolume.from_channels(
         slices, fps=model.config.fps, window=model.config.window, normalized=True
     )
