@@ -13,25 +13,13 @@
 
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [serverURL, workflowPath, screenshotPath] = process.argv.slice(2);
-const CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-];
 // How long the animation is watched after the drag for its frame timing.
 const TIMING_SECONDS = 2;
 
-const browser = await chromium.launch({
-    executablePath: process.env.GID_CHROMIUM ?? "/usr/bin/chromium",
-    args: CHROMIUM_FLAGS,
-});
+const browser = await launchChromium();
 try {
     const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
     // The front end logs errors of its own (offline look-ups, a missing user.css); only the

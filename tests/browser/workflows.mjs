@@ -18,23 +18,11 @@
 // says otherwise.
 
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [serverURL, ...workflowPaths] = process.argv.slice(2);
-const CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-];
 
-const browser = await chromium.launch({
-    executablePath: process.env.GID_CHROMIUM ?? "/usr/bin/chromium",
-    args: CHROMIUM_FLAGS,
-});
+const browser = await launchChromium();
 try {
     const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
     // A first visit counts as a new user, whose blank workflow and templates dialog would

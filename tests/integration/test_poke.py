@@ -2,24 +2,20 @@
 
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
+from browser_scripts import browser_missing, run_browser_script
 from PIL import Image
 from workflow_ui import to_ui
 
 from comfyui_server import ComfyUIError
 from gid_models.spectral import SpectralVolume, save_spectral_volume
 
-REPO_DIR = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 512, 288
-CHROMIUM = Path(os.environ.get("GID_CHROMIUM", "/usr/bin/chromium"))
-PLAYWRIGHT = REPO_DIR / "node_modules" / "playwright-core"
 SCREENSHOT = Path("/tmp/gid_poke_widget.png")
 
 
@@ -131,32 +127,15 @@ def test_a_poke_outside_the_picture_fails_naming_the_point_and_the_size(comfyui,
 # In the browser
 
 
-def _browser_missing() -> str | None:
-    if not CHROMIUM.is_file():
-        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set GID_CHROMIUM)"
-    if shutil.which("node") is None:
-        return "Node.js is not installed"
-    if not (PLAYWRIGHT / "package.json").is_file():
-        return f"playwright-core is not installed ({PLAYWRIGHT} is missing: run npm ci in {REPO_DIR})"
-    return None
-
-
-@pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_dragging_on_the_picture_sets_the_poke_and_animates_the_preview(comfyui, scene, tmp_path):
     workflow = to_ui(_poke_graph(scene, render=False), comfyui.get_json("/object_info"))
     (tmp_path / "workflow.json").write_text(json.dumps(workflow))
-    result = subprocess.run(
-        [
-            "node",
-            str(REPO_DIR / "tests/browser/poke_widget.mjs"),
-            comfyui.url,
-            str(tmp_path / "workflow.json"),
-            str(SCREENSHOT),
-        ],
-        cwd=REPO_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_browser_script(
+        "poke_widget.mjs",
+        comfyui.url,
+        str(tmp_path / "workflow.json"),
+        str(SCREENSHOT),
         env={**os.environ, "GID_POKE": "256,100", "GID_DRAG": "40,10"},
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -26,14 +24,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from browser_scripts import browser_missing, run_browser_script
 
 from gid_models.flow import motion_texture_from_frames
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO_DIR / "workflows"
 API_WORKFLOWS = WORKFLOWS / "api"
-CHROMIUM = Path(os.environ.get("GID_CHROMIUM", "/usr/bin/chromium"))
-PLAYWRIGHT = REPO_DIR / "node_modules" / "playwright-core"
 
 # The order the workflows run in: masked_region right after image_to_loop, whose prediction it
 # shares (ComfyUI keeps the outputs of the previous prompt). Workflows not listed run last.
@@ -139,16 +136,6 @@ def input_video(comfyui) -> str:
     return "video.mp4"
 
 
-def _browser_missing() -> str | None:
-    if not CHROMIUM.is_file():
-        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set GID_CHROMIUM)"
-    if shutil.which("node") is None:
-        return "Node.js is not installed"
-    if not (PLAYWRIGHT / "package.json").is_file():
-        return f"playwright-core is not installed ({PLAYWRIGHT} is missing: run npm ci in {REPO_DIR})"
-    return None
-
-
 UNKNOWN_TYPE = "GidNoSuchNode"
 
 
@@ -159,7 +146,7 @@ def front_end(comfyui, input_video, tmp_path_factory) -> dict[str, dict]:
     One more workflow, ``unknown_node``, is ``video_to_loop`` with one node of a type nobody
     defines: the front end must report it, or its report proves nothing.
     """
-    missing = _browser_missing()
+    missing = browser_missing()
     if missing:
         pytest.skip(missing)
     unknown = _ui("video_to_loop")
@@ -167,13 +154,7 @@ def front_end(comfyui, input_video, tmp_path_factory) -> dict[str, dict]:
     unknown_path = tmp_path_factory.mktemp("workflows") / "unknown_node.json"
     unknown_path.write_text(json.dumps(unknown))
     paths = [WORKFLOWS / f"{name}.json" for name in NAMES] + [unknown_path]
-    result = subprocess.run(
-        ["node", str(REPO_DIR / "tests/browser/workflows.mjs"), comfyui.url, *map(str, paths)],
-        cwd=REPO_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_browser_script("workflows.mjs", comfyui.url, *map(str, paths))
     assert result.returncode == 0, result.stdout + result.stderr
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     return {Path(report["file"]).stem: report for report in reports}
