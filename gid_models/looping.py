@@ -362,7 +362,23 @@ def nearest_loop(
 
     Returns:
         The corrected volume, same shape and dtype.
+
+    Raises:
+        ValueError: if the volume is normalized, or ``band_scales`` is not ``[K]`` positive and finite.
     """
+    volume.require_pixels("nearest_loop")
+    if (
+        not isinstance(band_scales, torch.Tensor)
+        or tuple(band_scales.shape) != (volume.num_bands,)
+        or not bool((band_scales > 0).all() and torch.isfinite(band_scales).all())
+    ):
+        got = (
+            tuple(band_scales.shape) if isinstance(band_scales, torch.Tensor) else type(band_scales).__name__
+        )
+        raise ValueError(
+            f"band_scales must be a tensor of {volume.num_bands} positive finite spreads in pixels, one per band "
+            f"of the volume (NormalizationStats.scales), got {got}"
+        )
     start, end = start_frame % volume.window, end_frame % volume.window
     per_frame = (
         band_frequencies(volume.num_bands, volume.fps, volume.window, dtype=torch.float64) / volume.fps

@@ -431,3 +431,11 @@ def test_a_velocity_strength_of_zero_closes_the_position_gap_alone():
 
     assert seam_gaps(looped)[0].abs().max() < 1e-5
     assert seam_gaps(looped)[1].abs().max() > 1e-4
+
+
+@pytest.mark.parametrize(
+    "scales", [torch.ones(8), -ONE_OVER_F, [1.0] * 16], ids=["wrong_length", "negative", "list"]
+)
+def test_the_nearest_loop_refuses_band_scales_that_are_not_one_positive_spread_per_band(scales):
+    with pytest.raises(ValueError, match="band_scales must be a tensor of 16 positive finite spreads"):
+        nearest_loop(_drifting(), scales)
