@@ -31,7 +31,7 @@ from gid_models.renderer import ImageBasedRenderer, WeightFreeRenderer, render_v
 from gid_models.sampling import predict_spectral_volume  # noqa: E402
 
 # LoopGuidance as workflows/api/image_to_loop.json sets it.
-WORKFLOW_GUIDANCE = LoopGuidance(weight=0.0, self_recurrence=0, velocity_weight=0.25, backward=1.0)
+WORKFLOW_GUIDANCE = LoopGuidance(weight=0.0, self_recurrence=0, velocity_weight=0.5, backward=1.0)
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "gid-default"
 FRAMES = 150

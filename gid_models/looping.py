@@ -71,11 +71,12 @@ position is left alone. dz_0 is the encoder's image of the change (encoding of t
 volume minus encoding of the prediction), so that the decoder's round trip error cancels.
 
 Measured with ``bench/bench_looping.py`` (closing note of issue 6): on the shipped gid-default
-and a real photo, the backward step alone (weight 0, velocity_weight 0.25, no recurrence) lowers
-the position gap 5.3x, the velocity gap 2.6x and the rendered seam ratio 3.7x with 15 of 16
-bands within 25 % of the unguided energy, where Eq. 5 with u = 200 lowered the first two 1.7x
-and 1.5x and kept 3 of 16; on the drifting toy it takes the snap-back out (seam speed ratio 5.1
-to 1.8; the drift-free truth's is 1.5). The shipped workflows use it.
+and three real photos (12 seeds each), the backward step alone (weight 0, velocity_weight 0.5, no
+recurrence) lowers the position gap 4.9-8.9x, the velocity gap 3.9-4.0x and the rendered seam
+ratio 3.6-7.4x with every band within 25 % of the unguided energy (0.77-1.05), where Eq. 5 with
+u = 200 lowered the first two 1.7x and 1.5x and kept 3 of 16 bands; on the drifting toy it
+takes the snap-back out (seam speed ratio 4.9 to 1.5, the drift-free truth's 1.5). The shipped
+workflows use it.
 
 Self-recurrence (universal guidance, Bansal et al. 2023)
 --------------------------------------------------------
