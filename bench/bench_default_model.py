@@ -13,6 +13,7 @@ Run:  .venv/bin/python bench/bench_default_model.py [--image PHOTO] [--size 512]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -30,11 +31,17 @@ from gid_models.motion import MotionTexture  # noqa: E402
 from gid_models.renderer import ImageBasedRenderer, WeightFreeRenderer, render_video  # noqa: E402
 from gid_models.sampling import predict_spectral_volume  # noqa: E402
 
-# LoopGuidance as workflows/api/image_to_loop.json sets it.
-WORKFLOW_GUIDANCE = LoopGuidance(weight=0.0, self_recurrence=0, velocity_weight=0.5, backward=1.0)
-
-MODEL = Path(__file__).resolve().parents[1] / "models" / "gid-default"
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "gid-default"
+WORKFLOW = REPO / "workflows" / "api" / "image_to_loop.json"
 FRAMES = 150
+
+
+def workflow_guidance() -> LoopGuidance:
+    """LoopGuidance with the inputs of the shipped image_to_loop workflow's LoopGuidance node."""
+    nodes = json.loads(WORKFLOW.read_text()).values()
+    (inputs,) = (node["inputs"] for node in nodes if node["class_type"] == "LoopGuidance")
+    return LoopGuidance(**inputs)
 
 
 def load_image(path: Path | None, size: int) -> torch.Tensor:
@@ -87,7 +94,7 @@ def main() -> None:
 
     predict(), render_seconds(renderer, image[..., :64, :64], predict())  # warm-up (kernels, caches)
     plain, volume = seconds(predict)
-    guidance = LoopGuidance() if args.paper_guidance else WORKFLOW_GUIDANCE
+    guidance = LoopGuidance() if args.paper_guidance else workflow_guidance()
     guided, guided_volume = seconds(lambda: predict(guidance))
     trained = render_seconds(renderer, image, guided_volume)
     weight_free = render_seconds(WeightFreeRenderer(), image, guided_volume)
