@@ -132,6 +132,9 @@ def drifting_scenes(
         raise ValueError(
             f"drifting scenes swing in bands 1 .. K - 1, so K must be at least 2, got {num_bands}"
         )
+    for name, value in (("amplitude", amplitude), ("drift", drift)):
+        if not 0 <= value < math.inf:
+            raise ValueError(f"{name} is a distance in pixels and must be finite and >= 0, got {value!r}")
     images, mask = _disc_images(kind, count, size, generator)
     time = torch.arange(window, dtype=torch.float64) / window  # in windows
     bands = torch.arange(1, num_bands, dtype=torch.float64).view(-1, 1)

@@ -68,6 +68,12 @@ def test_drifting_scenes_refuse_a_single_band():
         drifting_scenes("striped red", 1, (32, 32), 1, torch.Generator())
 
 
+@pytest.mark.parametrize("option", [{"amplitude": -1.0}, {"drift": -0.5}, {"drift": float("nan")}])
+def test_drifting_scenes_refuse_a_negative_or_undefined_distance(option):
+    with pytest.raises(ValueError, match=f"{next(iter(option))} is a distance in pixels"):
+        drifting_scenes("striped red", 1, (32, 32), 4, torch.Generator(), **option)
+
+
 def test_toy_data_can_be_written_from_drifting_scenes(tmp_path):
     folder = write_toy_data(
         tmp_path / "data",
