@@ -1,7 +1,9 @@
 """Generative Image Dynamics for ComfyUI.
 
-ComfyUI imports this folder as a custom-node pack. The node classes live in ``nodes/``; the
-library they call, usable without ComfyUI, is ``gid_models`` (and ``training`` for the recipe).
+ComfyUI imports this folder as a custom-node pack: as a package named after the folder's path,
+whatever the folder is called, with nothing of it on ``sys.path``. So the pack's modules reach one
+another relatively only: the node classes in ``nodes/`` call the library, ``gid_models`` (usable
+without ComfyUI), as ``..gid_models``. ``training`` (the recipe) runs from a checkout's root.
 """
 
 if __package__:

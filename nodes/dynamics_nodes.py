@@ -20,10 +20,9 @@ import folder_paths
 import torch
 from PIL import Image
 
-from gid_models.modal import POKE_KINDS, ModalParameters, Poke, export_modal_basis, poke_motion
-from gid_models.motion import MotionTexture
-from gid_models.visualize import motion_colors
-
+from ..gid_models.modal import POKE_KINDS, ModalParameters, Poke, export_modal_basis, poke_motion
+from ..gid_models.motion import MotionTexture
+from ..gid_models.visualize import motion_colors
 from . import types
 from .comfy_io import PREVIEW_MAX_SIZE, image_to_tensor, require_positive
 from .spectral_nodes import require_volume

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from gid_models import looping
-
+from ..gid_models import looping
 from . import types
 
 

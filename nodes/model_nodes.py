@@ -9,13 +9,12 @@ import comfy.model_management
 import comfy.model_patcher
 import torch
 
-from gid_models.hub import DTYPES, ModelFolderError, download_model_folder
-from gid_models.ldm import CONFIG_FILE, MotionLDM
-from gid_models.renderer import CONFIG_FILE as RENDERER_CONFIG_FILE
-from gid_models.renderer import ImageBasedRenderer
-from gid_models.sampling import SCHEDULERS, SamplingStep, decode_spectral_volume, predict_spectral_volume
-from gid_models.visualize import motion_colors
-
+from ..gid_models.hub import DTYPES, ModelFolderError, download_model_folder
+from ..gid_models.ldm import CONFIG_FILE, MotionLDM
+from ..gid_models.renderer import CONFIG_FILE as RENDERER_CONFIG_FILE
+from ..gid_models.renderer import ImageBasedRenderer
+from ..gid_models.sampling import SCHEDULERS, SamplingStep, decode_spectral_volume, predict_spectral_volume
+from ..gid_models.visualize import motion_colors
 from . import types
 from .comfy_io import GB, Progress, compute_device, image_to_tensor, interruptible, require_memory
 from .folders import DEFAULT_MODEL, gid_model_dirs

@@ -7,13 +7,12 @@ import os
 
 import folder_paths
 
-from gid_models.flow import FLOW_METHODS
-from gid_models.motion import MotionTexture
-from gid_models.normalization import NormalizationStats, denormalize, normalize
-from gid_models.pipeline import spectral_volume_from_video
-from gid_models.spectral import SpectralVolume, load_spectral_volume, save_spectral_volume
-from gid_models.visualize import band_amplitude_grid, motion_colors
-
+from ..gid_models.flow import FLOW_METHODS
+from ..gid_models.motion import MotionTexture
+from ..gid_models.normalization import NormalizationStats, denormalize, normalize
+from ..gid_models.pipeline import spectral_volume_from_video
+from ..gid_models.spectral import SpectralVolume, load_spectral_volume, save_spectral_volume
+from ..gid_models.visualize import band_amplitude_grid, motion_colors
 from . import types
 from .comfy_io import (
     Progress,

@@ -2,6 +2,11 @@
 
 ``pack`` imports this repository the way ComfyUI does (as a package from its folder, with
 ComfyUI's own modules importable), so node classes are tested with the real ``comfy`` helpers.
+
+Inside the pack, the nodes reach the library relatively, so the pack carries its own copy of it,
+``gid_pack.gid_models``, beside the ``gid_models`` that the library tests import from the
+checkout. The two copies' classes are different classes: node tests build the nodes' inputs and
+check their outputs with the pack's copy (``from gid_pack.gid_models.spectral import ...``).
 """
 
 from __future__ import annotations
@@ -42,19 +47,24 @@ _make_comfyui_importable()
 
 
 def _import_pack():
+    """Import the folder's ``__init__.py`` as the package ``gid_pack``, as ComfyUI's
+    ``load_custom_node`` does under the folder's path (``spec_from_file_location``)."""
     name = "gid_pack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO_DIR / "__init__.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO_DIR / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# Imported once, when the conftest loads, so that test modules can import ``gid_pack.gid_models``.
+PACK = _import_pack()
 
 
 @pytest.fixture(scope="session")
 def pack():
     """The node pack as ComfyUI imports it (``NODE_CLASS_MAPPINGS`` etc.)."""
-    return _import_pack()
+    return PACK
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gid_models.modal import Poke, poke_motion
-from gid_models.motion import MotionTexture
-from gid_models.spectral import SpectralVolume
+from gid_pack.gid_models.modal import Poke, poke_motion
+from gid_pack.gid_models.motion import MotionTexture
+from gid_pack.gid_models.spectral import SpectralVolume
 
 HEIGHT, WIDTH = 20, 32
 SETTINGS = {

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from gid_models.hub import ModelFolderError
-from gid_models.renderer import ImageBasedRenderer, RendererConfig
-from gid_models.spectral import SpectralVolume
+from gid_pack.gid_models.hub import ModelFolderError
+from gid_pack.gid_models.renderer import ImageBasedRenderer, RendererConfig
+from gid_pack.gid_models.spectral import SpectralVolume
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from gid_models.motion import MotionTexture
-from gid_models.spectral import SpectralVolume
+from gid_pack.gid_models.motion import MotionTexture
+from gid_pack.gid_models.spectral import SpectralVolume
 
 
 def _motion(frames=12, height=10, width=14, batch=1) -> MotionTexture:

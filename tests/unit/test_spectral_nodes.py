@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from gid_models.normalization import NormalizationStats, normalize
-from gid_models.spectral import SpectralVolume
+from gid_pack.gid_models.normalization import NormalizationStats, normalize
+from gid_pack.gid_models.spectral import SpectralVolume
 
 
 @pytest.fixture
