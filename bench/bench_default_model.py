@@ -33,7 +33,7 @@ from gid_models.sampling import predict_spectral_volume  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "gid-default"
-WORKFLOW = REPO / "workflows" / "api" / "image_to_loop.json"
+WORKFLOW = REPO / "workflows_api" / "image_to_loop.json"
 FRAMES = 150
 
 

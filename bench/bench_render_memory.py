@@ -14,6 +14,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 WORKER = """
 import sys, time, torch
@@ -38,6 +39,7 @@ def peak_rss_mb(frames: int, height: int, width: int) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     output = subprocess.run(
         [sys.executable, "-c", WORKER, str(frames), str(height), str(width)],
+        cwd=Path(__file__).resolve().parents[1],  # the checkout's root, where the library is
         check=True,
         capture_output=True,
         text=True,

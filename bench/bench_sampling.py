@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from gid_models.ldm import MotionLDM, MotionLDMConfig
-from gid_models.normalization import NormalizationStats
-from gid_models.sampling import predict_spectral_volume
-from gid_models.unet import UNetConfig
-from gid_models.vae import MotionVAEConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gid_models.ldm import MotionLDM, MotionLDMConfig  # noqa: E402
+from gid_models.normalization import NormalizationStats  # noqa: E402
+from gid_models.sampling import predict_spectral_volume  # noqa: E402
+from gid_models.unet import UNetConfig  # noqa: E402
+from gid_models.vae import MotionVAEConfig  # noqa: E402
 
 SCHEDULES = (("ddim", 250), ("dpmpp_2m", 25))
 

@@ -9,12 +9,15 @@ forward warp can approach, as ``cv2.remap`` is on the CPU.
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from gid_models.splatting import softmax_splat
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gid_models.splatting import softmax_splat  # noqa: E402
 
 SIZES = ((288, 512), (1080, 1920))
 

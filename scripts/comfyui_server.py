@@ -1,9 +1,12 @@
 """A real ComfyUI server with this pack, started headless for the demo and the integration tests.
 
 The server runs ``main.py --cpu --listen 127.0.0.1 --port PORT --base-directory DIR`` of the
-ComfyUI in ``COMFYUI_DIR``. ``DIR`` is a scratch folder whose ``custom_nodes/`` holds this
-repository as a symlink, so the ComfyUI folder itself is never written to. Only the standard
-library is used, so the helper runs under any Python that can start ComfyUI.
+ComfyUI in ``COMFYUI_DIR``. ``DIR`` is a scratch folder, so the ComfyUI folder itself is never
+written to. Its ``custom_nodes/`` holds a plain copy of this checkout, as a user's ComfyUI holds the
+pack after a clone, a download or an install by ComfyUI-Manager or the registry: the server finds
+the pack only there (nothing installs it, and no ``PYTHONPATH`` reaches the server), so an import
+that works only from a checkout fails here too. Only the standard library is used, so the helper
+runs under any Python that can start ComfyUI.
 """
 
 from __future__ import annotations
@@ -21,8 +24,30 @@ import urllib.request
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
-# The folder name under custom_nodes/; ComfyUI serves the pack's workflows under it.
+# The folder name under custom_nodes/, as ComfyUI-Manager and the registry name it (the node id);
+# ComfyUI serves the pack's workflows under it.
 PACK_FOLDER_NAME = "comfyui-generative-image-dynamics"
+# The shipped workflows: UI format for ComfyUI's template browser, each NAME.json with its
+# thumbnail NAME.jpg, and their API-format twins (what /prompt runs: the tests, the demo, the bench).
+EXAMPLE_WORKFLOWS = REPO_DIR / "example_workflows"
+API_WORKFLOWS = REPO_DIR / "workflows_api"
+# What the set-up and the runs leave in a checkout, and a clone of the pack does not hold.
+NOT_IN_A_CLONE = {".git", ".venv", ".cache", "node_modules", "output", ".pytest_cache"}
+
+
+def copy_pack(source: Path, target: Path) -> None:
+    """Replace ``target`` with a plain copy of the pack at ``source``, without what only a checkout
+    holds (``NOT_IN_A_CLONE`` at its root, ``__pycache__`` anywhere)."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        left_out = NOT_IN_A_CLONE if Path(folder) == source else set()
+        return {name for name in names if name in left_out or name == "__pycache__"}
+
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=ignore)
 
 
 class ComfyUIError(RuntimeError):
@@ -55,16 +80,27 @@ class ComfyUIServer:
     Args:
         comfyui_dir: the ComfyUI folder (holds ``main.py``).
         base_dir: scratch folder for ``custom_nodes``, ``input``, ``output``, ``models``...
-        pack_dir: the node pack to link into ``custom_nodes``; defaults to this repository.
+        pack_dir: the node pack to copy into ``custom_nodes``; defaults to this repository.
+        pack_folder_name: the copy's folder name in ``custom_nodes``.
         python: interpreter that runs ComfyUI; defaults to the current one.
         port: TCP port; a free one is picked when omitted.
         env: extra environment variables for the server process.
     """
 
-    def __init__(self, comfyui_dir, base_dir, pack_dir=REPO_DIR, python=sys.executable, port=None, env=None):
+    def __init__(
+        self,
+        comfyui_dir,
+        base_dir,
+        pack_dir=REPO_DIR,
+        pack_folder_name=PACK_FOLDER_NAME,
+        python=sys.executable,
+        port=None,
+        env=None,
+    ):
         self.comfyui_dir = Path(comfyui_dir)
         self.base_dir = Path(base_dir)
-        self.pack_dir = Path(pack_dir)
+        self.pack_dir = Path(pack_dir).resolve()
+        self.pack_folder_name = pack_folder_name
         self.python = python
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -92,9 +128,8 @@ class ComfyUIServer:
     def _prepare_base_dir(self) -> None:
         custom_nodes = self.base_dir / "custom_nodes"
         custom_nodes.mkdir(parents=True, exist_ok=True)
-        link = custom_nodes / PACK_FOLDER_NAME
-        if not link.exists():
-            link.symlink_to(self.pack_dir, target_is_directory=True)
+        # A fresh copy at every start, so that the server runs the checkout as it is now.
+        copy_pack(self.pack_dir, custom_nodes / self.pack_folder_name)
         self.input_dir.mkdir(exist_ok=True)
         example = self.comfyui_dir / "input" / "example.png"
         if example.is_file() and not (self.input_dir / "example.png").exists():
@@ -115,7 +150,9 @@ class ComfyUIServer:
             str(self.base_dir),
             "--disable-auto-launch",
         ]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.extra_env)
+        # A user's ComfyUI finds the pack in custom_nodes/ only: no path of the caller's may lead to it.
+        env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+        env.update(PYTHONUNBUFFERED="1", **self.extra_env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,

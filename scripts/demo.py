@@ -1,12 +1,12 @@
 """The main job: a real ComfyUI, headless, with this pack, turning a photo into a seamless loop.
 
 Run through ``scripts/demo.sh [PHOTO]`` (which sets everything up first). It runs the shipped
-workflow ``workflows/api/image_to_loop.json`` (LoadImage -> the default model gid-default ->
-loop-guided PredictSpectralVolume -> SpectrumToMotion -> SoftmaxSplatRender -> SaveVideo) on
-ComfyUI's own ``example.png``, or on PHOTO when given. The server's folders live in
-``$GID_DEMO_DIR`` (default ``<repo>/output/demo``). At the end it prints the path of the video
-and of a picture of the result: the first frame above the space-time (X-t) slice of its most
-moving row, as the paper's Fig. 1 shows results.
+workflow image_to_loop, as its API twin ``workflows_api/image_to_loop.json`` (LoadImage -> the
+default model gid-default -> loop-guided PredictSpectralVolume -> SpectrumToMotion ->
+SoftmaxSplatRender -> SaveVideo) on ComfyUI's own ``example.png``, or on PHOTO when given. The
+server's folders live in ``$GID_DEMO_DIR`` (default ``<repo>/output/demo``). At the end it prints
+the path of the video and of a picture of the result: the first frame above the space-time (X-t)
+slice of its most moving row, as the paper's Fig. 1 shows results.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from comfyui_server import REPO_DIR, ComfyUIServer
-from gid_models.video import read_video
-from gid_models.visualize import frame_and_xt_slice
+from comfyui_server import API_WORKFLOWS, REPO_DIR, ComfyUIServer
 
-WORKFLOW = REPO_DIR / "workflows" / "api" / "image_to_loop.json"
+# The library from this checkout, for the picture (nothing installs it; the server has its own
+# copy in custom_nodes/).
+sys.path.insert(0, str(REPO_DIR))
+from gid_models.video import read_video  # noqa: E402
+from gid_models.visualize import frame_and_xt_slice  # noqa: E402
+
+WORKFLOW = API_WORKFLOWS / "image_to_loop.json"
 EXAMPLE_IMAGE = "example.png"
 
 

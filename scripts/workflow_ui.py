@@ -1,11 +1,11 @@
 """Write the UI-format twin of an API-format workflow, for ComfyUI's template browser.
 
-The shipped workflows are authored once, in API format (``workflows/api/NAME.json``: what
-``/prompt`` runs and the tests use). The UI format that the browser loads (``workflows/NAME.json``)
-is derived from it with the node definitions of a running server (``/object_info``), which say
-which inputs are sockets and in which order widgets are stored:
+The shipped workflows are authored once, in API format (``workflows_api/NAME.json``: what
+``/prompt`` runs and the tests use). The UI format that the browser loads
+(``example_workflows/NAME.json``) is derived from it with the node definitions of a running server
+(``/object_info``), which say which inputs are sockets and in which order widgets are stored:
 
-    python scripts/workflow_ui.py            # starts a server, rewrites every workflows/*.json
+    python scripts/workflow_ui.py            # starts a server, rewrites every example_workflows/*.json
 
 Nodes are laid out left to right by their depth in the graph, one column per depth, each node
 sized for its widgets so that none overlaps another once the front end has drawn them. A node's
@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 
-from comfyui_server import REPO_DIR, ComfyUIServer
+from comfyui_server import API_WORKFLOWS, EXAMPLE_WORKFLOWS, REPO_DIR, ComfyUIServer
 
 NODE_WIDTH, NODE_GAP_X, NODE_GAP_Y = 440, 60, 60
 # Height of a node's title bar, drawn above its position, of one row of sockets or widgets, and
@@ -167,9 +167,9 @@ def main() -> int:
         ComfyUIServer(os.environ["COMFYUI_DIR"], base_dir) as server,
     ):
         object_info = server.get_json("/object_info")
-        for api_file in sorted((REPO_DIR / "workflows" / "api").glob("*.json")):
+        for api_file in sorted(API_WORKFLOWS.glob("*.json")):
             ui = to_ui(json.loads(api_file.read_text()), object_info)
-            target = REPO_DIR / "workflows" / api_file.name
+            target = EXAMPLE_WORKFLOWS / api_file.name
             target.write_text(json.dumps(ui, indent=2) + "\n")
             print(f"wrote {target.relative_to(REPO_DIR)}")
     return 0

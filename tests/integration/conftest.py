@@ -1,8 +1,9 @@
 """A real ComfyUI server with this pack, shared by the integration tests.
 
 The server is started once per test session (``--cpu``, a free port, a temporary
-``--base-directory`` whose ``custom_nodes/`` links to this repository) and stopped by its PID at
-the end. When an integration test fails, the tail of the server's log is attached to the report.
+``--base-directory`` whose ``custom_nodes/`` holds a plain copy of this checkout, as after a user's
+clone) and stopped by its PID at the end. When an integration test fails, the tail of the server's
+log is attached to the report.
 """
 
 from __future__ import annotations

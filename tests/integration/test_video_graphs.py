@@ -2,15 +2,12 @@
 
 import json
 import math
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from comfyui_server import ComfyUIError
-
-REPO_DIR = Path(__file__).resolve().parents[2]
+from comfyui_server import API_WORKFLOWS, ComfyUIError
 
 
 def write_swaying_video(path, frames=60, fps=30, width=96, height=64):
@@ -39,8 +36,8 @@ def video_file(comfyui):
 
 
 def _video_graph(video_file, frames=10):
-    """The shipped workflow workflows/api/video_to_loop.json on the test video, shortened."""
-    graph = json.loads((REPO_DIR / "workflows" / "api" / "video_to_loop.json").read_text())
+    """The shipped workflow workflows_api/video_to_loop.json on the test video, shortened."""
+    graph = json.loads((API_WORKFLOWS / "video_to_loop.json").read_text())
     graph["1"]["inputs"]["file"] = video_file
     graph["4"]["inputs"]["frames"] = frames
     return graph

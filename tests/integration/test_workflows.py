@@ -1,8 +1,8 @@
 """The shipped workflows in the real ComfyUI: each loads in its front end with every node known,
 the front end turns it into its API twin, and that prompt runs to a video that moves.
 
-Every ``workflows/NAME.json`` (UI format, what the template browser loads) has an API-format twin
-``workflows/api/NAME.json`` (what ``/prompt`` runs). The prompts run here are the ones the front
+Every ``example_workflows/NAME.json`` (UI format, what the template browser loads) has an
+API-format twin ``workflows_api/NAME.json`` (what ``/prompt`` runs). The prompts run here are the ones the front
 end makes in headless Chromium (``tests/browser/workflows.mjs``), not the API files themselves.
 
 ``image_to_loop`` runs exactly as shipped. The other photo workflows render fewer frames (see
@@ -26,11 +26,8 @@ import numpy as np
 import pytest
 from browser_scripts import browser_missing, run_browser_script
 
+from comfyui_server import API_WORKFLOWS, EXAMPLE_WORKFLOWS
 from gid_models.flow import motion_texture_from_frames
-
-REPO_DIR = Path(__file__).resolve().parents[2]
-WORKFLOWS = REPO_DIR / "workflows"
-API_WORKFLOWS = WORKFLOWS / "api"
 
 # The order the workflows run in: masked_region right after image_to_loop, whose prediction it
 # shares (ComfyUI keeps the outputs of the previous prompt). Workflows not listed run last.
@@ -56,7 +53,7 @@ def _run_order(name: str) -> int:
     return RUN_ORDER.index(name) if name in RUN_ORDER else len(RUN_ORDER)
 
 
-NAMES = _names(WORKFLOWS)
+NAMES = _names(EXAMPLE_WORKFLOWS)
 NAMES_IN_RUN_ORDER = sorted(NAMES, key=_run_order)
 
 
@@ -69,7 +66,7 @@ def _api(name: str) -> dict:
 
 
 def _ui(name: str) -> dict:
-    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+    return json.loads((EXAMPLE_WORKFLOWS / f"{name}.json").read_text())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -78,7 +75,7 @@ def _ui(name: str) -> dict:
 
 def test_every_api_workflow_has_a_ui_twin_and_every_ui_workflow_an_api_twin():
     assert set(RUN_ORDER) <= set(NAMES), "a workflow the tests expect is not shipped"
-    assert _names(API_WORKFLOWS) == _names(WORKFLOWS)
+    assert _names(API_WORKFLOWS) == _names(EXAMPLE_WORKFLOWS)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -153,7 +150,7 @@ def front_end(comfyui, input_video, tmp_path_factory) -> dict[str, dict]:
     unknown["nodes"][-1]["type"] = UNKNOWN_TYPE
     unknown_path = tmp_path_factory.mktemp("workflows") / "unknown_node.json"
     unknown_path.write_text(json.dumps(unknown))
-    paths = [WORKFLOWS / f"{name}.json" for name in NAMES] + [unknown_path]
+    paths = [EXAMPLE_WORKFLOWS / f"{name}.json" for name in NAMES] + [unknown_path]
     result = run_browser_script("workflows.mjs", comfyui.url, *map(str, paths))
     assert result.returncode == 0, result.stdout + result.stderr
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
