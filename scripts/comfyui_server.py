@@ -135,6 +135,13 @@ class ComfyUIServer:
         if example.is_file() and not (self.input_dir / "example.png").exists():
             shutil.copy(example, self.input_dir / "example.png")
 
+    def environment(self) -> dict[str, str]:
+        """The server process's environment: the caller's with ``env`` added, less ``PYTHONPATH``,
+        since a user's ComfyUI finds the pack in ``custom_nodes/`` only."""
+        env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+        env.update(PYTHONUNBUFFERED="1", **self.extra_env)
+        return env
+
     def start(self, timeout: float = 180.0) -> "ComfyUIServer":
         """Start the server and wait until ``/system_stats`` answers."""
         self._prepare_base_dir()
@@ -150,9 +157,6 @@ class ComfyUIServer:
             str(self.base_dir),
             "--disable-auto-launch",
         ]
-        # A user's ComfyUI finds the pack in custom_nodes/ only: no path of the caller's may lead to it.
-        env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
-        env.update(PYTHONUNBUFFERED="1", **self.extra_env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,
@@ -160,7 +164,7 @@ class ComfyUIServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=env,
+                env=self.environment(),
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout

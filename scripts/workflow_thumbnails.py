@@ -28,7 +28,7 @@ VIDEO_INPUT = "video.mp4"
 
 
 def main() -> int:
-    names = sorted((path.stem for path in API_WORKFLOWS.glob("*.json")), key=lambda name: name != FIRST)
+    names = sorted((path.stem for path in API_WORKFLOWS.glob("*.json")), key=lambda name: (name != FIRST, name))
     with (
         tempfile.TemporaryDirectory() as base_dir,
         ComfyUIServer(os.environ["COMFYUI_DIR"], base_dir, env={"HF_HUB_OFFLINE": "1"}) as server,

@@ -34,12 +34,11 @@ def test_the_server_has_the_pack_as_a_plain_folder_and_nothing_installed_of_it(c
     assert not (folder / ".git").exists() and not (folder / ".venv").exists()
     # What ComfyUI's Python finds from its own folder, as main.py starts: neither the library nor
     # the training recipe may come from anywhere but custom_nodes/ (an install, a .pth, PYTHONPATH).
-    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     code = "import importlib.util as u; print([n for n in ('gid_models', 'training') if u.find_spec(n)])"
     found = subprocess.run(
         [comfyui.python, "-c", code],
         cwd=comfyui.comfyui_dir,
-        env=env,
+        env=comfyui.environment(),
         capture_output=True,
         text=True,
         check=True,
