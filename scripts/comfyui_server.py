@@ -37,11 +37,16 @@ NOT_IN_A_CLONE = {".git", ".venv", ".cache", "node_modules", "output", ".pytest_
 
 def copy_pack(source: Path, target: Path) -> None:
     """Replace ``target`` with a plain copy of the pack at ``source``, without what only a checkout
-    holds (``NOT_IN_A_CLONE`` at its root, ``__pycache__`` anywhere)."""
+    holds (``NOT_IN_A_CLONE`` at its root, ``__pycache__`` anywhere) and without the folder that
+    holds ``target`` when that lies in the checkout (a server's base folder there)."""
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         left_out = NOT_IN_A_CLONE if Path(folder) == source else set()
-        return {name for name in names if name in left_out or name == "__pycache__"}
+        return {
+            name
+            for name in names
+            if name in left_out or name == "__pycache__" or target.is_relative_to(Path(folder, name))
+        }
 
     if target.is_symlink() or target.is_file():
         target.unlink()

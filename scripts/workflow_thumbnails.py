@@ -7,7 +7,7 @@ moving row. The workflows run as shipped (their API twins, ``workflows_api/``) i
 ComfyUI with the pack: the photo workflows on ComfyUI's ``example.png``, the video workflows on
 the loop that ``image_to_loop`` made of it, as ``input/video.mp4``.
 
-    .venv/bin/python scripts/workflow_thumbnails.py     # a few minutes on a CPU
+    COMFYUI_DIR=.cache/ComfyUI-0.3.75 .venv/bin/python scripts/workflow_thumbnails.py   # minutes on a CPU
 """
 
 from __future__ import annotations
