@@ -56,11 +56,14 @@ class ClipInfo:
         fps: its true frame rate in frames per second, or ``None`` to trust the file.
         motion: the manifest's ``oscillatory_natural`` label (``"YES-trees"``, ``"partly
             (water)"``, ``"NO-rotation"`` ...), or ``""`` when unknown.
+        split: the manifest's ``split`` column (``"train"``, ``"val"``, ``"still"``), or ``""``
+            when the manifest has none.
     """
 
     path: str
     fps: float | None = None
     motion: str = ""
+    split: str = ""
 
 
 def clips_in_folder(folder: str | os.PathLike) -> list[ClipInfo]:
@@ -94,7 +97,12 @@ def clips_from_manifest(
     if missing:
         raise ValueError(f"{manifest!r} lacks the columns {sorted(missing)}")
     return [
-        ClipInfo(os.path.join(root, row["file"]), float(row["fps"]), row["oscillatory_natural"])
+        ClipInfo(
+            os.path.join(root, row["file"]),
+            float(row["fps"]),
+            row["oscillatory_natural"],
+            row.get("split") or "",
+        )
         for row in rows
         if row["fps"] and row["oscillatory_natural"].startswith(tuple(motion_labels))
     ]

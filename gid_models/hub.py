@@ -117,8 +117,14 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def save_weights(module: torch.nn.Module, path: Path) -> None:
-    state = {name: tensor.detach().contiguous() for name, tensor in module.state_dict().items()}
+def save_weights(module: torch.nn.Module, path: Path, exclude: str | None = None) -> None:
+    """Write ``module``'s state as safetensors, leaving out the entries that start with ``exclude``
+    (a part saved in a file of its own, such as a frozen pretrained network)."""
+    state = {
+        name: tensor.detach().contiguous()
+        for name, tensor in module.state_dict().items()
+        if exclude is None or not name.startswith(exclude)
+    }
     save_file(state, str(path), metadata={"format": "pt"})
 
 
@@ -145,11 +151,17 @@ def check_state_dict(
         )
 
 
-def load_weights(module: torch.nn.Module, path: Path, config_name: str) -> None:
-    """Load ``path`` into ``module`` after checking every name and shape."""
+def load_weights(module: torch.nn.Module, path: Path, config_name: str, exclude: str | None = None) -> None:
+    """Load ``path`` into ``module`` after checking every name and shape; the entries that start
+    with ``exclude`` are not in the file (``save_weights`` with the same ``exclude``)."""
     state = read_safetensors(path)
-    check_state_dict(module.state_dict(), state, path, config_name)
-    module.load_state_dict(state)
+    expected = {
+        name: tensor
+        for name, tensor in module.state_dict().items()
+        if exclude is None or not name.startswith(exclude)
+    }
+    check_state_dict(expected, state, path, config_name)
+    module.load_state_dict(state, strict=exclude is None)
 
 
 def resolve_model_folder(

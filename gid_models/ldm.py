@@ -8,7 +8,9 @@
 - the diffusion schedule and the data settings (K, fps, window, resolution).
 
 A model folder holds ``config.json`` (all of the above but the weights), ``vae.safetensors``,
-``unet.safetensors`` and a ``README.md`` model card; a renderer may sit beside them
+``unet.safetensors`` and a ``README.md`` model card; a denoiser with a pretrained image encoder
+keeps that frozen network in ``image_encoder.safetensors`` (its own file: it never changes in
+training and carries its own licence); a renderer may sit beside them
 (``renderer_config.json``, ``renderer.safetensors``).
 """
 
@@ -22,6 +24,7 @@ from torch import nn
 
 from .hub import load_weights, read_config, required_file, resolve_model_folder, save_weights, write_config
 from .normalization import NormalizationStats
+from .pretrained_encoder import PretrainedImageEncoder
 from .unet import FrequencyCoordinatedUNet, UNetConfig
 from .vae import MotionVAE, MotionVAEConfig
 
@@ -32,6 +35,9 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 VAE_FILE = "vae.safetensors"
 UNET_FILE = "unet.safetensors"
+IMAGE_ENCODER_FILE = "image_encoder.safetensors"
+# The frozen backbone's entries in the denoiser's state dict, which IMAGE_ENCODER_FILE holds.
+_BACKBONE = "image_encoder.backbone."
 _CONTENTS = f"a motion model folder holds {CONFIG_FILE}, {VAE_FILE} and {UNET_FILE}, as MotionLDM.save_pretrained writes them"
 
 
@@ -98,6 +104,13 @@ class MotionLDMConfig:
         factor = self.vae.downsampling_factor
         return self.resolution[0] // factor, self.resolution[1] // factor
 
+    @property
+    def conditioning_size(self) -> tuple[int, int]:
+        """(height, width) in pixels of the image the denoiser's image encoder takes: the
+        resolution, or ``pretrained_input_scale`` times it for a pretrained encoder."""
+        factor = self.unet.conditioning_factor
+        return self.latent_size[0] * factor, self.latent_size[1] * factor
+
 
 class MotionLDM(nn.Module):
     """VAE + frequency-coordinated denoiser + normalization statistics of one trained model.
@@ -128,7 +141,8 @@ class MotionLDM(nn.Module):
         return weight.device, weight.dtype
 
     def save_pretrained(self, folder: str | Path, model_card: str | None = None) -> None:
-        """Write ``config.json``, ``vae.safetensors``, ``unet.safetensors`` (and ``README.md``)."""
+        """Write ``config.json``, ``vae.safetensors``, ``unet.safetensors`` (and
+        ``image_encoder.safetensors`` for a pretrained image encoder, ``README.md``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = self.config
@@ -148,7 +162,11 @@ class MotionLDM(nn.Module):
             },
         )
         save_weights(self.vae, folder / VAE_FILE)
-        save_weights(self.unet, folder / UNET_FILE)
+        encoder = self.unet.image_encoder
+        pretrained = isinstance(encoder, PretrainedImageEncoder)
+        save_weights(self.unet, folder / UNET_FILE, exclude=_BACKBONE if pretrained else None)
+        if pretrained:
+            save_weights(encoder.backbone, folder / IMAGE_ENCODER_FILE)
         if model_card is not None:
             (folder / "README.md").write_text(model_card)
 
@@ -191,6 +209,14 @@ class MotionLDM(nn.Module):
             raise ValueError(f"{config_path} has an invalid entry: {error}") from None
         model = cls(config, normalization)
         load_weights(model.vae, vae_path, CONFIG_FILE)
-        load_weights(model.unet, unet_path, CONFIG_FILE)
+        encoder = model.unet.image_encoder
+        if isinstance(encoder, PretrainedImageEncoder):
+            encoder_path = required_file(
+                folder, IMAGE_ENCODER_FILE, _CONTENTS + f" (and {IMAGE_ENCODER_FILE})"
+            )
+            load_weights(model.unet, unet_path, CONFIG_FILE, exclude=_BACKBONE)
+            load_weights(encoder.backbone, encoder_path, f"{CONFIG_FILE} (unet.pretrained_blocks)")
+        else:
+            load_weights(model.unet, unet_path, CONFIG_FILE)
         model.source_folder = folder
         return model.to(device=device, dtype=dtype).eval()

@@ -173,24 +173,25 @@ def _input_scale(scheduler, timestep: torch.Tensor) -> float:
 
 
 def prepare_image(image: torch.Tensor, model: MotionLDM) -> torch.Tensor:
-    """The conditioning image at the model's resolution.
+    """The conditioning image at the size the model's image encoder takes.
 
-    The image is resized (not cropped) to the model's resolution; the spectral volume predicted
-    there is resized back to the image's size with its displacements rescaled per axis, so any
-    aspect ratio works.
+    The image is resized (not cropped) to ``model.config.conditioning_size``: the model's
+    resolution, or a multiple of it for a pretrained image encoder. The spectral volume
+    predicted at the model's resolution is resized back to the image's size with its
+    displacements rescaled per axis, so any aspect ratio works.
 
     Args:
         image: ``[B, 3, H, W]`` RGB in [0, 1].
 
     Returns:
-        ``[B, 3, h_m, w_m]`` on the model's device and dtype.
+        ``[B, 3, h_c, w_c]`` on the model's device and dtype.
     """
     if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3 or image.numel() == 0:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image must be a tensor [B, 3, H, W] with values in [0, 1], got {shape}")
     if not bool(torch.isfinite(image).all()):
         raise ValueError("image contains NaN or infinite values")
-    height, width = model.config.resolution
+    height, width = model.config.conditioning_size
     resized = F.interpolate(
         image.float(),
         size=(height, width),

@@ -14,7 +14,11 @@ It is assembled from diffusers' layers (``ResnetBlock2D``, ``Attention``, ``Down
 
 - **Image conditioning by concatenation.** A small ResNet, ``ImageEncoder``, turns the RGB image
   into 16 feature channels at the latent resolution; they are concatenated with the 4-channel
-  noisy latent of every band, so the U-Net's input has ``4 + 16`` channels.
+  noisy latent of every band, so the U-Net's input has ``4 + 16`` channels. With
+  ``image_encoder="inception-v3-fid"`` a frozen ImageNet-trained network and a small trained
+  projection take its place (``gid_models.pretrained_encoder``: our addition for training on
+  few clips); it looks at the image at ``pretrained_input_scale`` times the size
+  (``conditioning_factor``).
 - **Timestep and frequency embedding.** The diffusion step n gets the usual sinusoidal
   embedding and MLP. Every band k adds its own learned vector (``nn.Embedding(num_bands, ·)``,
   as diffusers does for class labels) to that embedding, so the same 2D network knows which
@@ -76,6 +80,8 @@ from einops import rearrange
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from .inception import BLOCKS
+from .pretrained_encoder import PRETRAINED_ENCODERS, PretrainedImageEncoder
 from .vae import _divisor, _from_dict, _is_int, _positive_int, _positive_ints, _set, _to_dict
 
 __all__ = ["FrequencyAttention", "FrequencyCoordinatedUNet", "ImageEncoder", "UNetConfig"]
@@ -116,6 +122,15 @@ class UNetConfig:
             and gives no width).
         image_downsampling: image pixels per latent pixel along each axis: the VAE's
             ``downsampling_factor`` (4), a power of 2.
+        image_encoder: ``"learned"``, the paper's small ResNet trained with the denoiser, or
+            ``"inception-v3-fid"``, a frozen ImageNet-trained network with a trained projection
+            (``gid_models.pretrained_encoder``; our option for small data, the paper is silent).
+        pretrained_blocks: the Inception blocks the pretrained encoder uses (names of
+            ``gid_models.inception.BLOCKS``); ignored by the learned encoder.
+        pretrained_input_scale: the pretrained encoder sees the image at this many times the
+            learned encoder's size (4: 512 x 320 pixels for a 128 x 80 model), a power of 2.
+        feature_dropout: probability, in [0, 1), with which training zeroes a channel of the
+            pretrained backbone's features; 0 for none.
 
     Raises:
         ValueError: on a value of the wrong type or out of range, with the field named.
@@ -131,6 +146,10 @@ class UNetConfig:
     norm_num_groups: int = 32
     image_encoder_channels: int = 64
     image_downsampling: int = 4
+    image_encoder: str = "learned"
+    pretrained_blocks: tuple[str, ...] = ("mixed_2", "mixed_5")
+    pretrained_input_scale: int = 4
+    feature_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         counts = (
@@ -157,6 +176,35 @@ class UNetConfig:
                 f"image_downsampling must be a power of 2 (the VAE's downsampling factor), got {factor}"
             )
         _set(self, "image_downsampling", factor)
+        if self.image_encoder not in ("learned", *PRETRAINED_ENCODERS):
+            raise ValueError(
+                f"image_encoder must be one of {['learned', *PRETRAINED_ENCODERS]}, got {self.image_encoder!r}"
+            )
+        blocks = self.pretrained_blocks
+        if (
+            isinstance(blocks, (str, bytes))
+            or not isinstance(blocks, Sequence)
+            or not blocks
+            or not all(block in BLOCKS for block in blocks)
+            or len(set(blocks)) != len(blocks)
+        ):
+            raise ValueError(f"pretrained_blocks must be distinct names of {list(BLOCKS)}, got {blocks!r}")
+        _set(self, "pretrained_blocks", tuple(blocks))
+        scale = _positive_int(self.pretrained_input_scale, "pretrained_input_scale")
+        if scale & (scale - 1):
+            raise ValueError(f"pretrained_input_scale must be a power of 2, got {scale}")
+        _set(self, "pretrained_input_scale", scale)
+        dropout = self.feature_dropout
+        if not (isinstance(dropout, numbers.Real) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+            raise ValueError(f"feature_dropout must be a number in [0, 1), got {dropout!r}")
+
+    @property
+    def conditioning_factor(self) -> int:
+        """Image pixels per latent pixel of the image that ``encode_image`` takes: the VAE's
+        factor, times ``pretrained_input_scale`` for a pretrained encoder."""
+        if self.image_encoder == "learned":
+            return self.image_downsampling
+        return self.image_downsampling * self.pretrained_input_scale
 
     @classmethod
     def tiny(cls) -> UNetConfig:
@@ -211,12 +259,23 @@ class FrequencyCoordinatedUNet(nn.Module):
             norm_groups=config.norm_num_groups,
         )
 
-        self.image_encoder = ImageEncoder(
-            config.image_feature_channels,
-            config.image_encoder_channels,
-            config.image_downsampling,
-            config.norm_num_groups,
-        )
+        if config.image_encoder == "learned":
+            self.image_encoder = ImageEncoder(
+                config.image_feature_channels,
+                config.image_encoder_channels,
+                config.image_downsampling,
+                config.norm_num_groups,
+            )
+        else:
+            self.image_encoder = PretrainedImageEncoder(
+                config.image_feature_channels,
+                config.pretrained_blocks,
+                config.pretrained_input_scale,
+                config.image_downsampling,
+                config.image_encoder_channels,
+                config.norm_num_groups,
+                config.feature_dropout,
+            )
         # The LDM timestep embedding: [cos, sin] of n at geometric frequencies, then an MLP.
         self.time_proj = Timesteps(widths[0], flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(widths[0], embedding_channels)
@@ -275,13 +334,13 @@ class FrequencyCoordinatedUNet(nn.Module):
 
         Args:
             image: ``[B, 3, H, W]`` RGB in [0, 1], H and W multiples of
-                ``config.image_downsampling``: the latent size times that factor (e.g. 160 x 256
-                for a 40 x 64 latent).
+                ``config.conditioning_factor``: the latent size times that factor (e.g. 160 x 256
+                for a 40 x 64 latent and the learned encoder).
 
         Returns:
-            ``[B, image_feature_channels, H / f, W / f]`` features, f = ``config.image_downsampling``.
+            ``[B, image_feature_channels, H / f, W / f]`` features, f = ``config.conditioning_factor``.
         """
-        factor = self.config.image_downsampling
+        factor = self.config.conditioning_factor
         if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
             got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
             raise ValueError(
@@ -369,6 +428,8 @@ class FrequencyCoordinatedUNet(nn.Module):
         }
         for parameter in self.parameters():
             parameter.requires_grad_((id(parameter) in frequency_parameters) == (stage == 2))
+        if isinstance(self.image_encoder, PretrainedImageEncoder):
+            self.image_encoder.backbone.requires_grad_(False)  # pretrained: never trained here
         return self
 
     def _embedding(self, timesteps: torch.Tensor, band_indices: torch.Tensor) -> torch.Tensor:
@@ -435,7 +496,7 @@ class FrequencyCoordinatedUNet(nn.Module):
             )
             raise ValueError(
                 f"image_features must be [B, {expected[1]}, h, w] = {expected} to match the latents "
-                f"(from encode_image of an image {self.config.image_downsampling} times the latent size, "
+                f"(from encode_image of an image {self.config.conditioning_factor} times the latent size, "
                 f"or None for the null condition), got {got}"
             )
 

@@ -43,6 +43,7 @@ from .config import is_int, is_number
 __all__ = [
     "Augmentation",
     "AugmentationSettings",
+    "augment_features",
     "augment_motion",
     "augment_pairs",
     "center_crop",
@@ -128,6 +129,33 @@ class Augmentation:
     input_size: tuple[int, int]
     output_size: tuple[int, int]
     colour: torch.Tensor
+
+    def resized(self, input_size: tuple[int, int]) -> Augmentation:
+        """The same augmentation for data of the same frame sampled at another resolution.
+
+        A start frame stored at four times the motion's size, or a map of image features at the
+        latent resolution, then turns, zooms and crops exactly as the motion does.
+
+        Args:
+            input_size: ``(H', W')`` of the other data, in pixels.
+
+        Returns:
+            An ``Augmentation`` from ``input_size`` to the output size scaled alike (rounded).
+        """
+        factor = torch.tensor(
+            [input_size[1] / self.input_size[1], input_size[0] / self.input_size[0]], dtype=self.matrix.dtype
+        )  # (x, y)
+        # In the new pixels a displacement is F d, so M becomes F M F^-1; pixel centres move as
+        # (c + 1/2) f - 1/2.
+        matrix = factor[:, None] * self.matrix / factor[None, :]
+        height, width = self.output_size
+        return Augmentation(
+            matrix=matrix,
+            center=(self.center + 0.5) * factor - 0.5,
+            input_size=(int(input_size[0]), int(input_size[1])),
+            output_size=(round(height * float(factor[1])), round(width * float(factor[0]))),
+            colour=self.colour,
+        )
 
     def sampling_grid(self) -> torch.Tensor:
         """``[B, h, w, 2]`` the input point of every output pixel, in ``grid_sample`` units.
@@ -233,6 +261,25 @@ def augment_motion(
         return None, turned
     _check_batch(augmentation, image, "image", dims=4)
     return _jitter_colour(_resample(augmentation, image), augmentation.colour), turned
+
+
+def augment_features(augmentation: Augmentation, features: torch.Tensor) -> torch.Tensor:
+    """Augment maps of image features computed before augmentation, at any resolution.
+
+    Features of a frozen image network are cached once per window; each batch moves them as its
+    images would have moved (resampled on the augmentation's grid, scaled to the maps' size).
+    No colour jitter: the features were computed from the unjittered image.
+
+    Args:
+        augmentation: from ``draw_augmentation`` for this batch (at the motion's resolution).
+        features: ``[B, C, H', W']`` maps of the same frames.
+
+    Returns:
+        ``[B, C, h', w']``: the output size scaled from the motion's to the maps' resolution.
+    """
+    resized = augmentation.resized(tuple(features.shape[-2:]))
+    _check_batch(resized, features, "features", dims=4)
+    return _resample(resized, features)
 
 
 def augment_pairs(

@@ -127,6 +127,9 @@ class PreparedData:
         pair_shards: the frame pairs (I_0, I_t, flow, and the splatting metric if
             ``pairs_have_metrics``).
         sources: how many source files (videos) the data came from.
+        pairs_have_metrics: whether every pair shard holds the splatting metric.
+        condition_scale: the windows' start frames are also stored at this many times the
+            resolution (``condition_images``, for a pretrained image encoder); 1 when not.
     """
 
     folder: Path
@@ -139,6 +142,7 @@ class PreparedData:
     pair_shards: tuple[Shard, ...]
     sources: int
     pairs_have_metrics: bool = False
+    condition_scale: int = 1
 
     @classmethod
     def open(cls, folder: str | Path) -> PreparedData:
@@ -190,6 +194,7 @@ class PreparedData:
                 motion_shards=_shards(folder, index.get("motion_shards", [])),
                 pair_shards=_shards(folder, index.get("pair_shards", [])),
                 sources=len(index.get("sources", [])),
+                condition_scale=int((index.get("settings") or {}).get("condition_scale", 1)),
             )
         except KeyError as missing:
             raise DataError(f"{index_path} lacks the entry {missing}") from None
@@ -220,6 +225,27 @@ class PreparedData:
         if not self.num_pairs:
             raise DataError(f"{self.folder} holds no pair shards, which the {stage} trains on")
 
+    def require_condition_images(self) -> None:
+        """Raise a DataError if the data holds no start frames at a larger size (``condition_images``)."""
+        if self.condition_scale == 1:
+            raise DataError(
+                f"{self.folder} holds no condition images; prepare it with `--condition-scale 4` "
+                "(a pretrained image encoder looks at the start frames at a larger size)"
+            )
+
+    def condition_images(self) -> Iterator[torch.Tensor]:
+        """The windows' start frames at ``condition_scale`` times the resolution, shard by shard.
+
+        Yields:
+            ``[count, 3, s H, s W]`` uint8 RGB per motion shard, in the order of the windows.
+
+        Raises:
+            DataError: if the data was prepared without ``--condition-scale``.
+        """
+        self.require_condition_images()
+        for shard in self.motion_shards:
+            yield _open(shard.path).get_tensor("condition_images")
+
     def summary(self) -> dict:
         """What a model card says about the data."""
         return {
@@ -236,9 +262,14 @@ class PreparedData:
     def _with_checked_shards(self) -> PreparedData:
         """Check every shard's tensors against the index; note whether the pairs carry metrics."""
         height, width, bands = *self.resolution, self.num_bands
+        scale = self.condition_scale
         for shard in self.motion_shards:
             _check_tensor(shard, "images", "U8", (shard.count, 3, height, width))
             _check_tensor(shard, "spectral", "F32", (shard.count, bands, 4, height, width))
+            if scale > 1:
+                _check_tensor(
+                    shard, "condition_images", "U8", (shard.count, 3, scale * height, scale * width)
+                )
         with_metrics = []
         for shard in self.pair_shards:
             for name in ("sources", "targets"):
@@ -275,8 +306,8 @@ class MotionSlices(Dataset):
     """One frequency slice of one window per item: item ``n * K + k`` is band k of window n.
 
     Items: ``spectral`` float32 ``[1, 4, H, W]`` (pixels, a K = 1 volume), ``band`` int64
-    ``[1]`` (k), and with ``with_images`` the window's start frame ``image`` uint8
-    ``[3, H, W]``.
+    ``[1]`` (k), ``window`` int64 (n, e.g. to look up cached image features), and with
+    ``with_images`` the window's start frame ``image`` uint8 ``[3, H, W]``.
     """
 
     def __init__(self, data: PreparedData, with_images: bool) -> None:
@@ -292,6 +323,7 @@ class MotionSlices(Dataset):
         sample = {
             "spectral": self.windows.read("spectral", window, band)[None],
             "band": torch.tensor([band]),
+            "window": torch.tensor(window),
         }
         if self.with_images:
             sample["image"] = self.windows.read("images", window)
@@ -301,8 +333,9 @@ class MotionSlices(Dataset):
 class MotionWindows(Dataset):
     """All K slices of one window per item.
 
-    Items: ``image`` uint8 ``[3, H, W]``, ``spectral`` float32 ``[K, 4, H, W]`` (pixels) and
-    ``band`` int64 ``[K]`` (0 .. K - 1), so that batches look like ``MotionSlices``'.
+    Items: ``image`` uint8 ``[3, H, W]``, ``spectral`` float32 ``[K, 4, H, W]`` (pixels),
+    ``band`` int64 ``[K]`` (0 .. K - 1) and ``window`` int64 (the item's number), so that
+    batches look like ``MotionSlices``'.
     """
 
     def __init__(self, data: PreparedData) -> None:
@@ -317,6 +350,7 @@ class MotionWindows(Dataset):
             "image": self.windows.read("images", item),
             "spectral": self.windows.read("spectral", item),
             "band": torch.arange(self.num_bands),
+            "window": torch.tensor(item),
         }
 
 

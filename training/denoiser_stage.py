@@ -21,6 +21,14 @@ latents of a spectral volume, conditioned on the window's start frame:
    steps: on the toy data of ``training.toy_proof`` in 800 steps, where epsilon has barely
    started after 2000. The sampler turns either into the noise, so loop guidance and previews serve both.
 
+With a pretrained image encoder (``model.image_encoder`` "inception-v3-fid",
+``gid_models.pretrained_encoder``), stage 1 loads the frozen backbone from the converted FID
+weights (``image_encoder_weights``), computes its features once for every window's start frame
+(stored by ``training.prepare --condition-scale``) and caches them; each batch then augments
+the cached maps as its motion is augmented (``training.augment.augment_features``), and only
+the projection trains. The network never runs the backbone in the training loop, which is what
+lets the run fit two CPU cores.
+
 Stage 1 (``--stage 1 --init <VAE folder>``) builds the denoiser from the config and trains its
 2D network on single slices: every example is one band of one window (K = 1) with its band
 index, which the frequency embedding tells the network. The frequency attention stays off and
@@ -48,13 +56,15 @@ from accelerate import Accelerator
 from diffusers import DDPMScheduler
 from torch import nn
 
+from gid_models.hub import read_safetensors
 from gid_models.ldm import DiffusionSchedule, MotionLDM, MotionLDMConfig
 from gid_models.normalization import normalize
+from gid_models.pretrained_encoder import PretrainedImageEncoder
 from gid_models.sampling import SCHEDULERS, predict_spectral_volume
 from gid_models.spectral import SpectralVolume
 from gid_models.unet import UNetConfig
 
-from .augment import AugmentationSettings, augment_motion, center_crop, draw_augmentation
+from .augment import AugmentationSettings, augment_features, augment_motion, center_crop, draw_augmentation
 from .config import (
     ConfigError,
     TrainingSettings,
@@ -67,6 +77,8 @@ from .config import (
     read_config_file,
 )
 from .data import DataError, MotionSlices, MotionWindows, PreparedData, normalize_slices
+from .image_features import cached_block_features
+from .metrics_networks import FID_WEIGHTS_FILE, default_weights_dir
 from .model_card import inherited_sections, model_card
 from .previews import amplitude_maps, grid
 from .vae_stage import read_vae_folder
@@ -118,6 +130,9 @@ class DenoiserStageConfig:
         preview_sampling: how previews sample.
         training: optimisation and bookkeeping.
         augmentation: the augmentations; the crops are the model's resolution.
+        image_encoder_weights: stage 1 with a pretrained image encoder: the converted FID
+            weights (``python -m training.convert_fid_weights``); None looks in
+            ``training.metrics_networks.default_weights_dir()``.
         description: free text.
     """
 
@@ -126,6 +141,7 @@ class DenoiserStageConfig:
     preview_sampling: PreviewSampling = field(default_factory=PreviewSampling)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
+    image_encoder_weights: str | None = None
     description: str = ""
 
     @classmethod
@@ -158,9 +174,13 @@ class DenoiserStageConfig:
                     "keeps its architecture and schedule; remove them"
                 )
             model = schedule = None
+        weights = data.get("image_encoder_weights")
+        if weights is not None and not isinstance(weights, str):
+            raise ConfigError(f"{path}: image_encoder_weights must be a file path, got {weights!r}")
         return cls(
             model=model,
             schedule=schedule,
+            image_encoder_weights=weights,
             description=str(data.get("description", "")),
             **parse_sections(
                 data,
@@ -191,7 +211,7 @@ class ConditionedDenoiser(nn.Module):
         self,
         noisy_latents: torch.Tensor,
         timesteps: torch.Tensor,
-        image: torch.Tensor,
+        condition: torch.Tensor,
         band_indices: torch.Tensor,
         keep_condition: torch.Tensor,
     ) -> torch.Tensor:
@@ -200,14 +220,19 @@ class ConditionedDenoiser(nn.Module):
         Args:
             noisy_latents: ``[B, k, 4, h, w]`` z_n, k slices per sample.
             timesteps: ``[B]`` n of each sample.
-            image: ``[B, 3, 4h, 4w]`` the start frames, RGB in [0, 1].
+            condition: the learned encoder's ``[B, 3, 4h, 4w]`` start frames, RGB in [0, 1];
+                or a pretrained encoder's cached ``[B, C, h, w]`` backbone features.
             band_indices: ``[B, k]`` the band of each slice.
             keep_condition: ``[B]`` bool, False where the image is dropped (null condition).
 
         Returns:
             ``[B, k, 4, h, w]`` the predicted noise eps.
         """
-        features = self.ldm.unet.encode_image(image)
+        encoder = self.ldm.unet.image_encoder
+        if isinstance(encoder, PretrainedImageEncoder):
+            features = encoder.project(condition)
+        else:
+            features = self.ldm.unet.encode_image(condition)
         features = features * keep_condition.to(features.dtype)[:, None, None, None]
         return self.ldm.unet(noisy_latents, timesteps, features, band_indices)
 
@@ -234,6 +259,15 @@ class DenoiserStage:
         self.config, self.data, self.init = config, data, init
         if stage == 1:
             ldm = _ldm_from_vae_folder(init, config, data)
+            if isinstance(ldm.unet.image_encoder, PretrainedImageEncoder):
+                path = Path(config.image_encoder_weights or default_weights_dir() / FID_WEIGHTS_FILE)
+                if not path.is_file():
+                    raise ConfigError(
+                        f"the pretrained image encoder needs the FID Inception weights at {path}; run "
+                        "`python -m training.convert_fid_weights` or set image_encoder_weights"
+                    )
+                ldm.unet.image_encoder.load_backbone(read_safetensors(path), str(path))
+                data.require_condition_images()
             ldm.unet.set_stage(1)
             self.dataset = MotionSlices(data, with_images=True)
         else:
@@ -248,12 +282,32 @@ class DenoiserStage:
         windows = MotionWindows(data)
         count = min(config.training.preview_samples, len(windows))
         self.preview_batch = torch.utils.data.default_collate([windows[item] for item in range(count)])
+        if data.condition_scale > 1:
+            self.preview_batch["condition_image"] = torch.stack(
+                [windows.windows.read("condition_images", item) for item in range(count)]
+            )
+        # A pretrained encoder's frozen features, once per window (filled on first use, on the
+        # device the training runs on).
+        self.cached_features: torch.Tensor | None = None
+
+    def backbone_features(self, encoder: PretrainedImageEncoder, device: torch.device) -> torch.Tensor:
+        """``[N, C, h, w]`` the frozen backbone's features of every window's start frame, on ``device``."""
+        if self.cached_features is None:
+            maps = cached_block_features(self.data, encoder, device=device)
+            self.cached_features = torch.cat(maps, dim=1).to(device)
+        return self.cached_features
 
     def compute_loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         ldm = self.module.ldm
         images = batch["image"].float() / 255
         augmentation = draw_augmentation(self.config.augmentation, len(images), self.data.resolution)
         images, channels = augment_motion(augmentation, images, batch["spectral"])
+        encoder = ldm.unet.image_encoder
+        if isinstance(encoder, PretrainedImageEncoder):
+            cached = self.backbone_features(encoder, images.device)[batch["window"].to(images.device)]
+            condition = augment_features(augmentation, cached.float())
+        else:
+            condition = images
         slices = normalize_slices(channels, batch["band"], ldm.normalization)
         with torch.no_grad():
             latents = ldm.vae.encode_latents(slices, sample=True)
@@ -266,7 +320,7 @@ class DenoiserStage:
         keep_condition = (
             torch.rand(batch_size, device=latents.device) >= ldm.config.schedule.condition_dropout
         )
-        prediction = module(noisy_latents, timesteps, images, batch["band"], keep_condition)
+        prediction = module(noisy_latents, timesteps, condition, batch["band"], keep_condition)
         if ldm.config.schedule.prediction_type == "epsilon":
             target = noise
         else:  # "v_prediction": the velocity sqrt(a_n) eps - sqrt(1 - a_n) z_0
@@ -279,6 +333,13 @@ class DenoiserStage:
         ldm, sampling = module.ldm, self.config.preview_sampling
         device, _ = ldm.weights_placement()
         images = center_crop(self.preview_batch["image"].to(device).float() / 255, self.resolution)
+        condition = images
+        if "condition_image" in self.preview_batch:
+            scale = self.data.condition_scale
+            condition = center_crop(
+                self.preview_batch["condition_image"].to(device).float() / 255,
+                (scale * self.resolution[0], scale * self.resolution[1]),
+            )
         truth = SpectralVolume.from_channels(
             center_crop(self.preview_batch["spectral"].to(device), self.resolution),
             self.data.fps,
@@ -286,7 +347,8 @@ class DenoiserStage:
         )
         predicted = predict_spectral_volume(
             ldm,
-            images,
+            condition,
+            output_size=self.resolution,
             seed=0,
             steps=sampling.steps,
             scheduler=sampling.scheduler,

@@ -7,14 +7,20 @@ The held-out clips are cut into windows exactly as the training data is (``train
 same resolution, frame-rate policy, flow and spectral volume), up to ``--windows-per-clip``
 non-overlapping windows per clip, from its first frame on. Per window:
 
-Motion. The prediction is the model's spectral volume for the window's first frame I0 (DDIM,
-``--steps``, guidance ``--guidance``); with ``--model none`` it is the window's own volume, an
+Motion. The prediction is the model's spectral volume for the window's first frame I0
+(``--scheduler``, DDIM by default, ``--steps``, guidance ``--guidance``); with ``--model none`` it is the window's own volume, an
 upper bound that checks the pipeline and gives the renderer and video rows their best case.
 The truth is the window's volume from its optical flow.
 
 - placement: Pearson r between the amplitude maps ``sum_{k>=1} |S_k(p)|`` of prediction and
-  truth; the same for two predictors that look only at the image, the image-gradient energy
-  and a centre prior (``training.metrics``).
+  truth; the same for three predictors that look only at the image, the image-gradient
+  energy, a centre prior and the brightness (``training.metrics``). Against two truths: the
+  window's volume (chained trajectories, which drift in flat and dark areas) and the
+  drift-free mean magnitude of the frame-to-frame flow (``step_motion_map``). Mean over the
+  windows, and per clip with the mean over clips (each clip counts once).
+- template score: mean r between the predicted maps of windows of different clips
+  (``template_score``; near 1 = the same motion whatever the photo), beside the same score of
+  the drift-free truths (how alike the real motion of those clips is).
 - spectrum: ``|ln(predicted_k / true_k)|`` of the mean amplitude per band, averaged over bands
   1..K-1 (per band in the JSON); the same for the dataset mean, the mean spectrum of the
   windows of the *other* clips (leave one clip out, so that no window predicts itself).
@@ -58,12 +64,13 @@ from gid_models.ldm import MotionLDM
 from gid_models.looping import rendered_seam_ratio, seam_metrics
 from gid_models.motion import MotionTexture
 from gid_models.renderer import ImageBasedRenderer, Renderer, WeightFreeRenderer, render_video, splat_metric
-from gid_models.sampling import predict_spectral_volume
+from gid_models.sampling import SCHEDULERS, predict_spectral_volume
 from gid_models.spectral import SpectralVolume
 
 from .metrics import (
     amplitude_map,
     amplitude_spectrum,
+    brightness_map,
     centre_prior_map,
     frechet_distance,
     gradient_energy_map,
@@ -74,11 +81,20 @@ from .metrics import (
     psnr,
     remap_warp,
     ssim,
+    step_motion_map,
+    template_score,
 )
 from .metrics_networks import default_weights_dir, fid_features, fvd_features, load_i3d, load_inception
 from .prepare import PrepareSettings, SkipSource, Source, find_sources, read_clip, window_motion
 
 __all__ = ["EvaluationSettings", "Window", "evaluate", "format_table", "held_out_windows"]
+
+# The model-free placement predictors of ``motion_metrics`` and their rows in the table.
+BASELINE_LABELS = {
+    "gradient energy": "image-gradient energy",
+    "centre prior": "centre prior",
+    "brightness": "brightness (grey level)",
+}
 
 
 @dataclass(frozen=True)
@@ -93,7 +109,9 @@ class EvaluationSettings:
         render_offsets: the renderer is scored on t = 1 .. this, in frames of the clip.
         crop: ``(width, height)`` of the centre crop that FID, KID and FVD see (256x128 in the paper).
         fvd_frames: frames per FVD clip (16: the paper's FVD; 32 for its FVD_32).
-        steps: denoising steps of the model (DDIM; 250 in the paper).
+        steps: denoising steps of the model (250 with DDIM in the paper).
+        scheduler: a name of ``gid_models.sampling.SCHEDULERS`` ("ddim" in the paper; the
+            shipped workflows use "dpmpp_2m" with 25 steps).
         guidance_scale: classifier-free guidance weight w (1.75 in the paper).
         seed: seed of the model's noise and of KID's subsets.
         kid_subsets: subsets KID averages over.
@@ -106,6 +124,7 @@ class EvaluationSettings:
     crop: tuple[int, int] = (256, 128)
     fvd_frames: int = 16
     steps: int = 250
+    scheduler: str = "ddim"
     guidance_scale: float = 1.75
     seed: int = 0
     kid_subsets: int = 100
@@ -123,6 +142,8 @@ class Window:
         frames: ``[n, 3, H, W]`` uint8 RGB, the real frames of the window at the clip's rate.
         flows: ``[render_offsets, 2, H, W]`` the real flow from frame 0 to frames 1, 2, ...
         truth: the window's spectral volume ``[1, K, 2, H, W]`` in pixels.
+        step_motion: ``[H, W]`` the mean magnitude of the frame-to-frame flow over the window,
+            pixels per frame of the clip: the drift-free placement truth.
         prediction: the volume predicted for ``frames[0]``, same layout.
     """
 
@@ -132,6 +153,7 @@ class Window:
     frames: torch.Tensor
     flows: torch.Tensor
     truth: SpectralVolume
+    step_motion: torch.Tensor
     prediction: SpectralVolume | None = None
 
     @property
@@ -162,9 +184,9 @@ def held_out_windows(
         for start in starts:
             clip_motion, _, truth = window_motion(frames[start:], fps, data)
             flows = clip_motion[0, 1 : settings.render_offsets + 1].clone()
-            windows.append(
-                Window(source.name, start, fps, frames[start : start + needed].clone(), flows, truth)
-            )
+            window_frames = frames[start : start + needed].clone()
+            step_motion = step_motion_map(window_frames, data.flow_method)
+            windows.append(Window(source.name, start, fps, window_frames, flows, truth, step_motion))
         log(f"held out  {source.name}: {len(starts)} window(s) of {needed} frames at {fps:g} fps")
     return windows, skipped
 
@@ -181,6 +203,7 @@ def predict(windows: list[Window], model: MotionLDM | None, settings: Evaluation
             window.image,
             seed=settings.seed,
             steps=settings.steps,
+            scheduler=settings.scheduler,
             guidance_scale=settings.guidance_scale,
             output_size=(height, width),
         )
@@ -191,24 +214,48 @@ def predict(windows: list[Window], model: MotionLDM | None, settings: Evaluation
 
 
 def motion_metrics(windows: list[Window]) -> dict:
-    """Placement, spectrum and scale of the predictions and of the baselines (module docstring)."""
+    """Placement, template score, spectrum and scale of the predictions and baselines (module docstring)."""
     truth = [window.truth for window in windows]
+    clips = [window.clip for window in windows]
     true_maps = torch.cat([amplitude_map(volume) for volume in truth])  # [N, H, W]
+    step_maps = torch.stack([window.step_motion for window in windows]).to(true_maps)
     predicted_maps = torch.cat([amplitude_map(window.prediction) for window in windows])
     images = torch.cat([window.image for window in windows])
-    centre = centre_prior_map(*true_maps.shape[-2:]).expand_as(true_maps)
+    predictors = {
+        "prediction": predicted_maps,
+        "gradient energy": gradient_energy_map(images),
+        "centre prior": centre_prior_map(*true_maps.shape[-2:]).expand_as(true_maps),
+        "brightness": brightness_map(images),
+    }
     true_spectra = torch.cat([amplitude_spectrum(volume) for volume in truth])  # [N, K]
     predicted_spectra = torch.cat([amplitude_spectrum(window.prediction) for window in windows])
-    mean_spectra = _other_clips_means(true_spectra, [window.clip for window in windows])
+    mean_spectra = _other_clips_means(true_spectra, clips)
     prediction_distance = log_spectrum_distance(predicted_spectra, true_spectra)  # [N, K - 1]
     mean_distance = log_spectrum_distance(mean_spectra, true_spectra)
     scale = torch.cat([motion_scale_ratio(w.prediction, w.truth) for w in windows])
+    placement = {name: pearson(maps, true_maps) for name, maps in predictors.items()}
+    drift_free = {name: pearson(maps, step_maps) for name, maps in predictors.items()}
+    per_clip = {
+        clip: {
+            "placement": {name: _mean(r[_of(clips, clip)]) for name, r in placement.items()},
+            "placement_drift_free": {name: _mean(r[_of(clips, clip)]) for name, r in drift_free.items()},
+            "scale_ratio": _mean(scale[_of(clips, clip)]),
+        }
+        for clip in dict.fromkeys(clips)
+    }
     return {
         "windows": len(windows),
-        "placement": {
-            "prediction": _mean(pearson(predicted_maps, true_maps)),
-            "gradient energy": _mean(pearson(gradient_energy_map(images), true_maps)),
-            "centre prior": _mean(pearson(centre, true_maps)),
+        "placement": {name: _mean(r) for name, r in placement.items()},
+        "placement_drift_free": {name: _mean(r) for name, r in drift_free.items()},
+        "placement_drift_free_clip_mean": {
+            name: _mean(torch.tensor([entry["placement_drift_free"][name] for entry in per_clip.values()]))
+            for name in predictors
+        },
+        "per_clip": per_clip,
+        "template_score": {
+            "prediction": template_score(predicted_maps, clips),
+            "truth (drift-free)": template_score(step_maps, clips),
+            "truth": template_score(true_maps, clips),
         },
         "spectrum_distance": {
             "prediction": _mean(prediction_distance),
@@ -221,6 +268,11 @@ def motion_metrics(windows: list[Window]) -> dict:
         "scale_ratio": {"prediction": _mean(scale)},
         "true_mean_amplitude_px": _mean(torch.stack([v.amplitude()[:, 1:].mean() for v in truth])),
     }
+
+
+def _of(clips: list[str], clip: str) -> torch.Tensor:
+    """Boolean mask of the windows of one clip."""
+    return torch.tensor([other == clip for other in clips])
 
 
 def _other_clips_means(spectra: torch.Tensor, clips: list[str]) -> torch.Tensor:
@@ -413,18 +465,54 @@ def format_table(results: dict) -> str:
         f"prediction: {results['prediction']}; renderer: {results['renderer']}"
     ]
     placement, spectrum = motion["placement"], motion["spectrum_distance"]
+    drift_free, by_clip = motion["placement_drift_free"], motion["placement_drift_free_clip_mean"]
+    template = motion["template_score"]
     lines += _section(
         f"Motion ({motion['windows']} windows; true mean amplitude {motion['true_mean_amplitude_px']:.2f} px)",
-        [("placement r", 12, 2), ("|ln| spectrum", 15, 2), ("scale", 8, 2)],
+        [
+            ("placement r", 12, 2),
+            ("drift-free r", 13, 2),
+            ("clip mean", 10, 2),
+            ("template", 9, 2),
+            ("|ln| spectrum", 15, 2),
+            ("scale", 8, 2),
+        ],
         {
             "prediction": (
                 placement["prediction"],
+                drift_free["prediction"],
+                by_clip["prediction"],
+                template["prediction"],
                 spectrum["prediction"],
                 motion["scale_ratio"]["prediction"],
             ),
-            "dataset mean (other clips)": (None, spectrum["dataset mean (other clips)"], None),
-            "image-gradient energy": (placement["gradient energy"], None, None),
-            "centre prior": (placement["centre prior"], None, None),
+            "truth (drift-free)": (None, None, None, template["truth (drift-free)"], None, None),
+            "dataset mean (other clips)": (
+                None,
+                None,
+                None,
+                None,
+                spectrum["dataset mean (other clips)"],
+                None,
+            ),
+            **{
+                label: (placement[name], drift_free[name], by_clip[name], None, None, None)
+                for name, label in BASELINE_LABELS.items()
+            },
+        },
+    )
+    lines += _section(
+        "Motion per clip (drift-free placement r; scale = predicted / true mean amplitude)",
+        [("prediction", 11, 2), ("gradient", 9, 2), ("centre", 8, 2), ("bright", 8, 2), ("scale", 8, 2)],
+        {
+            clip: (
+                *(
+                    entry["placement_drift_free"][name]
+                    for name in ("prediction", "gradient energy", "centre prior", "brightness")
+                ),
+                entry["scale_ratio"],
+            )
+            for clip, entry in motion["per_clip"].items()
         },
     )
     lines += _section(
@@ -528,7 +616,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--weights-dir",
         help="converted FID/FVD weights (default: $GID_EVAL_WEIGHTS or ~/.cache/gid/eval-weights)",
     )
-    parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT of the evaluation frames (256x160); predictions are resized to it")
+    parser.add_argument(
+        "--size",
+        default="256x160",
+        help="WIDTHxHEIGHT of the evaluation frames (256x160); predictions are resized to it",
+    )
     parser.add_argument(
         "--windows-per-clip", type=int, default=defaults.windows_per_clip, help="windows per clip (2)"
     )
@@ -538,7 +630,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fvd-frames", type=int, default=defaults.fvd_frames, help="frames per FVD clip (16)"
     )
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="DDIM steps of the model (250)")
+    parser.add_argument(
+        "--steps", type=int, default=defaults.steps, help="denoising steps of the model (250)"
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=defaults.scheduler,
+        choices=sorted(SCHEDULERS),
+        help="sampler (ddim, as the paper)",
+    )
     parser.add_argument(
         "--guidance", type=float, default=defaults.guidance_scale, help="guidance weight w (1.75)"
     )
@@ -553,6 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         render_offsets=args.offsets,
         fvd_frames=args.fvd_frames,
         steps=args.steps,
+        scheduler=args.scheduler,
         guidance_scale=args.guidance,
         seed=args.seed,
         video_metrics=not args.no_video_metrics,

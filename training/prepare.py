@@ -152,6 +152,10 @@ class PrepareSettings:
         fallback_fps: the rate assumed when a file's rate is unknown or implausible; None skips
             such files.
         max_frames: frames read at most from the start of a clip (memory bound); None for all.
+        condition_scale: when above 1, every window also stores its start frame at this many
+            times ``size`` (``condition_images``), decoded from the clip at that size: what a
+            frozen pretrained image encoder looks at (``gid_models.pretrained_encoder``), which
+            needs more pixels than the motion's resolution. 1 stores none.
     """
 
     size: tuple[int, int] = (256, 160)
@@ -170,6 +174,7 @@ class PrepareSettings:
     max_fps: float = 120.0
     fallback_fps: float | None = None
     max_frames: int | None = 3600
+    condition_scale: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(v) for v in self.size))
@@ -180,6 +185,7 @@ class PrepareSettings:
             "max_pair_offset",
             "motion_shard_size",
             "pair_shard_size",
+            "condition_scale",
         )
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
@@ -230,6 +236,7 @@ def find_sources(
     *,
     manifest: str | os.PathLike | None = None,
     labels: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
 ) -> list[Source]:
     """The video files under a folder, recursively, sorted by name.
@@ -240,6 +247,8 @@ def find_sources(
             paths relative to the manifest's folder) that gives the true frame rates.
         labels: keep only the files whose manifest label starts with one of these (e.g.
             ``("YES", "partly")``); None keeps every file, listed in the manifest or not.
+        splits: keep only the files whose manifest ``split`` is one of these (e.g.
+            ``("train",)``, so that the ``val`` clips never reach training); None keeps all.
         exclude: ``fnmatch`` patterns of names (relative paths) to leave out.
 
     Returns:
@@ -248,10 +257,12 @@ def find_sources(
     root = Path(videos_dir)
     if not root.is_dir():
         raise ValueError(f"no folder at {str(root)!r}")
-    known: dict[str, tuple[float | None, str]] = {}
+    if splits is not None and manifest is None:
+        raise ValueError("selecting splits needs the manifest that names them (--manifest)")
+    known: dict[str, tuple[float | None, str, str]] = {}
     if manifest is not None:
         for clip in clips_from_manifest(manifest, motion_labels=("",)):  # "" keeps every row
-            known[os.path.realpath(clip.path)] = (clip.fps, clip.motion)
+            known[os.path.realpath(clip.path)] = (clip.fps, clip.motion, clip.split)
     sources = []
     for folder, _, files in os.walk(root):
         for file in files:
@@ -259,10 +270,12 @@ def find_sources(
                 continue
             path = os.path.join(folder, file)
             name = Path(path).relative_to(root).as_posix()
-            fps, label = known.get(os.path.realpath(path), (None, ""))
+            fps, label, split = known.get(os.path.realpath(path), (None, "", ""))
             if any(fnmatch.fnmatch(name, pattern) for pattern in exclude):
                 continue
             if labels is not None and not label.startswith(tuple(labels)):
+                continue
+            if splits is not None and split not in splits:
                 continue
             sources.append(Source(path, name, fps))
     return sorted(sources, key=lambda source: source.name)
@@ -385,7 +398,16 @@ def prepare_source(source: Source, settings: PrepareSettings, output_dir: str | 
     try:
         frames, fps, record.notes = read_clip(source, settings)
         record.fps, record.frames = fps, len(frames)
-        for sample in _window_samples(frames, fps, source, settings):
+        condition_frames = None
+        if settings.condition_scale > 1:
+            width, height = settings.size
+            condition_frames, _ = read_video(
+                source.path,
+                size=(width * settings.condition_scale, height * settings.condition_scale),
+                max_frames=len(frames),
+                fps=fps,
+            )
+        for sample in _window_samples(frames, fps, source, settings, condition_frames):
             if sample is None:
                 record.filtered += 1
                 continue
@@ -493,13 +515,19 @@ def window_motion(
 
 
 def _window_samples(
-    frames: torch.Tensor, fps: float, source: Source, settings: PrepareSettings
+    frames: torch.Tensor,
+    fps: float,
+    source: Source,
+    settings: PrepareSettings,
+    condition_frames: torch.Tensor | None = None,
 ) -> Iterator[tuple[int, SpectralVolume, dict, list[dict]] | None]:
     """The samples of every window of a clip, or None for a window the motion filter leaves out.
 
     Args:
         frames: ``[N, 3, H, W]`` uint8 RGB at the training resolution.
         fps: the clip's frame rate.
+        condition_frames: ``[N', 3, s H, s W]`` the same frames at ``settings.condition_scale``
+            times the resolution, or None; the windows' start frames are stored from it.
 
     Yields:
         ``(start, volume, window_tensors, pair_tensors)``: the start frame, the pixel-unit
@@ -519,6 +547,10 @@ def _window_samples(
             yield None
             continue
         window_tensors = {"images": frames[start], "spectral": volume.to_channels()[0]}
+        if condition_frames is not None:
+            # The decoder gives both sizes the same frames; a last frame missing at one size
+            # falls back to the nearest one it has.
+            window_tensors["condition_images"] = condition_frames[min(start, len(condition_frames) - 1)]
         metric = splat_metric(MotionTexture.from_spectral_volume(volume), height, width)[0]
         rng = np.random.default_rng(zlib.crc32(f"{source.name}:{start}".encode()))
         max_offset = min(settings.max_pair_offset, needed - 1)
@@ -634,6 +666,7 @@ def prepare(
     *,
     manifest: str | os.PathLike | None = None,
     labels: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     workers: int = 1,
     part: tuple[int, int] | None = None,
@@ -647,7 +680,8 @@ def prepare(
         output_dir: where the shards and ``index.json`` go (created); with ``part``, its
             subfolder ``part-i-of-n``.
         settings: the defaults when None.
-        manifest, labels, exclude: which sources and their frame rates, as for ``find_sources``.
+        manifest, labels, splits, exclude: which sources and their frame rates, as for
+            ``find_sources``.
         workers: processes, >= 1; 1 works in this process.
         part: ``(i, n)`` to prepare only part i of n (``--shard i/n``).
         log: called with each report line and the summary; None for silence.
@@ -658,7 +692,7 @@ def prepare(
     """
     settings = settings or PrepareSettings()
     started = time.monotonic()
-    sources = find_sources(videos_dir, manifest=manifest, labels=labels, exclude=exclude)
+    sources = find_sources(videos_dir, manifest=manifest, labels=labels, splits=splits, exclude=exclude)
     output_dir = Path(output_dir)
     if part is not None:
         index, count = part
@@ -946,6 +980,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_fps=args.max_fps,
         fallback_fps=args.fallback_fps,
         max_frames=args.max_frames,
+        condition_scale=args.condition_scale,
     )
     part = None
     if args.shard:
@@ -957,6 +992,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings,
         manifest=args.manifest,
         labels=args.labels,
+        splits=args.splits,
         exclude=args.exclude,
         workers=args.workers,
         part=part,
@@ -979,7 +1015,16 @@ def _parser() -> argparse.ArgumentParser:
         "--labels", nargs="+", help="keep only manifest rows whose label starts so (e.g. YES partly)"
     )
     parser.add_argument(
+        "--splits", nargs="+", help="keep only manifest rows of these splits (e.g. train; column 'split')"
+    )
+    parser.add_argument(
         "--exclude", nargs="+", default=[], help="fnmatch patterns of file names to leave out"
+    )
+    parser.add_argument(
+        "--condition-scale",
+        type=int,
+        default=defaults.condition_scale,
+        help="also store each start frame at this many times --size, for a pretrained image encoder (1: no)",
     )
     parser.add_argument("--size", default="x".join(map(str, defaults.size)), help="WIDTHxHEIGHT (256x160)")
     parser.add_argument("--fps", type=float, default=defaults.fps, help="frame rate of the windows (30)")

@@ -215,6 +215,7 @@ def write_toy_data(
     fps: float = 30.0,
     window: int = 150,
     scenes: Callable[..., tuple[torch.Tensor, torch.Tensor]] = toy_scenes,
+    condition_scale: int = 1,
 ) -> Path:
     """Write a prepared-data folder of toy windows and frame pairs (see the module docstring).
 
@@ -231,6 +232,9 @@ def write_toy_data(
         scenes: what makes the windows, called as ``scenes(kind, 1, size, num_bands, generator)``:
             ``toy_scenes`` (each kind moves in its own band) or ``drifting_scenes`` (windows that
             do not loop; ``functools.partial`` sets its options, its window must be ``window``).
+        condition_scale: when above 1, the windows also hold their images at this many times
+            the size (``condition_images``, bilinear), as ``training.prepare --condition-scale``
+            writes them for a pretrained image encoder.
 
     Returns:
         The folder.
@@ -262,8 +266,18 @@ def write_toy_data(
 
     stats = NormalizationStatsAccumulator(num_bands, fps, window).update(spectral).result()
     names = [f"toy/{kinds[number % len(kinds)]}" for number in range(len(images))]
+    condition = {}
+    if condition_scale > 1:
+        larger = F.interpolate(images, scale_factor=condition_scale, mode="bilinear", align_corners=False)
+        condition["condition_images"] = _to_uint8(larger)
     motion_shards = _write_shards(
-        folder, "motion", shard_size, names, images=_to_uint8(images), spectral=spectral.contiguous()
+        folder,
+        "motion",
+        shard_size,
+        names,
+        images=_to_uint8(images),
+        spectral=spectral.contiguous(),
+        **condition,
     )
     pair_shards = _write_shards(
         folder,
@@ -286,6 +300,7 @@ def write_toy_data(
         "motion_shards": motion_shards,
         "pair_shards": pair_shards,
         "normalization": stats.to_dict(),
+        "settings": {"condition_scale": condition_scale},
         "sources": [
             {"file": f"toy/{kind}", "windows": windows_per_kind, "pairs": windows_per_kind * pairs_per_window}
             for kind in kinds

@@ -63,6 +63,21 @@ def test_the_clips_own_motion_is_a_perfect_prediction(results):
     assert results["seams"]["prediction"] == results["seams"]["truth"]
 
 
+def test_placement_is_also_scored_per_clip_against_the_drift_free_truth(results):
+    motion = results["motion"]
+    assert list(motion["per_clip"]) == ["gentle.avi", "strong.avi"]
+    for entry in motion["per_clip"].values():
+        assert set(entry["placement_drift_free"]) == {
+            "prediction",
+            "gradient energy",
+            "centre prior",
+            "brightness",
+        }
+        assert entry["scale_ratio"] == pytest.approx(1.0)
+    assert set(motion["template_score"]) == {"prediction", "truth (drift-free)", "truth"}
+    assert motion["template_score"]["prediction"] == pytest.approx(motion["template_score"]["truth"])
+
+
 def test_the_dataset_mean_is_taken_over_the_other_clips(results):
     # Each clip is predicted by the other's spectrum, 4x stronger or weaker in the swaying band.
     band_2 = results["motion"]["spectrum_distance_per_band"]["dataset mean (other clips)"][1]
@@ -83,9 +98,13 @@ def test_a_bad_clip_is_reported_and_the_others_evaluated(results):
     assert [entry["file"] for entry in results["skipped"]] == ["too_short.avi"]
 
 
-def test_a_model_is_evaluated_with_its_bands_and_its_prediction_resized_to_the_frames(clips, tiny_motion_model):
+def test_a_model_is_evaluated_with_its_bands_and_its_prediction_resized_to_the_frames(
+    clips, tiny_motion_model
+):
     data = PrepareSettings(size=(40, 32))  # the tiny model predicts 24x16
-    settings = EvaluationSettings(data=data, windows_per_clip=1, render_offsets=2, video_metrics=False, steps=2)
+    settings = EvaluationSettings(
+        data=data, windows_per_clip=1, render_offsets=2, video_metrics=False, steps=2
+    )
     results = evaluate(
         clip_sources([str(clips / "strong.avi")], None),
         model=tiny_motion_model,
@@ -110,6 +129,8 @@ def test_the_command_prints_one_table_and_writes_the_results_as_json(clips, tmp_
     for row in (
         "image-gradient energy",
         "centre prior",
+        "brightness (grey level)",
+        "Motion per clip",
         "dataset mean",
         "cv2.remap",
         "weight-free splat",

@@ -19,6 +19,7 @@ from gid_models.spectral import SpectralVolume
 from training.metrics import (
     amplitude_map,
     amplitude_spectrum,
+    brightness_map,
     centre_prior_map,
     frechet_distance,
     gradient_energy_map,
@@ -30,6 +31,8 @@ from training.metrics import (
     psnr,
     remap_warp,
     ssim,
+    step_motion_map,
+    template_score,
 )
 from training.metrics_networks import (
     FID_WEIGHTS_FILE,
@@ -222,3 +225,37 @@ def test_fvd_scores_a_frozen_video_worse_than_a_slightly_blurred_one(shared_data
     frozen = fvd_features(network, clips[:, :1].expand(-1, 16, -1, -1, -1))
     assert frechet_distance(real, real) == pytest.approx(0.0, abs=1e-6)
     assert 0 < frechet_distance(real, blurred) < frechet_distance(real, frozen)
+
+
+def test_the_drift_free_truth_is_the_mean_frame_to_frame_motion():
+    # A texture whose right half slides 1 px a frame to the right and back; the left half stays.
+    rng = np.random.default_rng(0)
+    texture = cv2.resize(rng.random((12, 16)).astype(np.float32), (64, 48), interpolation=cv2.INTER_CUBIC)
+    frames = []
+    for t in range(9):
+        frame = texture.copy()
+        shift = float([0, 1, 2, 3, 4, 3, 2, 1, 0][t])
+        moved = cv2.warpAffine(
+            texture, np.float32([[1, 0, shift], [0, 1, 0]]), (64, 48), borderMode=cv2.BORDER_REFLECT
+        )
+        frame[:, 32:] = moved[:, 32:]
+        frames.append(torch.from_numpy((frame.clip(0, 1) * 255).astype(np.uint8)).expand(3, -1, -1))
+    step = step_motion_map(torch.stack(frames))
+    assert step.shape == (48, 64)
+    assert float(step[8:40, 44:56].mean()) == pytest.approx(1.0, abs=0.2)
+    assert float(step[8:40, 4:20].mean()) < 0.1
+
+
+def test_the_template_score_compares_only_maps_of_different_photos():
+    blob = torch.zeros(1, 8, 8)
+    blob[0, 2:4, 2:4] = 1
+    other = blob.flip(-1)
+    assert template_score(torch.cat([blob, blob, blob]), ["a", "b", "c"]) == pytest.approx(1.0)
+    assert template_score(torch.cat([blob, blob, other]), ["a", "a", "b"]) < 0.5  # the a-a pair is left out
+    assert math.isnan(template_score(torch.cat([blob, other]), ["a", "a"]))
+
+
+def test_the_brightness_baseline_is_the_grey_level():
+    image = torch.zeros(1, 3, 2, 2)
+    image[0, :, 0, 0] = 1.0
+    assert brightness_map(image)[0, 0, 0] == pytest.approx(1.0) and brightness_map(image)[0, 1, 1] == 0

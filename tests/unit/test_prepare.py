@@ -8,6 +8,7 @@ at 10 fps, 4 bands) so that the whole file runs in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from training.data import PreparedData
 from training.prepare import (
     PrepareSettings,
     SkipSource,
@@ -257,6 +259,35 @@ def test_a_manifest_gives_true_frame_rates_and_selects_by_label(videos, tmp_path
     }
     chosen = find_sources(videos, manifest=manifest, labels=["YES", "partly"])
     assert [(source.name, source.fps) for source in chosen] == [("sway.avi", 15.0)]
+
+
+def test_a_manifest_split_keeps_the_validation_clips_out_of_training(videos, tmp_path):
+    manifest = tmp_path / "MANIFEST.tsv"
+    rows = [
+        "file\tfps\toscillatory_natural\tsplit",
+        f"{videos}/sway.avi\t10\tYES-trees\ttrain",
+        f"{videos}/still.avi\t10\tYES-grass\tval",
+    ]
+    manifest.write_text("\n".join(rows) + "\n")
+    train = find_sources(videos, manifest=manifest, splits=["train"])
+    val = find_sources(videos, manifest=manifest, splits=["val"])
+    assert [s.name for s in train] == ["sway.avi"] and [s.name for s in val] == ["still.avi"]
+    with pytest.raises(ValueError, match="needs the manifest"):
+        find_sources(videos, splits=["train"])
+
+
+def test_a_condition_scale_stores_each_start_frame_at_that_many_times_the_size(videos, tmp_path):
+    settings = dataclasses.replace(SETTINGS, condition_scale=2)
+    prepare(videos, tmp_path, settings, exclude=["nested/*", "still.avi"], log=None, progress=False)
+    shards = [_read_shard(path)[0] for path in sorted(tmp_path.glob("motion-*.safetensors"))]
+    for tensors in shards:
+        large, small = tensors["condition_images"], tensors["images"]
+        assert large.dtype == torch.uint8 and large.shape[-2:] == (96, 128)
+        shrunk = torch.nn.functional.interpolate(large.float(), scale_factor=0.5, mode="area")
+        assert (shrunk - small.float()).abs().mean() < 6  # the same frame, decoded at two sizes
+    data = PreparedData.open(tmp_path)
+    assert data.condition_scale == 2
+    assert sum(len(images) for images in data.condition_images()) == data.num_windows == 5
 
 
 def test_the_frame_rate_comes_from_the_manifest_then_the_file_then_the_fallback():

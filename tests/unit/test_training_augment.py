@@ -11,6 +11,7 @@ from gid_models.splatting import softmax_splat
 from training.augment import (
     Augmentation,
     AugmentationSettings,
+    augment_features,
     augment_motion,
     augment_pairs,
     draw_augmentation,
@@ -192,3 +193,32 @@ def test_settings_refuse_values_out_of_range(settings, message):
 def test_crops_larger_than_the_frame_are_refused():
     with pytest.raises(ValueError, match="larger than the data"):
         draw_augmentation(AugmentationSettings(output_size=(32, 32)), 1, SIZE)
+
+
+def test_cached_features_at_another_resolution_move_as_the_motion_moves():
+    # The same smooth picture sampled at the motion's size and at 4 times it: augmenting the
+    # large one as features and shrinking the result gives the augmented small one.
+    height, width = SIZE
+
+    def picture(scale: int) -> torch.Tensor:
+        ys, xs = torch.meshgrid(
+            (torch.arange(height * scale, dtype=torch.float64) + 0.5) / scale - 0.5,
+            (torch.arange(width * scale, dtype=torch.float64) + 0.5) / scale - 0.5,
+            indexing="ij",
+        )
+        return smooth_pattern(xs, ys)[None].float()
+
+    augmentation = fixed_augmentation(1, angle_degrees=4.0, scale=1.1, flip=True, shift=(1.5, -1.0))
+    small, _ = augment_motion(augmentation, picture(1), torch.zeros(1, 1, 4, height, width))
+    large = augment_features(augmentation, picture(4))
+
+    assert large.shape[-2:] == (4 * small.shape[-2], 4 * small.shape[-1])
+    shrunk = F.interpolate(large, size=small.shape[-2:], mode="area")
+    inside = (slice(None), slice(None), slice(2, -2), slice(2, -2))
+    assert (shrunk - small)[inside].abs().max() < 0.02
+
+
+def test_features_of_another_batch_or_dimension_are_refused():
+    augmentation = fixed_augmentation(2, angle_degrees=0.0, scale=1.0, flip=False)
+    with pytest.raises(ValueError, match="features must be a floating tensor of 4 dimensions with batch 2"):
+        augment_features(augmentation, torch.zeros(3, 8, 12, 16))

@@ -7,16 +7,21 @@ folder that the library (and so the nodes) loads.
 
 import csv
 import json
+import math
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
+from gid_models.inception import InceptionV3FID
 from gid_models.ldm import MotionLDM
+from gid_models.renderer import ImageBasedRenderer, RendererConfig
+from gid_models.sampling import predict_spectral_volume
 from gid_models.unet import FrequencyAttention
 from training.config import CONFIG_FOLDER
 from training.data import MotionSlices, PreparedData, normalize_slices
 from training.denoiser_stage import DenoiserStage, DenoiserStageConfig
+from training.package_model import package_model
 from training.synthetic import write_toy_data
 from training.train import main, run
 from training.vae_stage import read_vae_folder
@@ -185,6 +190,110 @@ def test_stage_2_trains_only_the_frequency_attention_into_a_complete_motion_mode
     assert config["type"] == "gid-motion-ldm" and len(config["normalization"]["scales"]) == BANDS
     card = (stage2_run / "model" / "README.md").read_text()
     assert card.count("## Training: ") == 3 and "stage-1 model" not in card
+
+
+# ------------------------------------------------------------------------------------------------
+# A frozen pretrained image encoder (gid_models.pretrained_encoder)
+
+
+@pytest.fixture(scope="module")
+def prior_run(tmp_path_factory, vae_run):
+    """Stage 1 with the Inception encoder (random weights in the FID file's layout) on toy data
+    that holds its start frames at 4 x the size; then stage 2 from it."""
+    folder = tmp_path_factory.mktemp("prior")
+    data = write_toy_data(folder / "data", windows_per_kind=4, condition_scale=4)
+    torch.manual_seed(0)
+    network = InceptionV3FID(last_block="mixed")
+    for parameter in network.parameters():
+        parameter.data.normal_(0, 0.05)
+    weights = folder / "fid.safetensors"
+    save_file({name: t.contiguous() for name, t in network.state_dict().items()}, str(weights))
+    config = str(CONFIG_FOLDER / "tiny-denoiser-stage1.json")
+    command = ["denoiser", "--stage", "1", "--config", config, "--init", str(vae_run / "model")]
+    for entry in (
+        "model.image_encoder=inception-v3-fid",
+        'model.pretrained_blocks=["mixed"]',
+        "model.pretrained_input_scale=4",
+        "model.feature_dropout=0.2",
+        f"image_encoder_weights={weights}",
+    ):
+        command += ["--set", entry]
+    stage1 = train(command, data, folder / "stage1", 6)
+    config = str(CONFIG_FOLDER / "tiny-denoiser-stage2.json")
+    stage2 = train(
+        ["denoiser", "--stage", "2", "--config", config, "--init", str(stage1 / "model")],
+        data,
+        folder / "stage2",
+        2,
+    )
+    return data, weights, stage1, stage2
+
+
+def test_stage_1_with_a_frozen_encoder_caches_its_features_once_and_keeps_it_frozen(prior_run):
+    data, weights, stage1, stage2 = prior_run
+    cached = sorted(path.name for path in (data / "image-features").iterdir())
+    assert cached == ["inception-v3-fid-mixed-8x8.safetensors"]
+    original = load_file(weights)
+    for folder in (stage1, stage2):
+        frozen = load_file(folder / "model" / "image_encoder.safetensors")
+        assert set(frozen) <= set(original)
+        assert all(torch.equal(frozen[name], original[name]) for name in frozen)
+        assert all(math.isfinite(value) for value in losses(folder))
+
+
+def test_a_model_with_a_frozen_encoder_predicts_from_a_photo_of_any_size(prior_run):
+    model = MotionLDM.from_pretrained(prior_run[3] / "model")
+    assert model.config.unet.image_encoder == "inception-v3-fid" and model.config.conditioning_size == (
+        128,
+        128,
+    )
+    volume = predict_spectral_volume(model, torch.rand(1, 3, 50, 90), steps=2)
+    assert volume.coeffs.shape == (1, BANDS, 2, 50, 90) and torch.isfinite(volume.coeffs).all()
+
+
+def test_stage_1_with_a_frozen_encoder_needs_its_weights_and_the_larger_start_frames(
+    prior_run, toy_data, vae_run, tmp_path
+):
+    config = str(CONFIG_FOLDER / "tiny-denoiser-stage1.json")
+    command = ["denoiser", "--stage", "1", "--config", config, "--init", str(vae_run / "model")]
+    command += ["--set", "model.image_encoder=inception-v3-fid", "--set", 'model.pretrained_blocks=["mixed"]']
+    weights = prior_run[1]
+    with pytest.raises(SystemExit, match="needs the FID Inception weights at .*missing.safetensors"):
+        missing = f"image_encoder_weights={tmp_path / 'missing.safetensors'}"
+        main([*command, "--set", missing, "--data", str(toy_data), "--output", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match="holds no condition images; prepare it with `--condition-scale 4`"):
+        given = f"image_encoder_weights={weights}"
+        main([*command, "--set", given, "--data", str(toy_data), "--output", str(tmp_path / "b")])
+
+
+def test_stage_1_can_reuse_the_vae_of_a_motion_model_folder_with_its_statistics(
+    stage2_run, toy_data, tmp_path
+):
+    model = MotionLDM.from_pretrained(stage2_run / "model")
+    reused = read_vae_folder(stage2_run / "model")
+    assert torch.equal(reused.normalization.scales, model.normalization.scales)
+    expected = model.vae.state_dict()
+    assert all(torch.equal(tensor, expected[name]) for name, tensor in reused.vae.state_dict().items())
+    config = str(CONFIG_FOLDER / "tiny-denoiser-stage1.json")
+    command = ["denoiser", "--stage", "1", "--config", config, "--init", str(stage2_run / "model")]
+    run_folder = train(command, toy_data, tmp_path / "stage1", 2)
+    again = MotionLDM.from_pretrained(run_folder / "model")
+    assert torch.equal(again.normalization.scales, model.normalization.scales)
+
+
+def test_a_model_packaged_without_a_renderer_loads_with_none(pack, stage2_run, tmp_path):
+    package_model(stage2_run / "model", None, tmp_path / "motion-only", dtype=torch.float16)
+    assert not (tmp_path / "motion-only" / "renderer.safetensors").exists()
+    wrapped, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run(
+        str(tmp_path / "motion-only"), "", "main", "fp32"
+    )
+    assert renderer is None and wrapped.model.config.num_bands == BANDS
+    ImageBasedRenderer(RendererConfig(encoder_levels=1, channels=(4, 8), style_dim=8)).save_pretrained(
+        tmp_path / "renderer"
+    )
+    package_model(stage2_run / "model", tmp_path / "renderer", tmp_path / "both")
+    assert (tmp_path / "both" / "renderer.safetensors").is_file()
+    assert "## Training: denoiser stage 2" in (tmp_path / "both" / "README.md").read_text()
 
 
 def test_the_nodes_load_the_stage_2_folder_and_predict_with_it(pack, stage2_run):
