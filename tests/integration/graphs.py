@@ -1,7 +1,13 @@
-"""Nodes that many integration-test graphs share, as API-format prompt entries."""
+"""Nodes and names that many integration-test graphs share, as API-format prompt entries."""
+
+# A model folder of the server's models/gid with a renderer: gid-default plus a renderer of the
+# default recipe's size (the ``model_with_renderer`` fixture of conftest.py writes it).
+MODEL_WITH_RENDERER = "gid-default-with-renderer"
 
 
-def spectrum_to_motion(spectral_volume: list, frames: int, start_time: float = 0.0, fps: float = 30.0) -> dict:
+def spectrum_to_motion(
+    spectral_volume: list, frames: int, start_time: float = 0.0, fps: float = 30.0
+) -> dict:
     """A SpectrumToMotion node at natural speed and amplitude.
 
     Args:

@@ -15,7 +15,7 @@ import os
 import time
 
 import torch
-from graphs import spectrum_to_motion
+from graphs import MODEL_WITH_RENDERER, spectrum_to_motion
 from safetensors import safe_open
 
 from comfyui_server import ComfyUIServer
@@ -24,7 +24,8 @@ from gid_models.spectral import SpectralVolume, load_spectral_volume, save_spect
 MODEL = "gid-default"
 # A cancel must stop the node within this many seconds of POST /interrupt. PredictSpectralVolume
 # checks the cancel flag before every layer of the model, SoftmaxSplatRender before every chunk
-# (here one frame of 256x160 with the trained renderer, well under a second on two CPU cores);
+# (here one frame of 256x160 with a renderer of the default recipe's size, well under a second
+# on two CPU cores);
 # the rest is slack for a loaded machine.
 MAX_CANCEL_SECONDS = 2.5
 
@@ -70,7 +71,7 @@ def _predict_graph(seed: int, steps: int, prefix: str = "gid/determinism") -> di
 
 
 def _render_graph(frames: int, start_time: float = 0.0) -> dict:
-    """gid-default's trained renderer animating a 256x160 image, a frame per chunk."""
+    """A renderer of the default recipe's size animating a 256x160 image, a frame per chunk."""
     return {
         "1": {
             "class_type": "EmptyImage",
@@ -78,7 +79,7 @@ def _render_graph(frames: int, start_time: float = 0.0) -> dict:
         },
         "2": {
             "class_type": "LoadMotionLDM",
-            "inputs": {"model": MODEL, "hub_repo_id": "", "revision": "main", "dtype": "auto"},
+            "inputs": {"model": MODEL_WITH_RENDERER, "hub_repo_id": "", "revision": "main", "dtype": "auto"},
         },
         "3": {"class_type": "LoadSpectralVolume", "inputs": {"file": "cancel_volume.safetensors"}},
         "4": spectrum_to_motion(["3", 0], frames, start_time=start_time),
@@ -153,7 +154,9 @@ def test_interrupting_predict_spectral_volume_stops_it_within_a_layer_and_the_ne
     assert saved.is_file()
 
 
-def test_interrupting_softmax_splat_render_stops_it_within_a_chunk_and_the_next_prompt_runs(comfyui):
+def test_interrupting_softmax_splat_render_stops_it_within_a_chunk_and_the_next_prompt_runs(
+    comfyui, model_with_renderer
+):
     generator = torch.Generator().manual_seed(0)
     coeffs = 2 * torch.randn(1, 16, 2, 40, 64, dtype=torch.complex64, generator=generator)
     save_spectral_volume(SpectralVolume(coeffs), comfyui.input_dir / "cancel_volume.safetensors")
@@ -164,7 +167,7 @@ def test_interrupting_softmax_splat_render_stops_it_within_a_chunk_and_the_next_
     time.sleep(3.0)
     latency, entry = _interrupt(comfyui, prompt_id)
     print(
-        f"\nSoftmaxSplatRender (trained renderer, 256x160, chunks of 1 frame) stopped {latency:.2f} s after /interrupt"
+        f"\nSoftmaxSplatRender (renderer of the default recipe's size, 256x160, chunks of 1 frame) stopped {latency:.2f} s after /interrupt"
     )
 
     assert _interrupted_node(entry) == "SoftmaxSplatRender"

@@ -28,6 +28,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from graphs import MODEL_WITH_RENDERER
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -36,7 +37,7 @@ from gid_models.normalization import NormalizationStats
 from gid_models.spectral import FILE_FORMAT, SpectralVolume, save_spectral_volume
 
 REPO_DIR = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL = "gid-default"  # K = 16, 128x80, with a trained renderer
+DEFAULT_MODEL = "gid-default"  # K = 16, 128x80, no renderer
 TINY_MODEL = "hostile-tiny"  # K = 8, 16x24: fast to sample on two CPU cores
 VOLUME = "hostile_volume.safetensors"  # 64x40, K = 16, batch 1
 
@@ -257,9 +258,14 @@ def _(g):
     show_size(g, render(g, empty_image(g, 1, 1), to_motion(g, load_volume(g))))
 
 
-@case("render_7x13_image_trained_renderer", "7x13 image, gid-default's trained renderer", _size(7, 13, 2), OK)
+@case(
+    "render_7x13_image_trained_renderer",
+    "7x13 image, a renderer of the default recipe's size",
+    _size(7, 13, 2),
+    OK,
+)
 def _(g):
-    renderer = out(load_model(g, DEFAULT_MODEL), 1)
+    renderer = out(load_model(g, MODEL_WITH_RENDERER), 1)
     show_size(g, render(g, empty_image(g, 7, 13), to_motion(g, load_volume(g)), renderer=renderer))
 
 
@@ -885,12 +891,13 @@ def _truncate(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def hostile_files(comfyui, tiny_motion_model, tmp_path_factory):
+def hostile_files(comfyui, tiny_motion_model, model_with_renderer, tmp_path_factory):
     """Every file the cases pick, in the server's input folder and models/gid; removed after."""
     inputs, gid = comfyui.input_dir, comfyui.models_dir / "gid"
     gid.mkdir(parents=True, exist_ok=True)
     outside = tmp_path_factory.mktemp("outside-comfyui")
     default = REPO_DIR / "models" / DEFAULT_MODEL
+    with_renderer = gid / model_with_renderer  # renderer_config.json and renderer.safetensors
     made: list[Path] = []
 
     def made_here(path: Path) -> Path:
@@ -943,15 +950,15 @@ def hostile_files(comfyui, tiny_motion_model, tmp_path_factory):
         config = json.loads(config_path.read_text())
         edit(config)
         config_path.write_text(json.dumps(config))
-    shutil.copy(default / "renderer_config.json", model_folder("hostile-wrong-type") / "config.json")
+    shutil.copy(with_renderer / "renderer_config.json", model_folder("hostile-wrong-type") / "config.json")
     (model_folder("hostile-bad-json") / "config.json").write_text("{ not json")
     shutil.copy(default / "unet.safetensors", model_folder("hostile-mismatched-weights") / "unet.safetensors")
     folder = model_folder("hostile-wrong-renderer")
     shutil.copy(folder / "config.json", folder / "renderer_config.json")
-    shutil.copy(default / "renderer.safetensors", folder / "renderer.safetensors")
+    shutil.copy(with_renderer / "renderer.safetensors", folder / "renderer.safetensors")
     folder = model_folder("hostile-truncated-renderer")
-    shutil.copy(default / "renderer_config.json", folder / "renderer_config.json")
-    shutil.copy(default / "renderer.safetensors", folder / "renderer.safetensors")
+    shutil.copy(with_renderer / "renderer_config.json", folder / "renderer_config.json")
+    shutil.copy(with_renderer / "renderer.safetensors", folder / "renderer.safetensors")
     _truncate(folder / "renderer.safetensors")
 
     yield
