@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 __all__ = [
     "DTYPES",
     "ModelFolderError",
+    "check_revision",
     "check_state_dict",
     "download_model_folder",
     "is_repo_id",
@@ -43,6 +44,10 @@ __all__ = [
 ]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# A Hub revision is a branch or tag name (git's rules, in the part that matters here: no "..",
+# no leading or trailing "/" or ".", no empty segment) or a commit hash; nothing else can reach
+# the Hub cache's files. Pull-request refs ("refs/pr/1") are branch-like names and pass.
+_REVISION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
 
 
 # The precisions weights are loaded or saved in, by the names the nodes and commands use.
@@ -236,13 +241,37 @@ def download_model_folder(
     return _download(repo_id.strip(), revision, download_dir, search_dirs)
 
 
+def check_revision(revision: str | None) -> str | None:
+    """A Hub revision as typed, if it is a branch or tag name or a commit hash.
+
+    Raises:
+        ModelFolderError: on anything else (``..``, a leading ``/``, spaces, ...), which could
+            name a path rather than a revision.
+    """
+    if revision is None:
+        return None
+    if (
+        not isinstance(revision, str)
+        or len(revision) > 200
+        or not _REVISION.match(revision)
+        or ".." in revision
+        or revision.endswith((".", ".lock"))
+    ):
+        raise ModelFolderError(
+            f"{revision!r} is not a Hub revision: give a branch or tag name (letters, digits, '_', "
+            "'-', '.' and '/' between names, no '..') or a commit hash, e.g. main or v1.0"
+        )
+    return revision
+
+
 def _download(repo_id: str, revision: str | None, download_dir, search_dirs: list[Path]) -> Path:
     from huggingface_hub import snapshot_download
 
+    revision = check_revision(revision)
     attempts = []
     for local_only in (False, True):
         try:
-            return Path(
+            folder = Path(
                 snapshot_download(
                     repo_id,
                     revision=revision,
@@ -253,6 +282,17 @@ def _download(repo_id: str, revision: str | None, download_dir, search_dirs: lis
             )
         except Exception as error:  # noqa: BLE001 - offline, DNS, HTTP and cache misses all land here
             attempts.append(f"{type(error).__name__}: {error}".splitlines()[0])
+            continue
+        if download_dir is not None:
+            # A cached ref file names the snapshot folder; one edited to hold a path would lead
+            # out of the cache. The snapshot must lie inside the cache (links to its blobs do).
+            snapshots = (Path(download_dir) / f"models--{repo_id.replace('/', '--')}" / "snapshots").resolve()
+            if not folder.resolve().is_relative_to(snapshots):
+                raise ModelFolderError(
+                    f"the Hub cache of {repo_id!r} at revision {revision or 'main'!r} points outside "
+                    f"{snapshots}: the cache was altered; delete {snapshots.parent} and download again"
+                )
+        return folder
     by_hand = search_dirs[0] / repo_id.split("/")[1] if search_dirs else Path(repo_id.split("/")[1])
     raise ModelFolderError(
         f"could not get the model {repo_id!r} at revision {revision or 'main'!r} from the Hugging "

@@ -8,6 +8,7 @@ from torch import nn
 
 from gid_models.hub import (
     ModelFolderError,
+    check_revision,
     download_model_folder,
     load_weights,
     read_config,
@@ -55,6 +56,37 @@ def test_an_unreachable_repo_names_the_repo_the_revision_and_the_folder_to_fill_
         )
     message = str(error.value)
     assert "'someone/absent'" in message and "'v2'" in message and str(tmp_path / "gid" / "absent") in message
+
+
+@pytest.mark.parametrize(
+    "revision", ["../../../etc", "/etc/passwd", "main/../../x", "a b", "refs//main", ".hidden", "v1.", ""]
+)
+def test_a_revision_that_is_no_branch_tag_or_commit_is_refused_before_the_cache_is_read(
+    revision, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _fake_hub_cache(tmp_path / "hub", "someone/tiny-gid", {"config.json": "{}"})
+    with pytest.raises(ModelFolderError, match="is not a Hub revision: give a branch or tag name"):
+        download_model_folder("someone/tiny-gid", revision=revision, download_dir=tmp_path / "hub")
+
+
+@pytest.mark.parametrize(
+    "revision", ["main", "v1.0", "refs/pr/1", "0123456789abcdef0123456789abcdef01234567"]
+)
+def test_branch_tag_pull_request_and_commit_revisions_are_accepted(revision):
+    assert check_revision(revision) == revision
+
+
+def test_a_cached_ref_that_points_outside_the_cache_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _fake_hub_cache(tmp_path / "hub", "someone/tiny-gid", {"config.json": "{}"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "config.json").write_text("{}")
+    refs = tmp_path / "hub" / "models--someone--tiny-gid" / "refs"
+    (refs / "evil").write_text("../../../elsewhere")
+    with pytest.raises(ModelFolderError, match="points outside .*the cache was altered"):
+        download_model_folder("someone/tiny-gid", revision="evil", download_dir=tmp_path / "hub")
 
 
 def test_a_name_that_is_neither_a_folder_nor_a_repo_id_says_where_it_looked(tmp_path):
