@@ -16,14 +16,15 @@
 # budget unit is SECONDS_PER_UNIT seconds (default 60), the VAE gets 2 units, denoiser stage 1
 # gets 6 and stage 2 gets 2. On two CPU cores a VAE step at the default size takes about 15 s,
 # so there VAE_FROM=FOLDER reuses the VAE (and its normalization statistics) of an existing
-# motion model folder instead of training one: the shipped model reused the VAE of the previous
-# gid-default (trained on an H200) and had 400 s units. Every step is resumable: rerunning skips
+# motion model folder instead of training one (a run on 2 CPU cores with VAE_FROM=models/gid-default
+# and 400 s units placed motion worse than the model-free baselines on the val clips, so
+# models/gid-default is still the previous recipe's model). Every step is resumable: rerunning skips
 # prepared clips and cached features, and a run folder that already has its model/ is kept
 # (delete it to train again).
 #
 # Writes WORK_DIR/data-train and data-val (128 x 80 spectral volumes with start frames at
 # 512 x 320), probe.json, runs/{vae,stage1,stage2}, gid-default (the packaged folder, fp16, no
-# renderer: the trained one was 2.5 dB below the weight-free splat) and val-figures.txt.
+# renderer: the previous recipe's was 2.5 dB below the weight-free splat) and val-figures.txt.
 set -euo pipefail
 
 DATA=${1:?usage: default_model.sh DATA_DIR WORK_DIR [SECONDS_PER_UNIT]}
