@@ -34,7 +34,7 @@ from gid_models.spectral import SpectralVolume
 
 from .data import PreparedData
 from .image_features import cached_block_features
-from .metrics import amplitude_map, centre_prior_map, gradient_energy_map, pearson
+from .metrics import amplitude_map, brightness_map, centre_prior_map, gradient_energy_map, pearson
 from .metrics_networks import FID_WEIGHTS_FILE, default_weights_dir
 
 __all__ = ["amplitude_targets", "probe", "ridge_fit"]
@@ -129,11 +129,10 @@ def probe(
         first, second = sorted(blocks, key=lambda b: results["blocks"][b]["r"], reverse=True)[:2]
         fit(f"{first}+{second}", [blocks.index(first), blocks.index(second)])
 
-    small = F.interpolate(images, size=size, mode="area")
     baselines = {
         "gradient energy": gradient_energy_map(images).unsqueeze(1),
         "centre prior": centre_prior_map(*size).expand(len(truth), *size).unsqueeze(1).float(),
-        "brightness": small.mean(dim=1, keepdim=True),
+        "brightness": brightness_map(images).unsqueeze(1),
     }
     results["baselines"] = {}
     for name, prediction in baselines.items():
