@@ -116,11 +116,15 @@ def motion_windows(
     window: int = 150,
     stride: float = 5.0,
     method: str = "dis",
+    min_duration: float | None = None,
+    max_windows: int | None = None,
 ) -> list[torch.Tensor]:
-    r"""Full motion windows of a clip, one starting every ``stride`` seconds.
+    r"""Motion windows of a clip, one starting every ``stride`` seconds.
 
-    Only full windows are returned (``window`` frames at ``target_fps``), so that all spectra
-    share the same frequency bins; a clip shorter than one window gives an empty list.
+    By default only full windows are returned (``window`` frames at ``target_fps``), so that all
+    spectra share the same frequency bins, and a clip shorter than one window gives an empty
+    list. With ``min_duration`` the last windows may be shorter, down to that many seconds (their
+    bands then lie at other frequencies; see ``flow.motion_texture_from_video``).
 
     Args:
         clip: the video and its frame rate.
@@ -129,16 +133,25 @@ def motion_windows(
         window: frames per window at ``target_fps`` (150 = 5 s at 30 fps in the paper).
         stride: seconds between the starts of consecutive windows, > 0.
         method: flow method (see :data:`gid_models.flow.FLOW_METHODS`).
+        min_duration: shortest window returned, in seconds; None = only full windows.
+        max_windows: at most this many windows, from the start (only the frames they need are
+            decoded); None = as many as the clip holds.
 
     Returns:
-        ``[1, window, 2, height, width]`` float32 motion textures in pixels.
+        ``[1, N, 2, height, width]`` float32 motion textures in pixels, ``N = window`` for full
+        windows.
     """
-    frames, fps = read_video(clip.path, size=size, fps=clip.fps)
+    max_frames = None
+    if max_windows is not None:
+        # The frame rate is needed before decoding: the manifest's, else the file's first frame's.
+        fps = clip.fps or read_video(clip.path, max_frames=1)[1]
+        max_frames = (max_windows - 1) * max(1, round(stride * fps)) + source_frames_needed(window, fps, target_fps)
+    frames, fps = read_video(clip.path, size=size, fps=clip.fps, max_frames=max_frames)
     step = max(1, round(stride * fps))
-    needed = source_frames_needed(window, fps, target_fps)
-    duration = window / target_fps
+    duration = window / target_fps if min_duration is None else min(min_duration, window / target_fps)
+    needed = source_frames_needed(max(2, math.ceil(duration * target_fps - 1e-9)), fps, target_fps)
     windows = []
-    for start in range(0, len(frames) - needed + 1, step):
+    for start in list(range(0, len(frames) - needed + 1, step))[:max_windows]:
         windows.append(
             motion_texture_from_video(
                 frames[start:],

@@ -1,9 +1,9 @@
 """The pack's ComfyUI nodes: thin adapters that check inputs, call ``gid_models`` and convert
 outputs. One module per part of the paper; their mappings are merged here."""
 
-from . import dynamics_nodes, guidance_nodes, model_nodes, render_nodes, spectral_nodes
+from . import brush_nodes, dynamics_nodes, guidance_nodes, model_nodes, render_nodes, spectral_nodes
 
-_MODULES = (model_nodes, spectral_nodes, render_nodes, dynamics_nodes, guidance_nodes)
+_MODULES = (model_nodes, spectral_nodes, brush_nodes, render_nodes, dynamics_nodes, guidance_nodes)
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}

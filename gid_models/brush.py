@@ -1,0 +1,353 @@
+"""The motion brush: a spectral volume painted onto a photo from a material's statistics.
+
+Where a user knows what should move, no model is needed: the painted region gets, band by band,
+random motion with the statistics of a real material (``gid_models.materials``): its amplitude
+spectrum, its coherence length (one branch swings as one), its axis (wind sways sideways, flames
+rise) and its share of common swing. Each band ``k`` of the volume is
+
+    S_k(p) = mask(p) * A_k * ( sqrt(s_k) * a_k(p) * e_axis + sqrt(1 - s_k) * b_k(p) * e_across )
+
+with ``a_k``, ``b_k`` complex Gaussian fields of unit power, smooth over the material's coherence
+length (optionally following the photo's edges, so that a leaf moves as one), mixed with one
+common random phasor per band in the material's share of common swing. ``s_k`` is the share of
+the energy along the axis: the material's own x share with its own axes (x, y), or set by the
+user's direction and spread. Band 0 is then set so that the motion at t = 0 is zero: the first frame
+of the video is the photo itself, and the video loops over the volume's window like a predicted
+one. The result is an ordinary ``SpectralVolume`` that Spectrum to Motion, Modal Poke, loop
+guidance and the renderer take as they take a predicted one.
+
+``combine_spectral_volumes`` adds or blends two volumes (brushed motion over a predicted one,
+two materials in one photo).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .materials import REFERENCE_SIDE, MaterialStatistics
+from .spectral import SpectralVolume, band_frequencies
+
+__all__ = ["COMBINE_MODES", "brush_spectral_volume", "combine_spectral_volumes", "soft_mask"]
+
+COMBINE_MODES = ("add", "blend")
+
+
+def soft_mask(mask: torch.Tensor, height: int, width: int, feather: float, margin: int = 0) -> torch.Tensor:
+    """A mask of any size resized to ``height x width``, with an edge that fades inwards.
+
+    The fade lies inside the painted region: outside it the result is exactly 0, so the brush
+    never moves a pixel that was not painted.
+
+    Args:
+        mask: ``[H', W']`` (or ``[1, H', W']``) weights in [0, 1], any size.
+        height: output height in pixels.
+        width: output width in pixels.
+        feather: width of the fade in output pixels, >= 0 (0 = hard edge).
+        margin: output pixels along the inside of the edge that are set to 0 as well, >= 0: a
+            volume smaller than the photo is interpolated when the renderer enlarges it, and one
+            still pixel along the edge keeps that interpolation from reaching outside the mask.
+
+    Returns:
+        ``[height, width]`` float32 in [0, 1].
+    """
+    mask = torch.as_tensor(mask).detach().float()
+    while mask.dim() > 2 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.dim() != 2 or min(mask.shape) < 1:
+        raise ValueError(f"mask must be one [height, width] mask, got shape {tuple(mask.shape)}")
+    if not bool(torch.isfinite(mask).all()):
+        raise ValueError("mask contains NaN or infinite values")
+    hard = F.interpolate(mask.clamp(0, 1)[None, None], size=(height, width), mode="area")[0, 0]
+    if margin > 0:
+        # Erosion: the minimum over a (2 margin + 1)-pixel square.
+        hard = -F.max_pool2d(-hard[None, None], 2 * margin + 1, stride=1, padding=margin)[0, 0]
+    if feather <= 0:
+        return hard
+    # A blurred step is 1/2 on the edge; stretching [1/2, 1] to [0, 1] puts the fade inside.
+    sigma = feather / 2.0
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    blurred = F.conv2d(F.pad(hard[None, None], (radius,) * 4, mode="replicate"), kernel.view(1, 1, 1, -1))
+    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1))[0, 0]
+    return ((2 * blurred - 1).clamp(0, 1) * hard).contiguous()
+
+
+def brush_spectral_volume(
+    mask: torch.Tensor,
+    material: MaterialStatistics,
+    size: tuple[int, int],
+    *,
+    strength: float = 3.0,
+    direction: float | None = None,
+    spread: float = 20.0,
+    speed: float = 1.0,
+    seed: int = 0,
+    image: torch.Tensor | None = None,
+    num_bands: int = 16,
+    fps: float = 30.0,
+    window: int = 150,
+    max_side: int = 512,
+    feather: float = 8.0,
+) -> SpectralVolume:
+    """A spectral volume with a material's motion inside a painted mask.
+
+    Args:
+        mask: ``[H', W']`` (or ``[1, H', W']``) in [0, 1], any size: where and how much to move.
+        material: the statistics to synthesise (``materials.load_materials()[name]`` or
+            ``materials.measure_material(volume)``).
+        size: ``(height, width)`` in pixels of the photo the motion is for.
+        strength: mean amplitude, in pixels of the photo, of a fully painted pixel's motion
+            (``sqrt(sum_k |S_k|^2)``, bands 1 .. K-1), >= 0.
+        direction: axis of the motion in degrees (0 = sideways, 90 = up and down); None takes
+            the material's own split between x and y, band by band.
+        spread: with a ``direction``, how far the motion strays from the axis, in degrees from
+            0 (along the axis only) to 90 (every direction alike).
+        speed: frequency factor, > 0: 2 moves twice as fast as the material (its spectrum is
+            stretched over the bands), 0.5 half as fast.
+        seed: seed of the random fields; the same arguments and seed give the same volume.
+        image: optional ``[1, 3, H, W]`` RGB in [0, 1], the photo: when given, the fields follow
+            its edges (an edge-aware, guided filter), so that one leaf or branch moves as one.
+        num_bands: K, bands of the volume, from 2 to ``window // 2 + 1``.
+        fps: frame rate of the volume's window, frames per second.
+        window: frames of the window (the loop's length), >= 2.
+        max_side: longer side, in pixels, of the volume (it is made at the photo's aspect ratio
+            and at most this size; the renderer resizes motion to the photo).
+        feather: width, in pixels of the photo, of the mask's soft edge (inside the mask).
+
+    Returns:
+        A pixel-unit volume ``[1, K, 2, h, w]``, ``max(h, w) <= max_side``, at ``fps`` and
+        ``window``, whose motion is 0 at t = 0 and outside the mask.
+
+    Raises:
+        ValueError: on an argument out of range.
+
+    Example:
+        >>> from gid_models.materials import load_materials
+        >>> mask = torch.zeros(90, 160); mask[:, :80] = 1
+        >>> volume = brush_spectral_volume(mask, load_materials()["foliage"], (90, 160), seed=1)
+        >>> volume.num_bands, volume.height, volume.width
+        (16, 90, 160)
+    """
+    height, width = _size(size)
+    strength = _finite(strength, "strength", low=0.0)
+    spread = _finite(spread, "spread", low=0.0, high=90.0)
+    speed = _finite(speed, "speed", low=0.0, strict=True)
+    feather = _finite(feather, "feather", low=0.0)
+    if direction is not None:
+        direction = _finite(direction, "direction")
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 2:
+        raise ValueError(f"max_side must be an integer number of pixels >= 2, got {max_side!r}")
+    if isinstance(num_bands, bool) or not isinstance(num_bands, int) or num_bands < 2:
+        raise ValueError(
+            f"num_bands must be an integer >= 2 (band 0 and at least one band), got {num_bands!r}"
+        )
+    frequencies = band_frequencies(num_bands, fps, window, dtype=torch.float64)[1:].numpy()
+
+    scale = min(1.0, max_side / max(height, width))
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    region = soft_mask(mask, h, w, feather * scale, margin=1 if scale < 1 else 0)
+
+    # The material at the bands asked for: speed s plays its spectrum s times faster.
+    stats = material.at(frequencies / speed)
+    side = max(h, w)
+    lengths = stats["coherence_length"] * (side / REFERENCE_SIDE)
+    if direction is None:
+        # The material's own split of the energy between x and y, band by band.
+        along_share = stats["x_share"]
+        angle = 0.0
+    else:
+        along_share = np.full(len(frequencies), 1.0 - 0.5 * math.sin(math.radians(spread)) ** 2)
+        angle = math.radians(direction)
+
+    generator = torch.Generator().manual_seed(int(seed))
+    along_field = _correlated_fields(len(frequencies), h, w, lengths, generator)
+    across_field = _correlated_fields(len(frequencies), h, w, lengths, generator)
+    if image is not None:
+        guide = _guide(image, h, w)
+        along_field = _follow_edges(along_field, guide, lengths)
+        across_field = _follow_edges(across_field, guide, lengths)
+    common = _complex_normal((2, len(frequencies)), generator)
+    share = torch.as_tensor(stats["phase_coherence"], dtype=torch.float32).view(-1, 1, 1)
+    along_field = share.sqrt() * common[0].view(-1, 1, 1) + (1 - share).sqrt() * along_field
+    across_field = share.sqrt() * common[1].view(-1, 1, 1) + (1 - share).sqrt() * across_field
+
+    along_t = torch.as_tensor(along_share, dtype=torch.float32).view(-1, 1, 1)
+    along, across = along_t.sqrt() * along_field, (1 - along_t).sqrt() * across_field
+    cos, sin = math.cos(angle), math.sin(angle)
+    # y points down in image coordinates: the axis at +angle rises to the right.
+    coeffs = torch.stack((cos * along + sin * across, -sin * along + cos * across), dim=1)
+    coeffs = coeffs * region  # [K - 1, 2, h, w]
+
+    # Each band to the material's amplitude over the fully painted pixels, then all to strength.
+    painted = region >= region.max() * 0.999 if bool(region.any()) else region > 0
+    band_amplitude = coeffs.abs().square().sum(1).sqrt()  # [K - 1, h, w]
+    measured = (band_amplitude * painted).sum((-2, -1)) / painted.sum().clamp_min(1)
+    target = torch.as_tensor(stats["amplitude"], dtype=torch.float32)
+    coeffs = coeffs * (target / measured.clamp_min(1e-12)).view(-1, 1, 1, 1)
+    total = (coeffs.abs().square().sum((0, 1)).sqrt() * painted).sum() / painted.sum().clamp_min(1)
+    coeffs = coeffs * (strength * scale / float(total) if float(total) > 0 else 0.0)
+
+    # Band 0 cancels the other bands at t = 0: the video starts on the photo itself.
+    rest = -coeffs.real.sum(0, keepdim=True).to(coeffs.dtype)
+    coeffs = torch.cat((rest, coeffs), dim=0)
+    return SpectralVolume(coeffs.unsqueeze(0).to(torch.complex64), fps=fps, window=window)
+
+
+def combine_spectral_volumes(
+    base: SpectralVolume,
+    other: SpectralVolume,
+    mode: str = "add",
+    weight: float = 1.0,
+    mask: torch.Tensor | None = None,
+) -> SpectralVolume:
+    """Two spectral volumes made one: ``other`` added to ``base`` or blended over it.
+
+    ``add``: ``base + weight * mask * other``; ``blend``: ``base + weight * mask * (other - base)``
+    (weight 1 inside the mask replaces ``base`` by ``other``). ``other`` and the mask are resized
+    to ``base``'s resolution (displacements rescaled with the pixels).
+
+    Args:
+        base: pixel-unit volume ``[B, K, 2, H, W]``.
+        other: pixel-unit volume ``[B or 1, K, 2, H', W']`` with the same K, fps and window.
+        mode: ``"add"`` or ``"blend"``.
+        weight: factor of ``other``'s share, finite.
+        mask: optional ``[H'', W'']`` or ``[B or 1, H'', W'']`` in [0, 1], any size: where
+            ``other`` counts (everywhere when None).
+
+    Returns:
+        A pixel-unit volume of ``base``'s size, batch, fps and window.
+
+    Raises:
+        ValueError: a normalized volume, another K, fps or window, batches that do not match, a
+            bad mode or weight.
+    """
+    base.require_pixels("combining spectral volumes")
+    other.require_pixels("combining spectral volumes")
+    if mode not in COMBINE_MODES:
+        raise ValueError(f"mode must be one of {COMBINE_MODES}, got {mode!r}")
+    weight = _finite(weight, "weight")
+    for what, a, b in (
+        ("number of bands K", base.num_bands, other.num_bands),
+        ("fps", base.fps, other.fps),
+        ("window", base.window, other.window),
+    ):
+        if a != b:
+            raise ValueError(
+                f"the two volumes have another {what} ({a} and {b}): their bands lie at other "
+                "frequencies, so adding them would mix unrelated motions; make both with the same "
+                "num_bands, fps and window"
+            )
+    if other.batch_size not in (1, base.batch_size):
+        raise ValueError(
+            f"the second volume has a batch of {other.batch_size}; give one volume or one per "
+            f"volume of the first ({base.batch_size})"
+        )
+    if (other.height, other.width) != (base.height, base.width):
+        other = other.resize(base.height, base.width)
+    share = torch.full((1, 1, 1, 1, 1), weight, device=base.device)
+    if mask is not None:
+        mask = torch.as_tensor(mask).detach().float().to(base.device)
+        mask = mask[None] if mask.dim() == 2 else mask
+        if mask.dim() != 3 or mask.shape[0] not in (1, base.batch_size):
+            raise ValueError(
+                f"mask must be [height, width] or [batch, height, width] with a batch of 1 or "
+                f"{base.batch_size}, got shape {tuple(mask.shape)}"
+            )
+        if not bool(torch.isfinite(mask).all()):
+            raise ValueError("mask contains NaN or infinite values")
+        mask = F.interpolate(mask.clamp(0, 1)[:, None], size=(base.height, base.width), mode="bilinear")
+        share = share * mask[:, None]  # [B, 1, 1, H, W]
+    added = other.coeffs.to(base.coeffs.dtype)
+    if mode == "blend":
+        added = added - base.coeffs
+    return SpectralVolume(base.coeffs + share * added, fps=base.fps, window=base.window)
+
+
+def _correlated_fields(
+    bands: int, height: int, width: int, lengths: np.ndarray, generator: torch.Generator
+) -> torch.Tensor:
+    """``[bands, H, W]`` complex Gaussian fields of unit mean power, correlated over ``lengths``.
+
+    White noise filtered by a Gaussian of standard deviation ``L / 2`` has an autocorrelation
+    ``exp(-d^2 / L^2)``, which falls to 1/e at ``d = L``: the coherence length as
+    ``materials.coherence_length`` measures it. The filter is applied in the Fourier domain, so
+    its cost does not grow with the length.
+    """
+    noise = _complex_normal((bands, height, width), generator)
+    fy = torch.fft.fftfreq(height).view(1, -1, 1)
+    fx = torch.fft.fftfreq(width).view(1, 1, -1)
+    sigma = torch.as_tensor(lengths, dtype=torch.float32).clamp_min(0.5).view(-1, 1, 1) / 2
+    transfer = torch.exp(-2 * (math.pi * sigma) ** 2 * (fx**2 + fy**2))
+    fields = torch.fft.ifft2(torch.fft.fft2(noise) * transfer)
+    return fields / fields.abs().square().mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-12)
+
+
+def _complex_normal(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Complex Gaussian samples of unit mean power ``E|z|^2 = 1``."""
+    parts = torch.randn((*shape, 2), generator=generator) * math.sqrt(0.5)
+    return torch.view_as_complex(parts)
+
+
+def _guide(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``[1, 1, h, w]`` grey guide of the photo for the edge-aware filter."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[:2] != (1, 3):
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be one RGB photo [1, 3, H, W] in [0, 1], got {shape}")
+    grey = image.detach().float().cpu().mean(1, keepdim=True)
+    return F.interpolate(grey, size=(height, width), mode="area")
+
+
+def _follow_edges(fields: torch.Tensor, guide: torch.Tensor, lengths: np.ndarray) -> torch.Tensor:
+    """Fields filtered by a guided filter (He et al. 2013) of the photo, band by band.
+
+    Inside a window of about the band's coherence length, each field becomes a linear function
+    of the photo's grey level, so that it changes where the photo has an edge and stays alike
+    over one leaf or branch. kornia's guided filter does the work.
+    """
+    from kornia.filters import guided_blur
+
+    out = torch.empty_like(fields)
+    for k in range(fields.shape[0]):
+        size = 2 * max(1, round(float(lengths[k]) / 2)) + 1
+        # The fast guided filter (He and Sun 2015): its windows are computed on a grid a few
+        # times coarser, which keeps a 1080p photo well under a second; the fields are smooth
+        # over the window anyway.
+        subsample = max(1, min(4, size // 3))
+        parts = torch.view_as_real(fields[k]).permute(2, 0, 1).unsqueeze(1)  # [2, 1, H, W]
+        filtered = guided_blur(
+            guide.expand(2, -1, -1, -1), parts, (size, size), eps=1e-3, subsample=subsample
+        )
+        out[k] = torch.view_as_complex(filtered[:, 0].permute(1, 2, 0).contiguous())
+    return out / out.abs().square().mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-12)
+
+
+def _size(size) -> tuple[int, int]:
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)
+    ):
+        raise ValueError(f"size must be (height, width) in pixels, each >= 1, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _finite(
+    value, name: str, low: float | None = None, high: float | None = None, strict: bool = False
+) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if low is not None and (number < low or (strict and number == low)):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low:g}, got {number:g}")
+    if high is not None and number > high:
+        raise ValueError(f"{name} must be <= {high:g}, got {number:g}")
+    return number
