@@ -152,6 +152,11 @@ def brush_spectral_volume(
     scale = min(1.0, max_side / max(height, width))
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
     region = soft_mask(mask, h, w, feather * scale, margin=1 if scale < 1 else 0)
+    if not bool((region > 0).any()):
+        raise ValueError(
+            "the mask is empty: nothing is painted where the motion should be (or the painted "
+            "area is thinner than its soft edge); paint the region that should move, or lower feather"
+        )
 
     # The material at the bands asked for: speed s plays its spectrum s times faster.
     stats = material.at(frequencies / speed)

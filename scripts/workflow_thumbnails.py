@@ -7,7 +7,10 @@ moving row. The workflows run as shipped (their API twins, ``workflows_api/``) i
 ComfyUI with the pack: the photo workflows on ComfyUI's ``example.png``, the video workflows on
 the loop that ``image_to_loop`` made of it, as ``input/video.mp4``.
 
-    COMFYUI_DIR=.cache/ComfyUI-0.3.75 .venv/bin/python scripts/workflow_thumbnails.py   # minutes on a CPU
+    COMFYUI_DIR=.cache/ComfyUI-0.3.75 .venv/bin/python scripts/workflow_thumbnails.py [NAME ...]   # minutes on a CPU
+
+``motion_brush`` moves what is painted on the photo: it runs on ``example.png`` with its hair
+painted (``comfyui_server.PAINTED_INPUTS``). Names given render only those thumbnails.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ import sys
 import tempfile
 import time
 
-from comfyui_server import API_WORKFLOWS, EXAMPLE_WORKFLOWS, REPO_DIR, ComfyUIServer
+from comfyui_server import (
+    API_WORKFLOWS,
+    EXAMPLE_WORKFLOWS,
+    PAINTED_EXAMPLE,
+    PAINTED_INPUTS,
+    REPO_DIR,
+    ComfyUIServer,
+    write_painted_example,
+)
 from demo import write_figure
 
 # image_to_loop first: its video is the video workflows' input.
@@ -27,15 +38,22 @@ FIRST = "image_to_loop"
 VIDEO_INPUT = "video.mp4"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    wanted = set(sys.argv[1:] if argv is None else argv)
     names = sorted((path.stem for path in API_WORKFLOWS.glob("*.json")), key=lambda name: (name != FIRST, name))
     with (
         tempfile.TemporaryDirectory() as base_dir,
         ComfyUIServer(os.environ["COMFYUI_DIR"], base_dir, env={"HF_HUB_OFFLINE": "1"}) as server,
     ):
+        write_painted_example(server.input_dir / "example.png", server.input_dir / PAINTED_EXAMPLE)
         for name in names:
+            if wanted and name not in wanted and not (name == FIRST and wanted - {"motion_brush"}):
+                continue
             started = time.monotonic()
-            entry = server.run(json.loads((API_WORKFLOWS / f"{name}.json").read_text()), timeout=1800)
+            graph = json.loads((API_WORKFLOWS / f"{name}.json").read_text())
+            for node in graph.values():
+                node["inputs"].update(PAINTED_INPUTS.get(name, {}).get(node["class_type"], {}))
+            entry = server.run(graph, timeout=1800)
             (video,) = [path for path in server.output_files(entry) if path.suffix in (".mp4", ".webm")]
             if name == FIRST:
                 shutil.copy(video, server.input_dir / VIDEO_INPUT)

@@ -25,13 +25,27 @@ import av
 import numpy as np
 import pytest
 from browser_scripts import browser_missing, run_browser_script
+from PIL import Image, ImageFilter
 
-from comfyui_server import API_WORKFLOWS, EXAMPLE_WORKFLOWS
+from comfyui_server import (
+    API_WORKFLOWS,
+    EXAMPLE_WORKFLOWS,
+    PAINTED_EXAMPLE,
+    PAINTED_INPUTS,
+    write_painted_example,
+)
 from gid_models.flow import motion_texture_from_frames
 
 # The order the workflows run in: masked_region right after image_to_loop, whose prediction it
 # shares (ComfyUI keeps the outputs of the previous prompt). Workflows not listed run last.
-RUN_ORDER = ("image_to_loop", "masked_region", "interactive_poke", "video_to_loop", "magnify_slow_motion")
+RUN_ORDER = (
+    "image_to_loop",
+    "masked_region",
+    "interactive_poke",
+    "video_to_loop",
+    "magnify_slow_motion",
+    "motion_brush",
+)
 # Inputs lowered in the front end's prompt, by workflow and node type, for the test's speed only.
 SHORTENED = {
     "masked_region": {"SpectrumToMotion": {"frames": 16}},
@@ -222,14 +236,25 @@ class Run:
 
 
 def _shortened(name: str, prompt: dict) -> dict:
+    """The prompt with the inputs of ``SHORTENED`` and the painted photo of ``PAINTED_INPUTS``."""
     prompt = json.loads(json.dumps(prompt))
     for node in prompt.values():
         node["inputs"].update(SHORTENED.get(name, {}).get(node["class_type"], {}))
+        node["inputs"].update(PAINTED_INPUTS.get(name, {}).get(node["class_type"], {}))
     return prompt
 
 
 @pytest.fixture(scope="module")
-def run(comfyui, front_end):
+def painted_example(comfyui) -> np.ndarray:
+    """``example.png`` with its hair painted in the server's input folder; returns the painted
+    region ``[H, W]`` bool, as a user paints it in the Mask Editor."""
+    write_painted_example(comfyui.input_dir / "example.png", comfyui.input_dir / PAINTED_EXAMPLE)
+    with Image.open(comfyui.input_dir / PAINTED_EXAMPLE) as image:
+        return np.asarray(image)[..., 3] == 0
+
+
+@pytest.fixture(scope="module")
+def run(comfyui, front_end, painted_example):
     """``run(name)``: the front end's prompt of a workflow, shortened as ``SHORTENED`` says,
     run once in the server (later calls give the same ``Run``)."""
     runs: dict[str, Run] = {}
@@ -308,3 +333,23 @@ def test_magnify_slow_motion_sways_three_times_as_far_at_half_the_speed(run, inp
     ratio = float(np.dot(slowed, normal) / np.dot(normal, normal))
     assert ratio == pytest.approx(3.0, rel=0.2)
     assert np.abs(slowed - ratio * normal).max() < 0.15 * np.abs(slowed).max()
+
+
+def test_motion_brush_moves_the_painted_hair_only_and_loops_without_a_seam(run, painted_example):
+    result = run("motion_brush")
+    motion = result.motion()
+    # The photo is 768x768 and the video 512x512: the painted region at the video's size, and
+    # everything farther than 8 pixels from it (motion carries pixels a few pixels out).
+    painted_image = Image.fromarray(painted_example.astype(np.uint8) * 255)
+    painted_image = painted_image.resize(motion.shape[::-1], Image.NEAREST)
+    painted = np.asarray(painted_image) > 127
+    far = np.asarray(painted_image.filter(ImageFilter.MaxFilter(17))) == 0
+    assert motion[painted].mean() > 1.0
+    assert motion[far].mean() < 0.02 * motion[painted].mean(), "the brush moved what was not painted"
+    steps = [
+        np.abs(after.astype(np.float32) - before.astype(np.float32)).mean()
+        for before, after in zip(result.frames, result.frames[1:], strict=False)
+    ]
+    seam = np.abs(result.frames[-1].astype(np.float32) - result.frames[0].astype(np.float32)).mean()
+    print(f"motion_brush: seam step {seam:.3f}, mean step {np.mean(steps):.3f}, max step {max(steps):.3f}")
+    assert seam <= 1.5 * np.mean(steps)
