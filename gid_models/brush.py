@@ -174,9 +174,9 @@ def brush_spectral_volume(
     along_field = _correlated_fields(len(frequencies), h, w, lengths, generator)
     across_field = _correlated_fields(len(frequencies), h, w, lengths, generator)
     if image is not None:
-        guide = _guide(image, h, w)
-        along_field = _follow_edges(along_field, guide, lengths)
-        across_field = _follow_edges(across_field, guide, lengths)
+        along_field, across_field = _follow_edges(
+            torch.stack((along_field, across_field)), _guide(image, h, w), lengths
+        )
     common = _complex_normal((2, len(frequencies)), generator)
     share = torch.as_tensor(stats["phase_coherence"], dtype=torch.float32).view(-1, 1, 1)
     along_field = share.sqrt() * common[0].view(-1, 1, 1) + (1 - share).sqrt() * along_field
@@ -191,11 +191,11 @@ def brush_spectral_volume(
 
     # Each band to the material's amplitude over the fully painted pixels, then all to strength.
     painted = region >= region.max() * 0.999 if bool(region.any()) else region > 0
-    band_amplitude = coeffs.abs().square().sum(1).sqrt()  # [K - 1, h, w]
+    band_amplitude = _power(coeffs).sum(1).sqrt()  # [K - 1, h, w]
     measured = (band_amplitude * painted).sum((-2, -1)) / painted.sum().clamp_min(1)
     target = torch.as_tensor(stats["amplitude"], dtype=torch.float32)
     coeffs = coeffs * (target / measured.clamp_min(1e-12)).view(-1, 1, 1, 1)
-    total = (coeffs.abs().square().sum((0, 1)).sqrt() * painted).sum() / painted.sum().clamp_min(1)
+    total = (_power(coeffs).sum((0, 1)).sqrt() * painted).sum() / painted.sum().clamp_min(1)
     coeffs = coeffs * (strength * scale / float(total) if float(total) > 0 else 0.0)
 
     # Band 0 cancels the other bands at t = 0: the video starts on the photo itself.
@@ -290,7 +290,12 @@ def _correlated_fields(
     sigma = torch.as_tensor(lengths, dtype=torch.float32).clamp_min(0.5).view(-1, 1, 1) / 2
     transfer = torch.exp(-2 * (math.pi * sigma) ** 2 * (fx**2 + fy**2))
     fields = torch.fft.ifft2(torch.fft.fft2(noise) * transfer)
-    return fields / fields.abs().square().mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-12)
+    return fields / _power(fields).mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-12)
+
+
+def _power(values: torch.Tensor) -> torch.Tensor:
+    """``|z|^2`` of complex values, without the square root that ``abs`` takes."""
+    return torch.view_as_real(values).square().sum(-1)
 
 
 def _complex_normal(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
@@ -309,27 +314,49 @@ def _guide(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def _follow_edges(fields: torch.Tensor, guide: torch.Tensor, lengths: np.ndarray) -> torch.Tensor:
-    """Fields filtered by a guided filter (He et al. 2013) of the photo, band by band.
+    """Fields ``[F, K, H, W]`` complex filtered band by band by a guided filter of the photo.
 
-    Inside a window of about the band's coherence length, each field becomes a linear function
-    of the photo's grey level, so that it changes where the photo has an edge and stays alike
-    over one leaf or branch. kornia's guided filter does the work.
+    The guided filter (He, Sun and Tang 2013): inside a window of about the band's coherence
+    length, each field becomes a linear function of the photo's grey level, so that it changes
+    where the photo has an edge and stays alike over one leaf or branch. Its fast form (He and Sun
+    2015) computes the linear coefficients on a grid up to 4 times coarser, which keeps a 1080p
+    photo well under a second; the fields are smooth over the window anyway. Written here with
+    box filters because the packaged implementations either need OpenCV's contrib build or pull
+    in a torch requirement (kornia) that could replace the user's torch.
     """
-    from kornia.filters import guided_blur
-
+    count, bands, height, width = fields.shape
     out = torch.empty_like(fields)
-    for k in range(fields.shape[0]):
-        size = 2 * max(1, round(float(lengths[k]) / 2)) + 1
-        # The fast guided filter (He and Sun 2015): its windows are computed on a grid a few
-        # times coarser, which keeps a 1080p photo well under a second; the fields are smooth
-        # over the window anyway.
-        subsample = max(1, min(4, size // 3))
-        parts = torch.view_as_real(fields[k]).permute(2, 0, 1).unsqueeze(1)  # [2, 1, H, W]
-        filtered = guided_blur(
-            guide.expand(2, -1, -1, -1), parts, (size, size), eps=1e-3, subsample=subsample
+    for k in range(bands):
+        radius = max(1, round(float(lengths[k]) / 2))
+        subsample = max(1, min(4, radius // 2))
+        size = (max(1, height // subsample), max(1, width // subsample))
+        small_radius = max(1, radius // subsample)
+        guide_small = F.interpolate(guide, size=size, mode="area")  # [1, 1, h, w]
+        parts = torch.view_as_real(fields[:, k]).permute(0, 3, 1, 2).reshape(2 * count, 1, height, width)
+        parts_small = F.interpolate(parts, size=size, mode="area")
+        mean_guide = _box(guide_small, small_radius)
+        variance = _box(guide_small.square(), small_radius) - mean_guide.square()
+        mean_parts = _box(parts_small, small_radius)
+        covariance = _box(guide_small * parts_small, small_radius) - mean_guide * mean_parts
+        slope = covariance / (variance + 1e-3)
+        offset = mean_parts - slope * mean_guide
+        slope = F.interpolate(
+            _box(slope, small_radius), size=(height, width), mode="bilinear", align_corners=False
         )
-        out[k] = torch.view_as_complex(filtered[:, 0].permute(1, 2, 0).contiguous())
-    return out / out.abs().square().mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-12)
+        offset = F.interpolate(
+            _box(offset, small_radius), size=(height, width), mode="bilinear", align_corners=False
+        )
+        filtered = (slope * guide + offset).reshape(count, 2, height, width).permute(0, 2, 3, 1)
+        out[:, k] = torch.view_as_complex(filtered.contiguous())
+    return out / _power(out).mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-12)
+
+
+def _box(values: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a ``(2 radius + 1)``-pixel square, of the pixels inside the picture only."""
+    radius = min(radius, (min(values.shape[-2:]) - 1) // 2) if min(values.shape[-2:]) > 2 else 0
+    if radius == 0:
+        return values
+    return F.avg_pool2d(values, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
 
 
 def _size(size) -> tuple[int, int]:

@@ -215,6 +215,11 @@ def test_bad_brush_arguments_are_refused_with_the_argument_named(arguments, mess
         brush_spectral_volume(**call)
 
 
+def test_an_empty_mask_is_refused_with_what_to_do():
+    with pytest.raises(ValueError, match="the mask is empty: nothing is painted"):
+        brush_spectral_volume(torch.zeros(64, 64), _material(), (64, 64))
+
+
 def test_soft_mask_fades_inside_the_painted_region_and_is_zero_outside():
     mask = _left_half(64, 64)
     soft = soft_mask(mask, 64, 64, feather=8.0)

@@ -109,7 +109,7 @@ def test_pyproject_declares_the_registry_metadata_and_the_extras_for_training_an
     extras = {
         extra: {Requirement(r).name for r in group} for extra, group in project["optional-dependencies"].items()
     }
-    assert {"accelerate"} <= extras["train"] and {"pytest", "comfy-cli"} <= extras["dev"]
+    assert {"accelerate", "kornia"} <= extras["train"] and {"pytest", "comfy-cli"} <= extras["dev"]
     for key in ("PublisherId", "DisplayName", "Icon", "requires-comfyui"):
         assert comfy[key], key
 
