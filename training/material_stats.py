@@ -20,6 +20,7 @@ unit norm), beside that of the mean of all materials, and the ratio of coherence
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import sys
@@ -304,8 +305,7 @@ def print_held_out(rows: Sequence[HeldOut], out=sys.stdout) -> None:
 
 
 def _manifest_column(manifest: Path, column: str) -> dict[str, str]:
-    import csv
-
+    """One column of the manifest, by clip file name."""
     with open(manifest, newline="", encoding="utf-8") as handle:
         return {Path(row["file"]).name: row.get(column, "") for row in csv.DictReader(handle, delimiter="\t")}
 
