@@ -171,8 +171,10 @@ def brush_spectral_volume(
         angle = math.radians(direction)
 
     generator = torch.Generator().manual_seed(int(seed))
-    along_field = _correlated_fields(len(frequencies), h, w, lengths, generator)
-    across_field = _correlated_fields(len(frequencies), h, w, lengths, generator)
+    # The guided filter smooths flat regions as well; the fields are made shorter by as much.
+    noise_lengths = lengths if image is None else _lengths_before_guided_filter(lengths)
+    along_field = _correlated_fields(len(frequencies), h, w, noise_lengths, generator)
+    across_field = _correlated_fields(len(frequencies), h, w, noise_lengths, generator)
     if image is not None:
         along_field, across_field = _follow_edges(
             torch.stack((along_field, across_field)), _guide(image, h, w), lengths
@@ -327,10 +329,8 @@ def _follow_edges(fields: torch.Tensor, guide: torch.Tensor, lengths: np.ndarray
     count, bands, height, width = fields.shape
     out = torch.empty_like(fields)
     for k in range(bands):
-        radius = max(1, round(float(lengths[k]) / 2))
-        subsample = max(1, min(4, radius // 2))
+        subsample, small_radius = _guided_filter_grid(lengths[k])
         size = (max(1, height // subsample), max(1, width // subsample))
-        small_radius = max(1, radius // subsample)
         guide_small = F.interpolate(guide, size=size, mode="area")  # [1, 1, h, w]
         parts = torch.view_as_real(fields[:, k]).permute(0, 3, 1, 2).reshape(2 * count, 1, height, width)
         parts_small = F.interpolate(parts, size=size, mode="area")
@@ -349,6 +349,33 @@ def _follow_edges(fields: torch.Tensor, guide: torch.Tensor, lengths: np.ndarray
         filtered = (slope * guide + offset).reshape(count, 2, height, width).permute(0, 2, 3, 1)
         out[:, k] = torch.view_as_complex(filtered.contiguous())
     return out / _power(out).mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-12)
+
+
+def _guided_filter_grid(length: float) -> tuple[int, int]:
+    """``(subsample, radius)`` of the fast guided filter for a coherence length in pixels: the
+    coarse grid's step and the box radius on it, for a window of about half the length (a
+    radius of a third: a wider window would smooth the fields beyond the length by itself)."""
+    radius = max(1, round(float(length) / 3))
+    subsample = max(1, min(4, radius // 2))
+    return subsample, max(1, radius // subsample)
+
+
+def _lengths_before_guided_filter(lengths: np.ndarray) -> np.ndarray:
+    """Coherence lengths to give the noise so that it has ``lengths`` after the guided filter.
+
+    In a flat region the fast guided filter shrinks a field to its coarse grid (a box of the
+    step s), smooths it with two boxes of radius r there and enlarges it again (a triangle of
+    half-width s). These add ``(s^2 - 1) / 12 + 2 s^2 ((2 r + 1)^2 - 1) / 12 + s^2 / 6`` to the
+    variance of the Gaussian that makes a field's correlation (its standard deviation is half the
+    coherence length, see ``_correlated_fields``); the noise's own Gaussian keeps at least half
+    its width.
+    """
+    sigma = np.asarray(lengths, dtype=np.float64) / 2
+    added = []
+    for length in np.atleast_1d(lengths):
+        step, radius = _guided_filter_grid(length)
+        added.append((step**2 - 1) / 12 + 2 * step**2 * ((2 * radius + 1) ** 2 - 1) / 12 + step**2 / 6)
+    return 2 * np.sqrt(np.maximum(sigma**2 - np.asarray(added), (sigma / 2) ** 2))
 
 
 def _box(values: torch.Tensor, radius: int) -> torch.Tensor:

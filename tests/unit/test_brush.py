@@ -193,6 +193,16 @@ def test_structure_makes_the_motion_change_across_the_photos_edges():
     assert across < beside
 
 
+def test_structure_keeps_the_materials_coherence_length_where_the_photo_is_flat():
+    material = _material(length=12.0, coherence=0.0)
+    flat = torch.full((1, 3, 144, 256), 0.5)
+    volume = brush_spectral_volume(
+        torch.ones(144, 256), material, (144, 256), image=flat, max_side=256, feather=0
+    )
+    measured = measure_material(volume, torch.ones(144, 256))
+    assert np.median(measured.coherence_length) == pytest.approx(12.0, rel=0.15)
+
+
 def test_the_volume_is_made_at_most_max_side_at_the_photos_aspect():
     volume = brush_spectral_volume(torch.ones(10, 10), _material(), (1080, 1920), max_side=320)
     assert (volume.height, volume.width) == (180, 320)
