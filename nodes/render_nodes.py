@@ -36,11 +36,16 @@ class SoftmaxSplatRender:
         "Motion of another resolution is resized to the image, so the video has the image's own "
         "size. Frames are rendered in chunks; the video itself is an IMAGE batch of frames x "
         "height x width x 3 floats held in memory, so a video too large for the free memory is "
-        "refused before rendering, with its size."
+        "refused before rendering, with its size. The fps output is the motion's frame rate, for "
+        "Create Video or Save Animated WEBP."
     )
     CATEGORY = types.CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("frames",)
+    RETURN_TYPES = ("IMAGE", "FLOAT")
+    RETURN_NAMES = ("frames", "fps")
+    OUTPUT_TOOLTIPS = (
+        "The video's frames, at the image's own size.",
+        "The frame rate the motion was made for (Spectrum to Motion's or Modal Poke's fps).",
+    )
     FUNCTION = "run"
 
     @classmethod
@@ -106,7 +111,7 @@ class SoftmaxSplatRender:
             stop = start + frames.shape[1]
             video[:, start:stop] = frames.permute(0, 1, 3, 4, 2).to(video.device)
             progress.update(stop, motion.num_frames, preview=frames[0, -1])
-        return (video.flatten(0, 1),)
+        return (video.flatten(0, 1), motion.fps)
 
     @staticmethod
     def _check_memory(batch, frames, height, width, chunk_size, renderer, device) -> None:

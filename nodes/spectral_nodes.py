@@ -37,11 +37,13 @@ class SpectrumToMotion:
         "Turns a spectral volume into the motion of a video: the displacement of every pixel at "
         "every frame (paper Sec. 4.1, inverse FFT at any time). With the defaults, 150 frames at "
         "30 fps make one seamless loop. Slow motion, magnification and a start time are free; "
-        "an optional MASK limits the motion to a region."
+        "an optional MASK of any size (one painted on the loaded photo fits) limits the motion to "
+        "a region. Its fps output carries the frame rate on to Softmax Splat Render."
     )
     CATEGORY = types.CATEGORY
-    RETURN_TYPES = (types.MOTION,)
-    RETURN_NAMES = ("motion",)
+    RETURN_TYPES = (types.MOTION, "FLOAT")
+    RETURN_NAMES = ("motion", "fps")
+    OUTPUT_TOOLTIPS = ("The motion of every frame.", "The playback frame rate, as given.")
     FUNCTION = "run"
 
     @classmethod
@@ -68,7 +70,7 @@ class SpectrumToMotion:
                         "min": 0.1,
                         "max": 240.0,
                         "step": 0.1,
-                        "tooltip": "Playback frame rate of the video. Frame n shows the scene at start_time + n / (fps * time_scale) seconds.",
+                        "tooltip": "Playback frame rate of the video. Frame n shows the scene at start_time + n / (fps * time_scale) seconds. Connect Video to Spectral Volume's fps to play a measured video at its own pace.",
                     },
                 ),
                 "time_scale": (
@@ -106,7 +108,7 @@ class SpectrumToMotion:
                 "mask": (
                     "MASK",
                     {
-                        "tooltip": "Scales the motion per pixel (1 = as predicted, 0 = still). Must have the spectral volume's size."
+                        "tooltip": "Scales the motion per pixel (1 = as predicted, 0 = still). Any size: it is resized to the spectral volume's size, so a mask painted on the loaded photo (LoadImage's MASK) fits."
                     },
                 ),
             },
@@ -129,7 +131,7 @@ class SpectrumToMotion:
             start_time=start_time,
             mask=motion_mask,
         )
-        return (motion,)
+        return (motion, fps)
 
 
 class VideoToSpectralVolume:
@@ -137,11 +139,16 @@ class VideoToSpectralVolume:
         "Measures the motion of a real video and turns it into a spectral volume, no model "
         "needed (paper Sec. 4.1 and 7): optical flow from the first frame to every later frame "
         "gives each pixel's trajectory, resampled to the model frame rate; their FFT keeps the "
-        "lowest frequency bands. Connect the frames and fps of LoadVideo + GetVideoComponents."
+        "lowest frequency bands. Connect the frames and fps of LoadVideo + GetVideoComponents. "
+        "Its fps output (target_fps) plays the motion at the video's own pace in Spectrum to Motion."
     )
     CATEGORY = types.CATEGORY
-    RETURN_TYPES = (types.SPECTRAL_VOLUME,)
-    RETURN_NAMES = ("spectral_volume",)
+    RETURN_TYPES = (types.SPECTRAL_VOLUME, "FLOAT")
+    RETURN_NAMES = ("spectral_volume", "fps")
+    OUTPUT_TOOLTIPS = (
+        "The measured spectral volume, in pixels.",
+        "Its frame rate (target_fps): connect it to Spectrum to Motion's fps.",
+    )
     FUNCTION = "run"
 
     @classmethod
@@ -229,7 +236,7 @@ class VideoToSpectralVolume:
             flow_max_side=flow_max_side or None,
             progress=progress,
         )
-        return (volume,)
+        return (volume, volume.fps)
 
 
 class PreviewSpectralVolume:

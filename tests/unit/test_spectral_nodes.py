@@ -33,25 +33,42 @@ def _volume(height=12, width=16, bands=16) -> SpectralVolume:
 
 
 def test_spectrum_to_motion_makes_the_requested_frames_as_one_seamless_loop(nodes):
-    (motion,) = nodes["SpectrumToMotion"]().run(_volume(), 150, 30.0, 1.0, 1.0, 0.0)
+    (motion, _) = nodes["SpectrumToMotion"]().run(_volume(), 150, 30.0, 1.0, 1.0, 0.0)
     assert motion.num_frames == 150 and motion.fps == 30.0
     frames = motion.frames()
     # One window later every band has made whole turns: frame 150 would equal frame 0.
-    (longer,) = nodes["SpectrumToMotion"]().run(_volume(), 151, 30.0, 1.0, 1.0, 0.0)
+    (longer, _) = nodes["SpectrumToMotion"]().run(_volume(), 151, 30.0, 1.0, 1.0, 0.0)
     torch.testing.assert_close(longer.frames(150, 151)[:, 0], frames[:, 0], atol=1e-4, rtol=0)
 
 
 def test_spectrum_to_motion_mask_keeps_masked_out_pixels_still(nodes):
     mask = torch.ones(1, 12, 16)
     mask[:, :, :8] = 0
-    (motion,) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=mask)
+    (motion, _) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=mask)
     frames = motion.frames()
     assert frames[..., :8].abs().max() == 0 and frames[..., 8:].abs().max() > 0
 
 
-def test_spectrum_to_motion_refuses_a_mask_of_another_size(nodes):
-    with pytest.raises(ValueError, match="mask is 20x10 pixels but it must match the 16x12"):
-        nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=torch.ones(1, 10, 20))
+def test_a_mask_painted_at_another_size_and_aspect_is_resized_to_the_motion(nodes):
+    # A mask painted on a 1600x900 photo whose motion was predicted at 16x12 pixels: the left
+    # half of the photo is masked out, and so is the left half of the motion.
+    painted = torch.ones(1, 900, 1600)
+    painted[:, :, :800] = 0
+    (motion, _) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=painted)
+    frames = motion.frames()
+    assert frames[..., :7].abs().max() == 0 and frames[..., 9:].abs().max() > 0
+
+
+def test_load_images_placeholder_mask_of_an_unpainted_photo_keeps_everything_still(nodes):
+    # LoadImage gives a 64x64 zero MASK for a photo with no painted mask (no alpha channel).
+    (motion, _) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=torch.zeros(1, 64, 64))
+    assert motion.frames().abs().max() == 0
+
+
+def test_spectrum_to_motion_outputs_the_frame_rate_it_was_given(nodes):
+    motion, fps = nodes["SpectrumToMotion"]().run(_volume(), 10, 24.0, 1.0, 1.0, 0.0)
+    assert fps == motion.fps == 24.0
+    assert nodes["SpectrumToMotion"].RETURN_TYPES[1] == "FLOAT"
 
 
 def test_spectrum_to_motion_refuses_a_normalized_volume_and_says_to_denormalize(nodes):
