@@ -5,8 +5,8 @@ the clip's length.
 
 Writes synthetic H.264 clips (a block texture swaying left and right, 30 fps) of each length,
 then runs the node ``VideoToSpectralVolume`` on each, as ComfyUI runs it on core Load Video's
-output (``VideoFromFile``), in a fresh process per clip (peak RSS is per process), shortest
-first: the first clip is the baseline, measured in the same run. For comparison it prints what
+output (``VideoFromFile``), in a fresh process per clip (peak RSS is per process, from
+``wait4``), shortest first: the first clip is the baseline, measured in the same run. For comparison it prints what
 the same clip would take as the float IMAGE batch that core Get Video Components makes of it.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -62,15 +61,19 @@ def write_clip(path: Path, seconds: float, width: int, height: int) -> None:
 
 def run_node(path: Path) -> tuple[float, str]:
     """(peak resident memory in MB of a fresh process running the node, its report line)."""
-    output = subprocess.run(
-        [sys.executable, "-c", WORKER, str(REPO_DIR), str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
-    ).stdout
-    # RUSAGE_CHILDREN keeps the largest child so far: the clips run shortest first.
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, output.strip().splitlines()[-1]
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(REPO_DIR), str(path)],
+            stdout=output,
+            env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+        )
+        # wait4 gives this child's own peak (RUSAGE_CHILDREN would keep the largest child so far).
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise RuntimeError(f"the node failed on {path.name} (exit code {process.returncode})")
+        output.seek(0)
+        return usage.ru_maxrss / 1024, output.read().strip().splitlines()[-1]
 
 
 def main() -> None:

@@ -27,6 +27,24 @@ def render_memory(
     return output, working
 
 
+def loaded_renderer(renderer) -> ImageBasedRenderer | None:
+    """The trained renderer inside a GID_RENDERER, on the compute device.
+
+    LoadMotionLDM gives a ComfyUI ModelPatcher: ComfyUI's model management loads it onto the
+    device here (offloading other models if memory is short) and may offload it later. A bare
+    ``ImageBasedRenderer`` (from another pack or a script) is used where it lies.
+    """
+    if renderer is None or isinstance(renderer, ImageBasedRenderer):
+        return renderer
+    inner = getattr(renderer, "model", None)
+    if not isinstance(inner, ImageBasedRenderer):
+        raise ValueError(
+            f"renderer must be a {types.RENDERER} from LoadMotionLDM, got {type(renderer).__name__}"
+        )
+    comfy.model_management.load_models_gpu([renderer])
+    return inner
+
+
 class SoftmaxSplatRender:
     DESCRIPTION = (
         "Renders the video: every pixel of the image is pushed along its motion by softmax "
@@ -93,6 +111,7 @@ class SoftmaxSplatRender:
                 "one image, or one image per motion"
             )
         batch = max(pixels.shape[0], motion.batch_size)
+        renderer = loaded_renderer(renderer)
         self._check_memory(batch, motion.num_frames, *pixels.shape[-2:], chunk_size, renderer, device)
         motion = motion.to(device)
         progress = Progress(motion.num_frames)
