@@ -19,8 +19,9 @@ def write_painted_photo(source: Path, target: Path, size: tuple[int, int] | None
     Args:
         source: any picture PIL reads.
         target: the PNG to write.
-        size: ``(width, height)`` to scale the picture to cover and crop the centre of, keeping
-            its aspect ratio; None keeps its size.
+        size: ``(width, height)`` to scale the picture to cover, keeping its aspect ratio, and
+            crop: the top rows and the middle columns are kept (ComfyUI's example.png keeps its
+            hair, which the shipped poke pulls); None keeps its size.
         painted_share: share of the rows, from the top, painted (0 to 1).
     """
     with Image.open(source) as image:
@@ -29,8 +30,8 @@ def write_painted_photo(source: Path, target: Path, size: tuple[int, int] | None
         width, height = size
         scale = max(width / photo.width, height / photo.height)
         photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.LANCZOS)
-        left, top = (photo.width - width) // 2, (photo.height - height) // 2
-        photo = photo.crop((left, top, left + width, top + height))
+        left = (photo.width - width) // 2
+        photo = photo.crop((left, 0, left + width, height))
     alpha = np.full((photo.height, photo.width), 255, dtype=np.uint8)
     alpha[: round(painted_share * photo.height)] = 0
     photo = photo.convert("RGBA")
