@@ -41,6 +41,9 @@ from gid_models.flow import motion_texture_from_frames
 RUN_ORDER = ("image_to_loop", "masked_region", "interactive_poke", "video_to_loop", "magnify_slow_motion")
 # Inputs lowered in the front end's prompt, by workflow and node type, for the test's speed only.
 SHORTENED = {"interactive_poke": {"ModalPoke": {"frames": 16}}}
+# The poke re-picked on the test photo, as a user clicks on a new picture: the shipped point is the
+# hair of example.png scaled to 512x512; on the 16:9 photo the hair lies higher.
+REPICKED = {"interactive_poke": {"ModalPoke": {"x": 80, "y": 40}}}
 # Workflows that make a seamless loop: each also saves an animated WebP, which loops by itself.
 LOOPS = ("image_to_loop", "masked_region", "video_to_loop", "magnify_slow_motion", "text_to_cinemagraph")
 # Input names that hold a frame rate.
@@ -299,10 +302,12 @@ class Run:
 
 
 def _as_tested(name: str, prompt: dict, photo: str) -> dict:
-    """The prompt with the painted photo in its Load Image and shortened as SHORTENED says."""
+    """The prompt with the painted photo in its Load Image, shortened as SHORTENED says and its
+    poke where REPICKED says."""
     prompt = json.loads(json.dumps(prompt))
     for node in prompt.values():
         node["inputs"].update(SHORTENED.get(name, {}).get(node["class_type"], {}))
+        node["inputs"].update(REPICKED.get(name, {}).get(node["class_type"], {}))
         if node["class_type"] == "LoadImage":
             node["inputs"]["image"] = photo
     return prompt
@@ -394,12 +399,14 @@ def _steps_and_seam(frames: list[np.ndarray]) -> tuple[list[float], float]:
     return steps, float(np.abs(as_float[-1] - as_float[0]).mean())
 
 
-def test_image_to_loop_as_shipped_makes_a_loop_that_closes(run):
+def test_image_to_loop_as_shipped_makes_one_loop_of_150_frames(run):
+    # Whether the loop closes is checked on its animated WebP (below), not on the MP4: H.264 codes
+    # the first frame alone (a key frame) and every later one from the one before, so the last
+    # frame drifts from the first by more than the motion does. On the 16:9 photo, the rendered
+    # frames' seam was 0.60 for neighbouring steps of at most 0.66; after H.264, 1.53.
     assert "image_to_loop" not in SHORTENED
     result = run("image_to_loop")
     assert len(result.frames) == 150
-    steps, seam = _steps_and_seam(result.frames)
-    assert seam < 2 * max(steps), f"the loop jumps by {seam:.2f} where steps are at most {max(steps):.2f}"
 
 
 def _photo_sized(name: str, prompt: dict) -> tuple[int, int]:
