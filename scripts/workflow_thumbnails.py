@@ -57,18 +57,19 @@ def _prepared(name: str, graph: dict, server: ComfyUIServer) -> dict:
             node["inputs"]["ckpt_name"] = Path(checkpoint).name
     elif loaders:
         print(f"{name}: no {CHECKPOINT_ENV}, so example.png stands in for the generated picture")
+        ends = [node_id for node_id in graph if not any(source == node_id for source, _ in outputs_used)]
         for node in graph.values():
             if node["class_type"] == "VAEDecode":
                 node.update(class_type="LoadImage", inputs={"image": "example.png"})
-        graph = _reachable_from_outputs(graph)
+        graph = _reachable(graph, ends)
     return graph
 
 
-def _reachable_from_outputs(graph: dict) -> dict:
-    """The nodes that the graph's final nodes (those nothing uses) depend on."""
+def _reachable(graph: dict, ends: list[str]) -> dict:
+    """The nodes ``ends`` depend on, and ``ends``: the loader, prompts and sampler that made the
+    replaced picture are left out."""
     links = {node_id: [v[0] for v in node["inputs"].values() if _is_link(v)] for node_id, node in graph.items()}
-    used = {source for sources in links.values() for source in sources}
-    keep, todo = set(), [node_id for node_id in graph if node_id not in used]
+    keep, todo = set(), list(ends)
     while todo:
         node_id = todo.pop()
         if node_id not in keep:
