@@ -25,7 +25,22 @@ import torch.nn.functional as F
 
 from .spectral import SpectralVolume, band_frequencies
 
-__all__ = ["MotionTexture"]
+__all__ = ["MotionTexture", "resize_mask"]
+
+
+def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A per-pixel mask ``[B, 1, h, w]`` float resampled to ``[B, 1, height, width]``.
+
+    A mask painted on the full-size photo meets motion at the size the photo was scaled to, so
+    masks of any size and aspect are stretched to the motion's grid; bilinear with antialiasing
+    keeps a painted edge soft instead of aliased when the mask is shrunk. Values stay in [0, 1].
+    """
+    if tuple(mask.shape[-2:]) == (height, width):
+        return mask.float()
+    resized = F.interpolate(
+        mask.float(), size=(height, width), mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized.clamp(0, 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,11 +187,7 @@ class MotionTexture:
 
     def resize(self, height: int, width: int) -> "MotionTexture":
         """The same motion on another pixel grid (displacements rescaled per axis)."""
-        mask = None
-        if self.mask is not None:
-            mask = F.interpolate(
-                self.mask.float(), size=(height, width), mode="bilinear", align_corners=False
-            )
+        mask = None if self.mask is None else resize_mask(self.mask, height, width)
         return replace(self, volume=self.volume.resize(height, width), mask=mask)
 
 

@@ -13,12 +13,19 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .flow import FlowMethod, Strategy, motion_texture_from_video
+from .flow import FlowMethod, Strategy, motion_texture_from_video, source_frames_needed
 from .motion import MotionTexture
 from .renderer import Renderer, WeightFreeRenderer, render_video
 from .spectral import SpectralVolume
+from .video import read_video
 
-__all__ = ["render_frames", "spectral_volume_from_video"]
+__all__ = ["render_frames", "spectral_volume_from_video", "spectral_volume_from_video_file"]
+
+
+def _flow_size(height: int, width: int, flow_max_side: int | None) -> tuple[int, int]:
+    """``(height, width)`` at which the flow runs: at most ``flow_max_side`` on the longer side."""
+    scale = 1.0 if flow_max_side is None else min(1.0, flow_max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def spectral_volume_from_video(
@@ -61,10 +68,9 @@ def spectral_volume_from_video(
         shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
         raise ValueError(f"frames must be a tensor [T, 3, H, W] of video frames, got {shape}")
     height, width = frames.shape[-2:]
-    scale = 1.0 if flow_max_side is None else min(1.0, flow_max_side / max(height, width))
+    size = _flow_size(height, width, flow_max_side)
     flow_frames = frames
-    if scale < 1.0:
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if size != (height, width):
         flow_frames = F.interpolate(
             frames.float(), size=size, mode="bilinear", align_corners=False, antialias=True
         )
@@ -83,6 +89,56 @@ def spectral_volume_from_video(
     if (volume.height, volume.width) != (height, width):
         volume = volume.resize(height, width)
     return volume
+
+
+def spectral_volume_from_video_file(
+    path: str,
+    num_bands: int = 16,
+    target_fps: float = 30.0,
+    window: int = 150,
+    method: str | FlowMethod = "dis",
+    flow_max_side: int | None = 512,
+    fps: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[SpectralVolume, torch.Tensor]:
+    """:func:`spectral_volume_from_video` of a video file, decoding only what it uses.
+
+    A minute of 1080p video is about 45 GB as float frames, while the window needs its first
+    ``source_frames_needed(window, fps, target_fps)`` frames (150 at 30 fps) at the flow's size.
+    So the file is read twice from its start: its first frame at full size (the picture to
+    animate), then the window's frames shrunk to the flow's size as they are decoded. The volume
+    stays at the flow's size, the resolution it was measured at (a renderer resizes motion to
+    the picture where it splats): at 1080p, a full-size volume of 16 bands would be 0.5 GB, and
+    twice that while resized. Peak memory does not grow with the clip's length or resolution
+    beyond one decoded frame.
+
+    Args:
+        path: a video file (see :func:`gid_models.video.read_video`).
+        num_bands, target_fps, window, method, flow_max_side, progress: as for
+            :func:`spectral_volume_from_video`.
+        fps: the clip's frame rate, overriding the file's (None: the file's).
+
+    Returns:
+        ``(volume, first_frame)``: the pixel-unit volume ``[1, K, 2, h, w]`` at ``target_fps``
+        at the flow's size ``h x w`` (the video's aspect, at most ``flow_max_side`` on the longer
+        side), and the first frame ``[1, 3, H, W]`` float in [0, 1] at the video's own size.
+    """
+    first, fps = read_video(path, max_frames=1, fps=fps)
+    height, width = first.shape[-2:]
+    flow_height, flow_width = _flow_size(height, width, flow_max_side)
+    needed = source_frames_needed(window, fps, target_fps)
+    frames, _ = read_video(path, max_frames=needed, size=(flow_width, flow_height), fps=fps)
+    volume = spectral_volume_from_video(
+        frames.float().div_(255),
+        fps,
+        num_bands=num_bands,
+        target_fps=target_fps,
+        window=window,
+        method=method,
+        flow_max_side=None,
+        progress=progress,
+    )
+    return volume, first.float().div_(255)
 
 
 def render_frames(

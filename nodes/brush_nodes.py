@@ -31,8 +31,12 @@ class MotionBrush:
         "mask moves; the video's first frame is the photo itself."
     )
     CATEGORY = types.CATEGORY
-    RETURN_TYPES = (types.SPECTRAL_VOLUME,)
-    RETURN_NAMES = ("spectral_volume",)
+    RETURN_TYPES = (types.SPECTRAL_VOLUME, "FLOAT")
+    RETURN_NAMES = ("spectral_volume", "fps")
+    OUTPUT_TOOLTIPS = (
+        "The brushed spectral volume, in pixels, at most 512 px on its longer side (the renderer resizes the motion to the photo).",
+        "Its frame rate (the fps input): connect it to Spectrum to Motion's fps.",
+    )
     FUNCTION = "run"
 
     @classmethod
@@ -204,7 +208,7 @@ class MotionBrush:
             statistics = materials()[material]
         else:
             raise ValueError(f"material {material!r} is not one of {sorted(materials()) + [FROM_VOLUME]}")
-        painted = mask_to_tensor(mask, *mask_size(mask), 1)[0, 0]
+        painted = mask_to_tensor(mask, height, width, 1)[0, 0]
         volume = brush_spectral_volume(
             painted,
             statistics,
@@ -220,7 +224,7 @@ class MotionBrush:
             window=window,
             feather=feather,
         )
-        return (volume,)
+        return (volume, volume.fps)
 
 
 class CombineSpectralVolumes:
@@ -278,16 +282,8 @@ class CombineSpectralVolumes:
         second = require_volume(other, "other")
         weights = None
         if mask is not None:
-            weights = mask_to_tensor(mask, *mask_size(mask), base.batch_size)[:, 0]
+            weights = mask_to_tensor(mask, base.height, base.width, base.batch_size)[:, 0]
         return (combine_spectral_volumes(base, second, mode=mode, weight=weight, mask=weights),)
-
-
-def mask_size(mask) -> tuple[int, int]:
-    """``(height, width)`` of a MASK of any size (checked by ``mask_to_tensor``)."""
-    shape = getattr(mask, "shape", ())
-    if len(shape) not in (2, 3):
-        raise ValueError(f"mask must be a MASK of shape [batch, height, width], got {tuple(shape)}")
-    return int(shape[-2]), int(shape[-1])
 
 
 NODE_CLASS_MAPPINGS = {

@@ -17,6 +17,8 @@ import comfy.utils
 import torch
 from PIL import Image
 
+from ..gid_models.motion import resize_mask
+
 
 def image_to_tensor(image, name: str = "image") -> torch.Tensor:
     """ComfyUI IMAGE ``[B, H, W, C]`` -> ``[B, 3, H, W]`` float32 in [0, 1].
@@ -49,29 +51,26 @@ def image_buffer(batch: int, height: int, width: int) -> torch.Tensor:
 
 
 def mask_to_tensor(mask, height: int, width: int, batch_size: int, name: str = "mask") -> torch.Tensor:
-    """ComfyUI MASK ``[B, H, W]`` (or ``[H, W]``) -> ``[B or 1, 1, H, W]`` float in [0, 1].
+    """ComfyUI MASK ``[B, h, w]`` (or ``[h, w]``) of any size -> ``[B or 1, 1, height, width]``
+    float in [0, 1].
 
-    The mask must have the size of what it masks; it is not silently stretched.
+    A mask painted on the loaded photo (LoadImage's MASK, the Mask Editor) has the photo's size,
+    while the motion it scales has the size the photo was scaled to; so the mask is resized to
+    ``height`` x ``width`` (``gid_models.motion.resize_mask``) rather than refused.
     """
     if not isinstance(mask, torch.Tensor):
         raise ValueError(f"{name} must be a MASK tensor, got {type(mask).__name__}")
     if mask.dim() == 2:
         mask = mask.unsqueeze(0)
-    if mask.dim() != 3:
+    if mask.dim() != 3 or 0 in mask.shape:
         raise ValueError(f"{name} must be a MASK of shape [batch, height, width], got {tuple(mask.shape)}")
-    if tuple(mask.shape[-2:]) != (height, width):
-        raise ValueError(
-            f"{name} is {mask.shape[-1]}x{mask.shape[-2]} pixels but it must match the "
-            f"{width}x{height} motion it scales; resize the mask (for example with an "
-            f"ImageScale on a mask converted to an image) or use a mask made from the same image"
-        )
     if mask.shape[0] not in (1, batch_size):
         raise ValueError(
             f"{name} has a batch of {mask.shape[0]}; give one mask or one per image ({batch_size})"
         )
     if not bool(torch.isfinite(mask).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
-    return mask.float().clamp(0, 1).unsqueeze(1)
+    return resize_mask(mask.float().clamp(0, 1).unsqueeze(1), height, width)
 
 
 def compute_device() -> torch.device:

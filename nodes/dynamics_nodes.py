@@ -39,11 +39,12 @@ class ModalPoke:
         "('impulse'); the poked pixel swings by about that many pixels and the scene follows as "
         "its modes allow. Click and drag on the picture in the node to set the point and the "
         "force, and watch a live preview once the node has run. Connect the motion to "
-        "SoftmaxSplatRender."
+        "SoftmaxSplatRender, whose fps output carries the frame rate on to Create Video."
     )
     CATEGORY = types.CATEGORY
-    RETURN_TYPES = (types.MOTION,)
-    RETURN_NAMES = ("motion",)
+    RETURN_TYPES = (types.MOTION, "FLOAT")
+    RETURN_NAMES = ("motion", "fps")
+    OUTPUT_TOOLTIPS = ("The poked scene's motion of every frame.", "The frame rate of the video, as given.")
     FUNCTION = "run"
     # Runs even when nothing uses its motion yet, so the widget gets its picture at the first queue.
     OUTPUT_NODE = True
@@ -224,7 +225,7 @@ class ModalPoke:
         response = poke_motion(volume, [poke], frames, fps, parameters)
         if motion is not None:
             response = _superpose(motion, response)
-        return {"ui": {"gid_poke": [_save_widget_files(volume, image)]}, "result": (response,)}
+        return {"ui": {"gid_poke": [_save_widget_files(volume, image)]}, "result": (response, fps)}
 
 
 def _superpose(earlier, response: MotionTexture) -> MotionTexture:

@@ -126,7 +126,13 @@ class LoadMotionLDM:
         )
         renderer = None
         if os.path.isfile(os.path.join(motion_model.source_folder, RENDERER_CONFIG_FILE)):
-            renderer = ImageBasedRenderer.from_pretrained(motion_model.source_folder, device=device)
+            # Loaded on the offload device and moved by ComfyUI's model management when a render
+            # needs it, like the motion model, so that it is offloaded when memory is short.
+            renderer = comfy.model_patcher.ModelPatcher(
+                ImageBasedRenderer.from_pretrained(motion_model.source_folder),
+                load_device=device,
+                offload_device=comfy.model_management.unet_offload_device(),
+            )
         return (patcher, renderer)
 
 

@@ -27,6 +27,24 @@ def render_memory(
     return output, working
 
 
+def loaded_renderer(renderer) -> ImageBasedRenderer | None:
+    """The trained renderer inside a GID_RENDERER, on the compute device.
+
+    LoadMotionLDM gives a ComfyUI ModelPatcher: ComfyUI's model management loads it onto the
+    device here (offloading other models if memory is short) and may offload it later. A bare
+    ``ImageBasedRenderer`` (from another pack or a script) is used where it lies.
+    """
+    if renderer is None or isinstance(renderer, ImageBasedRenderer):
+        return renderer
+    inner = getattr(renderer, "model", None)
+    if not isinstance(inner, ImageBasedRenderer):
+        raise ValueError(
+            f"renderer must be a {types.RENDERER} from LoadMotionLDM, got {type(renderer).__name__}"
+        )
+    comfy.model_management.load_models_gpu([renderer])
+    return inner
+
+
 class SoftmaxSplatRender:
     DESCRIPTION = (
         "Renders the video: every pixel of the image is pushed along its motion by softmax "
@@ -36,11 +54,16 @@ class SoftmaxSplatRender:
         "Motion of another resolution is resized to the image, so the video has the image's own "
         "size. Frames are rendered in chunks; the video itself is an IMAGE batch of frames x "
         "height x width x 3 floats held in memory, so a video too large for the free memory is "
-        "refused before rendering, with its size."
+        "refused before rendering, with its size. The fps output is the motion's frame rate, for "
+        "Create Video or Save Animated WEBP."
     )
     CATEGORY = types.CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("frames",)
+    RETURN_TYPES = ("IMAGE", "FLOAT")
+    RETURN_NAMES = ("frames", "fps")
+    OUTPUT_TOOLTIPS = (
+        "The video's frames, at the image's own size.",
+        "The frame rate the motion was made for (Spectrum to Motion's or Modal Poke's fps).",
+    )
     FUNCTION = "run"
 
     @classmethod
@@ -88,6 +111,7 @@ class SoftmaxSplatRender:
                 "one image, or one image per motion"
             )
         batch = max(pixels.shape[0], motion.batch_size)
+        renderer = loaded_renderer(renderer)
         self._check_memory(batch, motion.num_frames, *pixels.shape[-2:], chunk_size, renderer, device)
         motion = motion.to(device)
         progress = Progress(motion.num_frames)
@@ -106,7 +130,7 @@ class SoftmaxSplatRender:
             stop = start + frames.shape[1]
             video[:, start:stop] = frames.permute(0, 1, 3, 4, 2).to(video.device)
             progress.update(stop, motion.num_frames, preview=frames[0, -1])
-        return (video.flatten(0, 1),)
+        return (video.flatten(0, 1), motion.fps)
 
     @staticmethod
     def _check_memory(batch, frames, height, width, chunk_size, renderer, device) -> None:

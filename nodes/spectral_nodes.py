@@ -10,7 +10,7 @@ import folder_paths
 from ..gid_models.flow import FLOW_METHODS
 from ..gid_models.motion import MotionTexture
 from ..gid_models.normalization import NormalizationStats, denormalize, normalize
-from ..gid_models.pipeline import spectral_volume_from_video
+from ..gid_models.pipeline import spectral_volume_from_video, spectral_volume_from_video_file
 from ..gid_models.spectral import SpectralVolume, load_spectral_volume, save_spectral_volume
 from ..gid_models.visualize import band_amplitude_grid, motion_colors
 from . import types
@@ -37,11 +37,13 @@ class SpectrumToMotion:
         "Turns a spectral volume into the motion of a video: the displacement of every pixel at "
         "every frame (paper Sec. 4.1, inverse FFT at any time). With the defaults, 150 frames at "
         "30 fps make one seamless loop. Slow motion, magnification and a start time are free; "
-        "an optional MASK limits the motion to a region."
+        "an optional MASK of any size (one painted on the loaded photo fits) limits the motion to "
+        "a region. Its fps output carries the frame rate on to Softmax Splat Render."
     )
     CATEGORY = types.CATEGORY
-    RETURN_TYPES = (types.MOTION,)
-    RETURN_NAMES = ("motion",)
+    RETURN_TYPES = (types.MOTION, "FLOAT")
+    RETURN_NAMES = ("motion", "fps")
+    OUTPUT_TOOLTIPS = ("The motion of every frame.", "The playback frame rate, as given.")
     FUNCTION = "run"
 
     @classmethod
@@ -68,7 +70,7 @@ class SpectrumToMotion:
                         "min": 0.1,
                         "max": 240.0,
                         "step": 0.1,
-                        "tooltip": "Playback frame rate of the video. Frame n shows the scene at start_time + n / (fps * time_scale) seconds.",
+                        "tooltip": "Playback frame rate of the video. Frame n shows the scene at start_time + n / (fps * time_scale) seconds. Connect Video to Spectral Volume's fps to play a measured video at its own pace.",
                     },
                 ),
                 "time_scale": (
@@ -106,7 +108,7 @@ class SpectrumToMotion:
                 "mask": (
                     "MASK",
                     {
-                        "tooltip": "Scales the motion per pixel (1 = as predicted, 0 = still). Must have the spectral volume's size."
+                        "tooltip": "Scales the motion per pixel (1 = as predicted, 0 = still). Any size: it is resized to the spectral volume's size, so a mask painted on the loaded photo (LoadImage's MASK) fits."
                     },
                 ),
             },
@@ -129,7 +131,7 @@ class SpectrumToMotion:
             start_time=start_time,
             mask=motion_mask,
         )
-        return (motion,)
+        return (motion, fps)
 
 
 class VideoToSpectralVolume:
@@ -137,31 +139,26 @@ class VideoToSpectralVolume:
         "Measures the motion of a real video and turns it into a spectral volume, no model "
         "needed (paper Sec. 4.1 and 7): optical flow from the first frame to every later frame "
         "gives each pixel's trajectory, resampled to the model frame rate; their FFT keeps the "
-        "lowest frequency bands. Connect the frames and fps of LoadVideo + GetVideoComponents."
+        "lowest frequency bands. Connect core Load Video's VIDEO: only the frames the window "
+        "needs are decoded, already shrunk to the flow's size, so a long 1080p clip costs no more "
+        "memory than a short one. Or connect an IMAGE batch of frames and its fps from other "
+        "nodes. Outputs the volume, its frame rate for Spectrum to Motion, and the start frame to "
+        "animate, at the video's size."
     )
     CATEGORY = types.CATEGORY
-    RETURN_TYPES = (types.SPECTRAL_VOLUME,)
-    RETURN_NAMES = ("spectral_volume",)
+    RETURN_TYPES = (types.SPECTRAL_VOLUME, "FLOAT", "IMAGE")
+    RETURN_NAMES = ("spectral_volume", "fps", "start_frame")
+    OUTPUT_TOOLTIPS = (
+        "The measured spectral volume, in pixels: at the video's size for frames, at the flow's size (the video's aspect) for a video.",
+        "Its frame rate (target_fps): connect it to Spectrum to Motion's fps.",
+        "The video's first frame (the start of the window) at its own size: the picture to animate.",
+    )
     FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "frames": (
-                    "IMAGE",
-                    {"tooltip": "The video's frames as an IMAGE batch; the first frame is the start frame."},
-                ),
-                "fps": (
-                    "FLOAT",
-                    {
-                        "default": 30.0,
-                        "min": 0.1,
-                        "max": 1000.0,
-                        "step": 0.01,
-                        "tooltip": "Frame rate of the video (GetVideoComponents gives it).",
-                    },
-                ),
                 "num_bands": (
                     "INT",
                     {
@@ -202,14 +199,59 @@ class VideoToSpectralVolume:
                         "default": 512,
                         "min": 0,
                         "max": 8192,
-                        "tooltip": "Longest side, in pixels, at which the flow runs (0 = full size); the volume comes back at the video's size.",
+                        "tooltip": "Longest side, in pixels, at which the flow runs (0 = full size). From a video the volume keeps this size (the renderer resizes the motion to the picture); from frames it comes back at their size.",
                     },
                 ),
-            }
+            },
+            "optional": {
+                "video": (
+                    "VIDEO",
+                    {
+                        "tooltip": "A video from core Load Video; its frame rate is read from the file. Only the window's frames are decoded. Connect this or frames, not both."
+                    },
+                ),
+                "frames": (
+                    "IMAGE",
+                    {
+                        "tooltip": "Or the video's frames as an IMAGE batch (the first frame is the start frame), with their fps."
+                    },
+                ),
+                "fps": (
+                    "FLOAT",
+                    {
+                        "forceInput": True,
+                        "tooltip": "Frame rate of the frames batch (GetVideoComponents gives it); not needed with video.",
+                    },
+                ),
+            },
         }
 
-    def run(self, frames, fps, num_bands, target_fps, window, flow_method, flow_max_side):
+    def run(
+        self, num_bands, target_fps, window, flow_method, flow_max_side, video=None, frames=None, fps=None
+    ):
+        settings = {
+            "num_bands": num_bands,
+            "target_fps": target_fps,
+            "window": window,
+            "method": flow_method,
+            "flow_max_side": flow_max_side or None,
+        }
+        if (video is None) == (frames is None):
+            raise ValueError(
+                "connect either a video (core Load Video) or an IMAGE batch of frames with its fps, "
+                f"not {'both' if video is not None else 'neither'}"
+            )
+        path = _video_path(video) if video is not None else None
+        if path is not None:
+            volume, start = spectral_volume_from_video_file(path, **settings, progress=Progress(1))
+            return (volume, volume.fps, tensor_to_image(start))
+        if video is not None:
+            # A video made in the graph (Create Video) or held in memory: its frames exist already.
+            components = video.get_components()
+            frames, fps = components.images, float(components.frame_rate)
         pixels = image_to_tensor(frames, "frames")
+        if fps is None:
+            raise ValueError("frames needs its fps: connect the fps output of GetVideoComponents")
         fps = require_positive(
             fps, "fps", "connect the fps output of GetVideoComponents, or type the video's frame rate"
         )
@@ -218,18 +260,14 @@ class VideoToSpectralVolume:
                 f"frames holds {pixels.shape[0]} image, but a video is needed (a batch of frames); "
                 "load one with LoadVideo and GetVideoComponents"
             )
-        progress = Progress(pixels.shape[0])
-        volume = spectral_volume_from_video(
-            pixels,
-            fps,
-            num_bands=num_bands,
-            target_fps=target_fps,
-            window=window,
-            method=flow_method,
-            flow_max_side=flow_max_side or None,
-            progress=progress,
-        )
-        return (volume,)
+        volume = spectral_volume_from_video(pixels, fps, **settings, progress=Progress(pixels.shape[0]))
+        return (volume, volume.fps, tensor_to_image(pixels[:1]))
+
+
+def _video_path(video) -> str | None:
+    """The file behind a ComfyUI VIDEO, when it is one on disk (core Load Video's), else None."""
+    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
+    return source if isinstance(source, str) else None
 
 
 class PreviewSpectralVolume:

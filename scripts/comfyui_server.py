@@ -23,9 +23,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 REPO_DIR = Path(__file__).resolve().parent.parent
 # The folder name under custom_nodes/, as ComfyUI-Manager and the registry name it (the node id);
 # ComfyUI serves the pack's workflows under it.
@@ -35,23 +32,6 @@ PACK_FOLDER_NAME = "comfyui-generative-image-dynamics"
 EXAMPLE_WORKFLOWS = REPO_DIR / "example_workflows"
 API_WORKFLOWS = REPO_DIR / "workflows_api"
 # What the set-up and the runs leave in a checkout, and a clone of the pack does not hold.
-# The motion_brush workflow moves what the user paints on the photo in the Mask Editor, which
-# stores the painting as the PNG's transparency (LoadImage's MASK is 1 - alpha). The tests, the
-# thumbnails and the README's figure paint the hair of ComfyUI's example.png that way and load
-# this file instead of example.png.
-PAINTED_EXAMPLE = "example_painted.png"
-PAINTED_INPUTS = {"motion_brush": {"LoadImage": {"image": PAINTED_EXAMPLE}}}
-
-
-def write_painted_example(example: Path, target: Path) -> None:
-    """``example.png`` with its yellow hair painted as a Mask Editor paints (transparent)."""
-    rgb = np.asarray(Image.open(example).convert("RGB")).astype(np.int16)
-    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    hair = (red > 200) & (green > 180) & (blue < 200)
-    alpha = np.where(hair, 0, 255).astype(np.uint8)
-    Image.fromarray(np.dstack((rgb.astype(np.uint8), alpha)), "RGBA").save(target)
-
-
 NOT_IN_A_CLONE = {".git", ".venv", ".cache", "node_modules", "output", ".pytest_cache"}
 
 

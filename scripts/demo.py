@@ -3,7 +3,8 @@
 Run through ``scripts/demo.sh [PHOTO]`` (which sets everything up first). It runs the shipped
 workflow image_to_loop, as its API twin ``workflows_api/image_to_loop.json`` (LoadImage -> the
 default model gid-default -> loop-guided PredictSpectralVolume -> SpectrumToMotion ->
-SoftmaxSplatRender -> SaveVideo) on ComfyUI's own ``example.png``, or on PHOTO when given. The
+SoftmaxSplatRender -> SaveVideo and SaveAnimatedWEBP) on ComfyUI's own ``example.png``, or on
+PHOTO when given (scaled to 512 pixels on its longer side, its aspect ratio kept). The
 server's folders live in ``$GID_DEMO_DIR`` (default ``<repo>/output/demo``). At the end it prints
 the path of the video and of a picture of the result: the first frame above the space-time (X-t)
 slice of its most moving row, as the paper's Fig. 1 shows results.
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             write_figure(video, picture)
             print(f"video:   {video}")
             print(f"picture: {picture} (first frame; below it, the X-t slice of the marked row)")
+        for loop in (path for path in server.output_files(entry) if path.suffix == ".webp"):
+            print(f"webp:    {loop} (an animated WebP that loops by itself)")
     return 0
 
 

@@ -46,7 +46,9 @@ def _input_specs(info: dict) -> list[tuple[str, list]]:
 
 def _is_socket(spec: list) -> bool:
     kind = spec[0]
-    return isinstance(kind, str) and kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+    # forceInput makes a value type a socket with no widget (Video to Spectral Volume's fps).
+    force_input = len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("forceInput", False)
+    return isinstance(kind, str) and (force_input or kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"))
 
 
 def _node_size(class_type: str, title: str, inputs: list, widgets: list, outputs: int) -> list[int]:

@@ -334,15 +334,6 @@ def _mask(g: Graph, width: int, height: int, batch: int = 1) -> list:
 
 
 @case(
-    "mask_of_another_size",
-    "30x20 MASK for a 64x40 spectral volume",
-    r"mask is 30x20 pixels but it must match the 64x40 motion it scales; resize the mask",
-)
-def _(g):
-    show(g, to_motion(g, load_volume(g), mask=_mask(g, 30, 20)))
-
-
-@case(
     "mask_batch_mismatch",
     "batch of 3 masks for a batch-2 spectral volume",
     r"mask has a batch of 3; give one mask or one per image \(2\)",

@@ -66,17 +66,16 @@ def test_preview_and_save_nodes_run_on_a_loaded_volume(comfyui, volume_file):
     assert list((comfyui.output_dir / "gid").glob("copy_*.safetensors"))
 
 
-def test_a_mask_of_another_size_fails_with_a_message_naming_both_sizes(comfyui, volume_file):
+def test_a_mask_of_another_size_is_resized_to_the_motion(comfyui, volume_file):
     graph = _loop_graph(
         volume_file,
+        frames=2,
         extra={
             "7": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 30, "height": 20}},
         },
     )
     graph["3"]["inputs"]["mask"] = ["7", 0]
-    with pytest.raises(ComfyUIError, match="mask is 30x20 pixels but it must match the 64x40"):
-        comfyui.run(graph, timeout=120)
-    comfyui.run(_loop_graph(volume_file, frames=2), timeout=120)  # the server still works
+    assert comfyui.output_files(comfyui.run(graph, timeout=120))
 
 
 def test_a_normalized_volume_where_pixels_are_needed_fails_with_a_message_saying_to_denormalize(

@@ -39,7 +39,7 @@ def _video_graph(video_file, frames=10):
     """The shipped workflow workflows_api/video_to_loop.json on the test video, shortened."""
     graph = json.loads((API_WORKFLOWS / "video_to_loop.json").read_text())
     graph["1"]["inputs"]["file"] = video_file
-    graph["4"]["inputs"]["frames"] = frames
+    graph["3"]["inputs"]["frames"] = frames
     return graph
 
 
@@ -55,7 +55,8 @@ def test_a_video_becomes_a_spectral_volume_and_a_rendered_loop(comfyui, video_fi
 
 def test_a_single_image_where_a_video_is_needed_says_to_load_a_video(comfyui, video_file):
     graph = _video_graph(video_file)
-    graph["9"] = {"class_type": "LoadImage", "inputs": {"image": "example.png"}}
-    graph["3"]["inputs"]["frames"] = ["9", 0]
+    graph["99"] = {"class_type": "LoadImage", "inputs": {"image": "example.png"}}
+    del graph["2"]["inputs"]["video"]
+    graph["2"]["inputs"].update(frames=["99", 0], fps=30.0)
     with pytest.raises(ComfyUIError, match="a video is needed .* LoadVideo and GetVideoComponents"):
         comfyui.run(graph, timeout=120)

@@ -38,14 +38,15 @@ def _top_half(height, width):
 
 
 def test_motion_brush_paints_a_volume_that_moves_only_where_the_mask_is(nodes):
-    (volume,) = nodes["MotionBrush"]().run(_photo(), _top_half(90, 160), **BRUSH)
+    volume, fps = nodes["MotionBrush"]().run(_photo(), _top_half(90, 160), **BRUSH)
     assert isinstance(volume, SpectralVolume) and (volume.height, volume.width) == (90, 160)
+    assert fps == 30.0
     amplitude = volume.coeffs[0, 1:].abs().sum((0, 1))
     assert amplitude[45:].max() == 0 and amplitude[:40].min() > 0
 
 
 def test_motion_brush_takes_a_mask_painted_at_another_size(nodes):
-    (volume,) = nodes["MotionBrush"]().run(_photo(90, 160), _top_half(180, 320), **BRUSH)
+    volume, _ = nodes["MotionBrush"]().run(_photo(90, 160), _top_half(180, 320), **BRUSH)
     assert (volume.height, volume.width) == (90, 160)
 
 
@@ -57,9 +58,9 @@ def test_every_material_of_the_list_brushes(nodes):
 
 
 def test_from_volume_brushes_the_style_of_a_reference_volume(nodes):
-    (reference,) = nodes["MotionBrush"]().run(_photo(), _top_half(90, 160), **{**BRUSH, "material": "flame"})
+    reference, _ = nodes["MotionBrush"]().run(_photo(), _top_half(90, 160), **{**BRUSH, "material": "flame"})
     arguments = {**BRUSH, "material": "from volume"}
-    (copied,) = nodes["MotionBrush"]().run(
+    copied, _ = nodes["MotionBrush"]().run(
         _photo(), _top_half(90, 160), **arguments, reference_volume=reference
     )
     x_share = copied.coeffs[0, 1:, 0].abs().square().sum() / copied.coeffs[0, 1:].abs().square().sum()
@@ -77,7 +78,7 @@ def test_motion_brush_refuses_a_batch_of_photos(nodes):
 
 
 def test_combine_spectral_volumes_adds_brushed_motion_inside_a_mask_of_any_size(nodes):
-    (brushed,) = nodes["MotionBrush"]().run(_photo(), torch.ones(1, 90, 160), **BRUSH)
+    brushed, _ = nodes["MotionBrush"]().run(_photo(), torch.ones(1, 90, 160), **BRUSH)
     base = SpectralVolume(torch.zeros(1, 16, 2, 45, 80, dtype=torch.complex64))
     (combined,) = nodes["CombineSpectralVolumes"]().run(base, brushed, "add", 1.0, mask=_top_half(90, 160))
     amplitude = combined.coeffs[0, 1:].abs().sum((0, 1))

@@ -42,10 +42,15 @@ def _poke(pack, volume=None, x=10, y=5, dx=4.0, dy=-1.0, **overrides):
 
 def test_the_motion_is_the_librarys_response_to_the_poke_times_strength(pack):
     volume = _volume()
-    (motion,) = _poke(pack, volume, strength=2.0)["result"]
+    (motion, _) = _poke(pack, volume, strength=2.0)["result"]
     expected = poke_motion(volume, [Poke(10, 5, 8.0, -2.0)], num_frames=12, fps=30.0)
     assert isinstance(motion, MotionTexture) and motion.num_frames == 12
     torch.testing.assert_close(motion.frames(), expected.frames())
+
+
+def test_the_frame_rate_comes_out_beside_the_motion(pack):
+    motion, fps = _poke(pack, fps=24.0)["result"]
+    assert fps == motion.fps == 24.0
 
 
 def test_the_ui_output_points_the_widget_at_a_picture_and_a_packed_basis(pack, temp_folder):
@@ -74,17 +79,17 @@ def test_two_runs_write_two_sets_of_files(pack):
 
 def test_a_motion_input_gets_this_pokes_response_added(pack):
     volume = _volume()
-    (earlier,) = _poke(pack, volume, x=3, y=3, dx=2.0, dy=0.0)["result"]
-    (alone,) = _poke(pack, volume, poke_time=0.2)["result"]
-    (both,) = _poke(pack, volume, poke_time=0.2, motion=earlier)["result"]
+    (earlier, _) = _poke(pack, volume, x=3, y=3, dx=2.0, dy=0.0)["result"]
+    (alone, _) = _poke(pack, volume, poke_time=0.2)["result"]
+    (both, _) = _poke(pack, volume, poke_time=0.2, motion=earlier)["result"]
     torch.testing.assert_close(both.frames(), earlier.frames() + alone.frames(), rtol=1e-5, atol=1e-5)
 
 
 def test_a_looping_motion_keeps_swaying_under_the_poke(pack):
     volume = _volume()
     loop = MotionTexture.from_spectral_volume(volume, num_frames=12)
-    (poked,) = _poke(pack, volume, motion=loop)["result"]
-    (alone,) = _poke(pack, volume)["result"]
+    (poked, _) = _poke(pack, volume, motion=loop)["result"]
+    (alone, _) = _poke(pack, volume)["result"]
     torch.testing.assert_close(poked.frames(), loop.frames() + alone.frames(), rtol=1e-5, atol=1e-5)
 
 

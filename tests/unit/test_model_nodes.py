@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gid_pack.gid_models.hub import ModelFolderError
+from gid_pack.gid_models.motion import MotionTexture
 from gid_pack.gid_models.renderer import ImageBasedRenderer, RendererConfig
 from gid_pack.gid_models.spectral import SpectralVolume
 
@@ -37,7 +38,7 @@ def test_the_model_shipped_with_the_pack_is_listed_first_and_loads_with_its_rend
 
     assert model.model.config.num_bands == 16 and model.model.config.resolution == (80, 128)
     assert model.model.weights_placement()[1] == torch.float32  # fp16 files, fp32 on the CPU
-    assert isinstance(renderer, ImageBasedRenderer)
+    assert isinstance(renderer.model, ImageBasedRenderer)
 
 
 def test_the_statistics_list_leaves_out_the_files_of_model_folders(pack, models_dir):
@@ -52,7 +53,25 @@ def test_loading_a_folder_gives_a_model_and_no_renderer_when_it_has_none(pack, m
 
 def test_loading_a_folder_with_a_renderer_gives_the_renderer_too(pack, models_dir):
     _, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny_with_renderer", "", "main", "fp32")
-    assert isinstance(renderer, ImageBasedRenderer)
+    assert isinstance(renderer.model, ImageBasedRenderer)
+
+
+def test_the_renderer_is_loaded_and_offloaded_by_comfyuis_model_management(pack, models_dir, monkeypatch):
+    import comfy.model_management
+    import comfy.model_patcher
+
+    _, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny_with_renderer", "", "main", "fp32")
+    assert isinstance(renderer, comfy.model_patcher.ModelPatcher)
+    assert renderer.offload_device == comfy.model_management.unet_offload_device()
+    loaded = []
+    load_models_gpu = comfy.model_management.load_models_gpu
+    monkeypatch.setattr(
+        comfy.model_management, "load_models_gpu", lambda models, **kw: loaded.extend(models) or load_models_gpu(models, **kw)
+    )
+    coeffs = torch.zeros(1, 16, 2, 8, 8, dtype=torch.complex64)
+    motion = MotionTexture.from_spectral_volume(SpectralVolume(coeffs), num_frames=2)
+    frames, _ = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(torch.rand(1, 16, 16, 3), motion, 2, renderer)
+    assert loaded == [renderer] and frames.shape == (2, 16, 16, 3)
 
 
 def test_an_unreachable_hub_repo_names_the_repo_revision_and_folder(pack, models_dir, monkeypatch):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gid_models.motion import MotionTexture
+from gid_models.motion import MotionTexture, resize_mask
 from gid_models.spectral import SpectralVolume
 
 
@@ -69,3 +69,12 @@ def test_an_out_of_range_frame_request_is_refused():
     motion = MotionTexture.from_spectral_volume(_volume(), num_frames=5)
     with pytest.raises(ValueError, match="outside 0..5"):
         motion.frames(3, 9)
+
+
+def test_resize_mask_stretches_a_mask_of_any_aspect_to_the_motions_grid_within_0_and_1():
+    painted = torch.zeros(1, 1, 90, 160)
+    painted[..., 80:] = 1  # the right half of a 16:9 mask
+    resized = resize_mask(painted, 6, 8)
+    assert resized.shape == (1, 1, 6, 8)
+    assert resized[..., :3].max() == 0 and resized[..., 5:].min() == pytest.approx(1.0)
+    assert 0 <= resized.min() and resized.max() <= 1

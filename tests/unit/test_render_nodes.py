@@ -20,9 +20,17 @@ def _image(height=10, width=14, batch=1):
 
 def test_renders_the_requested_frames_at_the_images_own_size(pack):
     node = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]()
-    (frames,) = node.run(_image(40, 56), _motion(frames=12), chunk_size=5)
+    (frames, _) = node.run(_image(40, 56), _motion(frames=12), chunk_size=5)
     assert frames.shape == (12, 40, 56, 3)
     assert frames.min() >= 0 and frames.max() <= 1
+
+
+def test_the_frame_rate_of_the_motion_comes_out_beside_the_frames_for_create_video(pack):
+    coeffs = torch.zeros(1, 16, 2, 10, 14, dtype=torch.complex64)
+    motion = MotionTexture.from_spectral_volume(SpectralVolume(coeffs), num_frames=3, fps=12.5)
+    node = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]
+    _, fps = node().run(_image(), motion, chunk_size=2)
+    assert fps == 12.5 and node.RETURN_TYPES == ("IMAGE", "FLOAT")
 
 
 def test_the_first_frame_of_a_motion_starting_at_rest_is_the_input_image(pack):
@@ -30,13 +38,13 @@ def test_the_first_frame_of_a_motion_starting_at_rest_is_the_input_image(pack):
     coeffs[:, 1, 0] = -2j  # sin-shaped swing: zero displacement at t = 0
     motion = MotionTexture.from_spectral_volume(SpectralVolume(coeffs), num_frames=3)
     image = _image()
-    (frames,) = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(image, motion, chunk_size=2)
+    (frames, _) = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(image, motion, chunk_size=2)
     torch.testing.assert_close(frames[0], image[0], atol=1e-5, rtol=0)
     assert (frames[1] - image[0]).abs().max() > 1e-3
 
 
 def test_a_batch_of_two_images_gives_two_videos_one_after_the_other(pack):
-    (frames,) = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(
+    (frames, _) = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(
         _image(batch=2), _motion(frames=4), chunk_size=3
     )
     assert frames.shape == (8, 10, 14, 3)

@@ -33,25 +33,42 @@ def _volume(height=12, width=16, bands=16) -> SpectralVolume:
 
 
 def test_spectrum_to_motion_makes_the_requested_frames_as_one_seamless_loop(nodes):
-    (motion,) = nodes["SpectrumToMotion"]().run(_volume(), 150, 30.0, 1.0, 1.0, 0.0)
+    (motion, _) = nodes["SpectrumToMotion"]().run(_volume(), 150, 30.0, 1.0, 1.0, 0.0)
     assert motion.num_frames == 150 and motion.fps == 30.0
     frames = motion.frames()
     # One window later every band has made whole turns: frame 150 would equal frame 0.
-    (longer,) = nodes["SpectrumToMotion"]().run(_volume(), 151, 30.0, 1.0, 1.0, 0.0)
+    (longer, _) = nodes["SpectrumToMotion"]().run(_volume(), 151, 30.0, 1.0, 1.0, 0.0)
     torch.testing.assert_close(longer.frames(150, 151)[:, 0], frames[:, 0], atol=1e-4, rtol=0)
 
 
 def test_spectrum_to_motion_mask_keeps_masked_out_pixels_still(nodes):
     mask = torch.ones(1, 12, 16)
     mask[:, :, :8] = 0
-    (motion,) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=mask)
+    (motion, _) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=mask)
     frames = motion.frames()
     assert frames[..., :8].abs().max() == 0 and frames[..., 8:].abs().max() > 0
 
 
-def test_spectrum_to_motion_refuses_a_mask_of_another_size(nodes):
-    with pytest.raises(ValueError, match="mask is 20x10 pixels but it must match the 16x12"):
-        nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=torch.ones(1, 10, 20))
+def test_a_mask_painted_at_another_size_and_aspect_is_resized_to_the_motion(nodes):
+    # A mask painted on a 1600x900 photo whose motion was predicted at 16x12 pixels: the left
+    # half of the photo is masked out, and so is the left half of the motion.
+    painted = torch.ones(1, 900, 1600)
+    painted[:, :, :800] = 0
+    (motion, _) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=painted)
+    frames = motion.frames()
+    assert frames[..., :7].abs().max() == 0 and frames[..., 9:].abs().max() > 0
+
+
+def test_load_images_placeholder_mask_of_an_unpainted_photo_keeps_everything_still(nodes):
+    # LoadImage gives a 64x64 zero MASK for a photo with no painted mask (no alpha channel).
+    (motion, _) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=torch.zeros(1, 64, 64))
+    assert motion.frames().abs().max() == 0
+
+
+def test_spectrum_to_motion_outputs_the_frame_rate_it_was_given(nodes):
+    motion, fps = nodes["SpectrumToMotion"]().run(_volume(), 10, 24.0, 1.0, 1.0, 0.0)
+    assert fps == motion.fps == 24.0
+    assert nodes["SpectrumToMotion"].RETURN_TYPES[1] == "FLOAT"
 
 
 def test_spectrum_to_motion_refuses_a_normalized_volume_and_says_to_denormalize(nodes):
@@ -109,3 +126,60 @@ def test_save_refuses_a_prefix_that_leaves_the_output_folder(nodes, comfy_folder
 def test_load_refuses_a_path_that_leaves_comfyuis_folders(nodes, comfy_folders):
     with pytest.raises(ValueError, match="outside ComfyUI's folders"):
         nodes["LoadSpectralVolume"]().run("../../../etc/passwd")
+
+
+def _write_swaying_video(path, frames, width=160, height=90, fps=30):
+    """A random texture swaying 2 px left and right at 0.6 Hz, as an H.264 mp4 (16:9)."""
+    import math
+
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    blocks = np.kron(rng.random((height // 6 + 1, width // 6 + 3, 3)), np.ones((6, 6, 1)))[:height]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for t in range(frames):
+            shift = 6 + round(2 * math.sin(2 * math.pi * 0.6 * t / fps))
+            pixels = (blocks[:, shift : shift + width] * 255).astype(np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_a_video_from_load_video_decodes_only_the_windows_frames_at_the_flows_size(pack, nodes, tmp_path, monkeypatch):
+    from comfy_api.latest import InputImpl
+
+    path = tmp_path / "clip.mp4"
+    _write_swaying_video(path, frames=200)
+    reads = []
+    read_video = pack.gid_models.pipeline.read_video
+
+    def spy(*args, **kwargs):
+        frames, fps = read_video(*args, **kwargs)
+        reads.append(tuple(frames.shape))
+        return frames, fps
+
+    monkeypatch.setattr(pack.gid_models.pipeline, "read_video", spy)
+    node = nodes["VideoToSpectralVolume"]()
+    volume, fps, start = node.run(16, 30.0, 60, "dis", 80, video=InputImpl.VideoFromFile(str(path)))
+    # The start frame at full size, then 60 of the 200 frames at 80x45 (the flow's size).
+    assert reads == [(1, 3, 90, 160), (60, 3, 45, 80)]
+    # The volume keeps the size it was measured at; the start frame has the video's.
+    assert (volume.height, volume.width, volume.window) == (45, 80, 60)
+    assert fps == volume.fps == 30.0
+    assert tuple(start.shape) == (1, 90, 160, 3)
+
+
+def test_video_to_spectral_volume_takes_an_image_batch_with_its_fps_and_refuses_both_or_neither(nodes, tmp_path):
+    from comfy_api.latest import InputImpl
+
+    frames = torch.rand(70, 24, 32, 3)
+    volume, fps, start = nodes["VideoToSpectralVolume"]().run(8, 30.0, 150, "dis", 0, frames=frames, fps=30.0)
+    assert (volume.height, volume.width) == (24, 32) and fps == 30.0
+    torch.testing.assert_close(start, frames[:1])
+    with pytest.raises(ValueError, match="connect either a video .* not neither"):
+        nodes["VideoToSpectralVolume"]().run(8, 30.0, 150, "dis", 0)
+    video = InputImpl.VideoFromFile(str(tmp_path / "unused.mp4"))
+    with pytest.raises(ValueError, match="not both"):
+        nodes["VideoToSpectralVolume"]().run(8, 30.0, 150, "dis", 0, video=video, frames=frames, fps=30.0)
