@@ -136,7 +136,9 @@ def save_weights(module: torch.nn.Module, path: Path, exclude: str | None = None
 def check_state_dict(
     expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor], path: Path, config_name: str
 ) -> None:
-    """Raise a ValueError naming what differs between the weights a config needs and a file's."""
+    """Raise a ValueError naming what differs between the weights a config needs and a file's:
+    missing, unexpected or reshaped tensors, a tensor of another kind of dtype (integer for float),
+    and non-finite values."""
     missing = sorted(expected.keys() - loaded.keys())
     unexpected = sorted(loaded.keys() - expected.keys())
     reshaped = sorted(
@@ -144,6 +146,21 @@ def check_state_dict(
         for name in expected.keys() & loaded.keys()
         if loaded[name].shape != expected[name].shape
     )
+    # A weight must be a float where the network has a float (an integer tensor would be cast
+    # silently by load_state_dict) and, being a float, finite: NaN weights load fine and only
+    # surface steps later as a NaN volume that names nothing.
+    common = sorted(expected.keys() & loaded.keys())
+    retyped = [
+        f"{name} {loaded[name].dtype} instead of a {'float' if expected[name].is_floating_point() else 'integer'}"
+        for name in common
+        if loaded[name].is_floating_point() != expected[name].is_floating_point()
+        or loaded[name].is_complex() != expected[name].is_complex()
+    ]
+    non_finite = [
+        name
+        for name in common
+        if loaded[name].is_floating_point() and not bool(torch.isfinite(loaded[name]).all())
+    ]
     problems = [
         f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
         for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped))
@@ -153,6 +170,18 @@ def check_state_dict(
         raise ValueError(
             f"the weights in {path} do not match {config_name} ({'; '.join(problems)}); the two "
             "files must come from the same save_pretrained"
+        )
+    if retyped:
+        raise ValueError(
+            f"the weights in {path} have the wrong type ({', '.join(retyped[:5])}"
+            f"{' ...' if len(retyped) > 5 else ''}); the file was not written by save_pretrained: "
+            "download or save the model again"
+        )
+    if non_finite:
+        raise ValueError(
+            f"the weights in {path} contain NaN or infinite values (in {', '.join(non_finite[:5])}"
+            f"{' ...' if len(non_finite) > 5 else ''}): training diverged or the file is damaged; "
+            "use an earlier checkpoint or download the model again"
         )
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from .configs import config_from_dict, is_int
 from .hub import load_weights, read_config, read_safetensors, required_file, save_weights, write_config
 from .motion import MotionTexture
 from .splatting import splat_with_weight
@@ -314,13 +315,13 @@ class RendererConfig:
     latent_dim: int = 0
 
     def __post_init__(self) -> None:
-        if not _is_int(self.encoder_levels) or not 1 <= self.encoder_levels <= len(_RESNET34_CHANNELS):
+        if not is_int(self.encoder_levels) or not 1 <= self.encoder_levels <= len(_RESNET34_CHANNELS):
             raise ValueError(f"encoder_levels must be an integer from 1 to 5, got {self.encoder_levels!r}")
         channels = tuple(self.channels) if isinstance(self.channels, Sequence) else None
         if (
             channels is None
             or len(channels) != self.encoder_levels + 1
-            or not all(_is_int(width) and width >= 1 for width in channels)
+            or not all(is_int(width) and width >= 1 for width in channels)
         ):
             raise ValueError(
                 f"channels must be {self.encoder_levels + 1} positive integers (full resolution, "
@@ -328,9 +329,9 @@ class RendererConfig:
             )
         # Frozen: object.__setattr__ is the dataclass-sanctioned way to store the coerced value.
         object.__setattr__(self, "channels", channels)
-        if not _is_int(self.style_dim) or self.style_dim < 1:
+        if not is_int(self.style_dim) or self.style_dim < 1:
             raise ValueError(f"style_dim must be a positive integer, got {self.style_dim!r}")
-        if not _is_int(self.latent_dim) or self.latent_dim < 0:
+        if not is_int(self.latent_dim) or self.latent_dim < 0:
             raise ValueError(f"latent_dim must be an integer >= 0, got {self.latent_dim!r}")
 
     @property
@@ -350,13 +351,7 @@ class RendererConfig:
             ValueError: on unknown entries or invalid values; ``source`` names the file.
         """
         entries = {key: value for key, value in data.items() if key not in ("type", "version")}
-        unknown = sorted(set(entries) - {field.name for field in fields(cls)})
-        if unknown:
-            raise ValueError(f"{source} has unknown entries {unknown}")
-        try:
-            return cls(**entries)
-        except ValueError as error:
-            raise ValueError(f"{source}: {error}") from None
+        return config_from_dict(cls, entries, source)
 
 
 class ImageBasedRenderer(nn.Module):
@@ -714,7 +709,7 @@ def render_video(
             f"the image batch ({image.shape[0]}) and the motion batch ({motion.batch_size}) must be "
             "equal, or one of them 1"
         )
-    if not _is_int(chunk_size) or chunk_size < 1:
+    if not is_int(chunk_size) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable as progress(done, total), got {type(progress).__name__}")
@@ -795,10 +790,6 @@ def _check_finite_motion(flows: torch.Tensor, start: int) -> None:
             "displacements (the spectral volume's coefficients times the amplitude overflow float32); "
             "lower the amplitude, or check the spectral volume (PreviewSpectralVolume shows its bands)"
         )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_image(image: object) -> None:
