@@ -409,7 +409,7 @@ def motion_texture_from_video(
         raise ValueError(f"min_duration must be >= 0 seconds, got {min_duration}")
 
     available = len(frames)
-    count = min(window, _resampled_length(available, fps, target_fps))
+    count = window_frames(available, fps, target_fps, window)
     if count / target_fps < min_duration:
         raise ValueError(
             f"the clip is too short: {available} frames at {fps:g} fps give {count} frames at "
@@ -419,6 +419,12 @@ def motion_texture_from_video(
     needed = source_frames_needed(window, fps, target_fps)
     motion = motion_texture_from_frames(frames[:needed], method, strategy=strategy, progress=progress)
     return resample_motion_texture(motion, fps, target_fps)[:, :window]
+
+
+def window_frames(num_frames: int, fps: float, target_fps: float, window: int) -> int:
+    """Frames at ``target_fps`` of the window a clip of ``num_frames`` frames at ``fps`` gives:
+    ``window``, or fewer when the clip is shorter (see :func:`motion_texture_from_video`)."""
+    return min(window, _resampled_length(num_frames, _positive(fps, "fps"), _positive(target_fps, "target_fps")))
 
 
 def source_frames_needed(window: int, fps: float, target_fps: float) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .flow import FlowMethod, Strategy, motion_texture_from_video
+from .flow import FlowMethod, Strategy, motion_texture_from_video, window_frames
 from .motion import MotionTexture
 from .renderer import Renderer, WeightFreeRenderer, render_video
 from .spectral import SpectralVolume
@@ -44,7 +44,7 @@ def spectral_volume_from_video(
     Args:
         frames: ``[T, 3, H, W]`` RGB in [0, 1], the first frame being the start frame.
         fps: frame rate of the clip, frames per second.
-        num_bands: K, bands kept (at most half the window plus one).
+        num_bands: K, bands kept, at most ``N // 2 + 1`` for the window of N frames the clip gives.
         target_fps: frame rate of the trajectories (the model's, 30 in the paper).
         window: frames of a full window at ``target_fps`` (150 in the paper); shorter clips give
             a shorter window, see ``flow.motion_texture_from_video``.
@@ -56,10 +56,28 @@ def spectral_volume_from_video(
 
     Returns:
         A pixel-unit volume ``[1, K, 2, H, W]`` at ``target_fps`` with the window's length.
+
+    Raises:
+        ValueError: if the clip holds fewer than ``num_bands`` bands, is too short, or an
+            argument is out of range.
     """
     if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
         shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
         raise ValueError(f"frames must be a tensor [T, 3, H, W] of video frames, got {shape}")
+    # A window of N frames holds N // 2 + 1 bands; asking for more is refused before the flow
+    # runs rather than answered with fewer bands than asked for. (A clip too short for any
+    # window gets the flow's own message.)
+    num_frames = window_frames(frames.shape[0], fps, target_fps, window)
+    most_bands = num_frames // 2 + 1
+    long_enough = num_frames / target_fps >= min_duration
+    if isinstance(num_bands, bool) or not isinstance(num_bands, int) or num_bands < 1 or (
+        long_enough and num_bands > most_bands
+    ):
+        raise ValueError(
+            f"num_bands is {num_bands!r}, but this clip holds 1 to {most_bands} bands: its "
+            f"{frames.shape[0]} frames at {fps:g} fps make a window of {num_frames} frames at "
+            f"{target_fps:g} fps (N // 2 + 1 bands); lower num_bands to {most_bands} or use a longer clip"
+        )
     height, width = frames.shape[-2:]
     scale = 1.0 if flow_max_side is None else min(1.0, flow_max_side / max(height, width))
     flow_frames = frames
@@ -78,8 +96,7 @@ def spectral_volume_from_video(
         strategy=strategy,
         progress=progress,
     )
-    bands = min(num_bands, motion.shape[1] // 2 + 1)
-    volume = SpectralVolume.from_motion_texture(motion, num_bands=bands, fps=target_fps)
+    volume = SpectralVolume.from_motion_texture(motion, num_bands=num_bands, fps=target_fps)
     if (volume.height, volume.width) != (height, width):
         volume = volume.resize(height, width)
     return volume

@@ -501,7 +501,14 @@ def load_spectral_volume(path, device=None) -> SpectralVolume:
     except (SafetensorError, OSError) as error:
         raise ValueError(f"cannot read the spectral volume {path}: {error}; the file is missing, "
                          "truncated or not a safetensors file") from None
-    if int(header.get("version", "0")) > FILE_VERSION:
+    version = header.get("version", "0")
+    if not (version.isascii() and version.isdigit()):
+        raise ValueError(
+            f"{path} has the spectral-volume format version {version!r}, which is not a whole "
+            f"number (this pack writes {FILE_VERSION}); the file was not written by "
+            "SaveSpectralVolume: save the volume again"
+        )
+    if int(version) > FILE_VERSION:
         raise ValueError(
             f"{path} has spectral-volume format version {header['version']}, newer than this pack "
             f"reads ({FILE_VERSION}); update the node pack"

@@ -16,7 +16,9 @@ from ..gid_models.visualize import band_amplitude_grid, motion_colors
 from . import types
 from .comfy_io import (
     Progress,
+    check_filename_prefix,
     confined_path,
+    file_digest,
     image_to_tensor,
     mask_to_tensor,
     require_positive,
@@ -305,23 +307,38 @@ class FrequencyNormalize:
             },
         }
 
+    @classmethod
+    def IS_CHANGED(cls, statistics_file="none", **_):
+        # A statistics file edited in place changes the output: its bytes are compared. (ComfyUI
+        # passes only the widgets' values here, not the linked inputs.)
+        if statistics_file == "none":
+            return ""
+        try:
+            return file_digest(cls._statistics_path(statistics_file))
+        except (OSError, ValueError):
+            return ""
+
     def run(self, spectral_volume, direction, statistics_file, motion_model=None):
         volume = require_volume(spectral_volume)
         if motion_model is not None:
             stats = unwrap_motion_model(motion_model).normalization
         elif statistics_file != "none":
-            path = folder_paths.get_full_path(GID_MODELS, statistics_file)
-            if path is None:
-                raise ValueError(
-                    f"the statistics file {statistics_file!r} is not in models/gid any more; refresh the list"
-                )
-            stats = NormalizationStats.load(confined_path(path, gid_model_dirs(), "statistics file"))
+            stats = NormalizationStats.load(self._statistics_path(statistics_file))
         else:
             raise ValueError(
                 "connect a motion_model or choose a statistics_file: normalization needs the per-band scales"
             )
         transform = normalize if direction == "normalize" else denormalize
         return (transform(volume, stats),)
+
+    @staticmethod
+    def _statistics_path(statistics_file: str) -> str:
+        path = folder_paths.get_full_path(GID_MODELS, statistics_file)
+        if path is None:
+            raise ValueError(
+                f"the statistics file {statistics_file!r} is not in models/gid any more; refresh the list"
+            )
+        return confined_path(path, gid_model_dirs(), "statistics file")
 
 
 class SaveSpectralVolume:
@@ -353,14 +370,7 @@ class SaveSpectralVolume:
     def run(self, spectral_volume, filename_prefix):
         volume = require_volume(spectral_volume)
         output_dir = folder_paths.get_output_directory()
-        # The same rule as ComfyUI's own savers (lexical: a symlinked subfolder stays allowed).
-        root = os.path.abspath(output_dir)
-        target = os.path.abspath(os.path.join(root, os.path.normpath(filename_prefix)))
-        if os.path.commonpath((root, target)) != root:
-            raise ValueError(
-                f"filename_prefix {filename_prefix!r} leads outside ComfyUI's output folder "
-                f"({output_dir}); give a path inside it, such as gid/spectral_volume"
-            )
+        check_filename_prefix(filename_prefix, output_dir)
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
         os.makedirs(folder, exist_ok=True)
         filename = f"{name}_{counter:05}.safetensors"
@@ -395,16 +405,23 @@ class LoadSpectralVolume:
 
     @classmethod
     def IS_CHANGED(cls, file):
-        path = folder_paths.get_annotated_filepath(file)
-        return os.path.getmtime(path) if os.path.exists(path) else ""
+        # The file's bytes, not its modification time, decide whether the volume changed. A
+        # file that is missing or outside the folders is not read here: the run says why.
+        try:
+            return file_digest(cls._path(file))
+        except (OSError, ValueError):
+            return ""
 
     def run(self, file):
-        path = confined_path(
+        return (load_spectral_volume(self._path(file)),)
+
+    @staticmethod
+    def _path(file: str) -> str:
+        return confined_path(
             folder_paths.get_annotated_filepath(file),
             [folder_paths.get_input_directory(), folder_paths.get_output_directory()],
             "spectral volume file",
         )
-        return (load_spectral_volume(path),)
 
 
 NODE_CLASS_MAPPINGS = {
