@@ -295,23 +295,36 @@ def motion_texture_from_frames(
     if strategy not in ("warm", "direct", "chain"):
         raise ValueError(f"strategy must be 'warm', 'direct' or 'chain', got {strategy!r}")
     flow_method = get_flow_method(method)
-    grey = to_grey_uint8(frames)
-    if len(grey) < 2:
-        raise ValueError(f"need at least 2 frames (a start frame and one more), got {len(grey)}")
+    if not hasattr(frames, "__len__") or len(frames) < 2:
+        to_grey_uint8(frames)  # its TypeError names the types accepted
+    count = len(frames)
+    if count < 2:
+        raise ValueError(f"need at least 2 frames (a start frame and one more), got {count}")
 
-    start = grey[0]
+    def grey(t: int) -> np.ndarray:
+        # One frame at a time, inside the loop: converting a long clip up front takes seconds
+        # that a cancel (raised by ``progress``) could not interrupt.
+        (image,) = to_grey_uint8(frames[t : t + 1])
+        if image.shape != start.shape:
+            raise ValueError(f"all frames must have the same size, got {start.shape} and {image.shape}")
+        return image
+
+    start = to_grey_uint8(frames[:1])[0]
     flows = [np.zeros((*start.shape, 2), np.float32)]
-    for t in range(1, len(grey)):
+    previous = start
+    for t in range(1, count):
+        current = grey(t)
         # At t = 1 the previous frame is the start frame: every strategy is the direct flow.
         if t == 1 or strategy == "direct":
             initial = None
         elif strategy == "warm":
             initial = flows[-1]
         else:
-            initial = compose_flows(flows[-1], flow_method(grey[t - 1], grey[t], None))
-        flows.append(flow_method(start, grey[t], initial))
+            initial = compose_flows(flows[-1], flow_method(previous, current, None))
+        flows.append(flow_method(start, current, initial))
+        previous = current
         if progress is not None:
-            progress(t, len(grey) - 1)
+            progress(t, count - 1)
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).unsqueeze(0).contiguous()
 
 

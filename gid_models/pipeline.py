@@ -52,7 +52,9 @@ def spectral_volume_from_video(
         method: optical-flow method (``flow.FLOW_METHODS`` name or instance).
         strategy: "warm", "direct" or "chain" (see ``flow.motion_texture_from_frames``).
         flow_max_side: longest side, in pixels, at which the flow runs; None = full size.
-        progress: called as ``progress(flows_done, flows_total)``.
+        progress: called as ``progress(flows_done, flows_total)`` during the flow, then as
+            ``progress(rows_done, rows_total)`` during the Fourier transform; an exception it
+            raises (a user's cancel) stops the measurement.
 
     Returns:
         A pixel-unit volume ``[1, K, 2, H, W]`` at ``target_fps`` with the window's length.
@@ -70,8 +72,11 @@ def spectral_volume_from_video(
     num_frames = window_frames(frames.shape[0], fps, target_fps, window)
     most_bands = num_frames // 2 + 1
     long_enough = num_frames / target_fps >= min_duration
-    if isinstance(num_bands, bool) or not isinstance(num_bands, int) or num_bands < 1 or (
-        long_enough and num_bands > most_bands
+    if (
+        isinstance(num_bands, bool)
+        or not isinstance(num_bands, int)
+        or num_bands < 1
+        or (long_enough and num_bands > most_bands)
     ):
         raise ValueError(
             f"num_bands is {num_bands!r}, but this clip holds 1 to {most_bands} bands: its "
@@ -96,7 +101,9 @@ def spectral_volume_from_video(
         strategy=strategy,
         progress=progress,
     )
-    volume = SpectralVolume.from_motion_texture(motion, num_bands=num_bands, fps=target_fps)
+    volume = SpectralVolume.from_motion_texture(
+        motion, num_bands=num_bands, fps=target_fps, progress=progress
+    )
     if (volume.height, volume.width) != (height, width):
         volume = volume.resize(height, width)
     return volume

@@ -668,7 +668,6 @@ def render_video(
     motion: MotionTexture,
     chunk_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
-    interrupt: Callable[[], None] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Render the frames of a motion texture, a chunk at a time, with either renderer.
 
@@ -686,11 +685,10 @@ def render_video(
         motion: the motion of the N frames, batch B, or 1 to animate every image alike; with a
             single image, a motion batch B animates it in B ways.
         chunk_size: frames rendered at once, >= 1.
-        progress: called as ``progress(frames_done, N)`` after each chunk; an exception it
-            raises (ComfyUI's Cancel) stops the rendering.
-        interrupt: called with no argument before each chunk and during the metric's pass over
-            all frames (which precedes the first chunk); an exception it raises stops the
-            rendering, so that a cancel is honoured within about one chunk's time.
+        progress: called as ``progress(frames_done, N)``: with 0 during the metric's pass over
+            all frames and once the renderer is prepared (both precede the first chunk), then
+            after each chunk. An exception it raises (ComfyUI's Cancel) stops the rendering, so
+            that a cancel is honoured within about one chunk's time.
 
     Returns:
         An iterator of ``(start, frames)``: ``frames`` is ``[B, n, 3, H, W]`` in [0, 1], frames
@@ -713,9 +711,7 @@ def render_video(
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable as progress(done, total), got {type(progress).__name__}")
-    if interrupt is not None and not callable(interrupt):
-        raise TypeError(f"interrupt must be callable with no argument, got {type(interrupt).__name__}")
-    return _render_chunks(renderer, image, motion, chunk_size, progress, interrupt)
+    return _render_chunks(renderer, image, motion, chunk_size, progress)
 
 
 @torch.no_grad()  # on a generator, torch enters no_grad for each step only, not between them
@@ -725,16 +721,19 @@ def _render_chunks(
     motion: MotionTexture,
     chunk_size: int,
     progress: Callable[[int, int], None] | None,
-    interrupt: Callable[[], None] | None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """The body of ``render_video``, run lazily as the frames are asked for."""
     batch = max(image.shape[0], motion.batch_size)
     size = image.shape[-2:]
-    metric = splat_metric(motion, *size, on_chunk=interrupt).to(image.device)
+
+    def nothing_done_yet() -> None:
+        if progress is not None:
+            progress(0, motion.num_frames)
+
+    metric = splat_metric(motion, *size, on_chunk=nothing_done_yet).to(image.device)
     pyramid = renderer.prepare(image.expand(batch, -1, -1, -1), metric.expand(batch, -1, -1, -1))
+    nothing_done_yet()
     for start, flows in motion.chunks(chunk_size):
-        if interrupt is not None:
-            interrupt()
         _check_finite_motion(flows, start)
         # Resizing each chunk's displacements gives the frames of MotionTexture.resize (both are
         # linear; only a motion mask is resampled after, not before, it scales the motion),

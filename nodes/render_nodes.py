@@ -95,13 +95,7 @@ class SoftmaxSplatRender:
         video = image_buffer(batch * motion.num_frames, *pixels.shape[-2:]).unflatten(
             0, (batch, motion.num_frames)
         )
-        chunks = render_video(
-            renderer or WeightFreeRenderer(),
-            pixels,
-            motion,
-            chunk_size,
-            interrupt=comfy.model_management.throw_exception_if_processing_interrupted,
-        )
+        chunks = render_video(renderer or WeightFreeRenderer(), pixels, motion, chunk_size, progress=progress)
         for start, frames in chunks:
             stop = start + frames.shape[1]
             video[:, start:stop] = frames.permute(0, 1, 3, 4, 2).to(video.device)
