@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .flow import FlowMethod, Strategy, motion_texture_from_video, window_frames
+from .flow import FlowMethod, Strategy, motion_texture_from_video, source_frames_needed, window_frames
 from .motion import MotionTexture
 from .renderer import Renderer, WeightFreeRenderer, render_video
 from .spectral import SpectralVolume
@@ -83,6 +83,8 @@ def spectral_volume_from_video(
             f"{frames.shape[0]} frames at {fps:g} fps make a window of {num_frames} frames at "
             f"{target_fps:g} fps (N // 2 + 1 bands); lower num_bands to {most_bands} or use a longer clip"
         )
+    # Only the frames the window needs are resized and tracked.
+    frames = frames[: source_frames_needed(window, fps, target_fps)]
     height, width = frames.shape[-2:]
     scale = 1.0 if flow_max_side is None else min(1.0, flow_max_side / max(height, width))
     flow_frames = frames

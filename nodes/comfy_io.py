@@ -37,7 +37,10 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
     if not bool(torch.isfinite(image).all()):
         raise ValueError(f"{name} contains NaN or infinite pixel values")
     rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
-    return rgb.permute(0, 3, 1, 2).float().clamp(0, 1).contiguous()
+    # One copy, clamped in place (a clamp then a contiguous copy would hold two: for a video
+    # batch that is GBs); the input itself is never written.
+    pixels = torch.empty(rgb.shape[0], 3, *rgb.shape[1:3], dtype=torch.float32, device=rgb.device)
+    return pixels.copy_(rgb.permute(0, 3, 1, 2)).clamp_(0, 1)
 
 
 def tensor_to_image(frames: torch.Tensor) -> torch.Tensor:

@@ -223,22 +223,38 @@ class PredictSpectralVolume:
 
     @staticmethod
     def _check_memory(model: MotionLDM, batch: int, height: int, width: int) -> None:
-        """Refuse an image so large that its spectral volume would not fit in memory.
-
-        The volume comes back at the image's size: K x 2 complex64 values (8 bytes) per pixel,
-        and about as much again while it is resized from the model's resolution.
-        """
+        """Refuse an image so large that its spectral volume would not fit in memory."""
         bands = model.config.num_bands
         volume = batch * bands * 2 * height * width * 8
         model_height, model_width = model.config.resolution
         require_memory(
-            2 * volume,
+            predict_memory(bands, batch, height, width),
             f"the spectral volume of {batch} image(s) of {width}x{height} pixels (K = {bands}, "
-            f"{volume / GB:.1f} GB, twice that while it is resized)",
+            f"{volume / GB:.1f} GB, and a little more while it is resized)",
             f"scale the image down first (ImageScale): the motion is predicted at "
             f"{model_width}x{model_height} anyway, and SoftmaxSplatRender animates a larger image "
             "with it at the larger image's own size",
         )
+
+
+# Bytes per image pixel that PredictSpectralVolume holds besides the volume: the image as a
+# tensor (a float32 RGB copy, and one more while it is made contiguous) and the two bands' worth
+# of temporaries that resizing the volume band by band holds (per band: 4 float32 channels).
+# Measured with tests/integration/test_memory.py.
+PREDICT_IMAGE_BYTES_PER_PIXEL = 2 * 3 * 4
+# Working memory of sampling at the model's own resolution (the model's activations), which does
+# not grow with the image; measured for models/gid-default with the same test.
+PREDICT_SAMPLING_BYTES = 64 * 2**20
+
+
+def predict_memory(bands: int, batch: int, height: int, width: int) -> int:
+    """Peak bytes PredictSpectralVolume allocates for ``batch`` images of ``height`` x ``width``:
+    the spectral volume at the image's size (K x 2 complex64 per pixel), what resizing it band
+    by band holds besides, the image as a tensor, and sampling's working memory."""
+    pixels = batch * height * width
+    volume = pixels * bands * 2 * 8
+    resize_temporaries = 2 * pixels * 4 * 4
+    return volume + resize_temporaries + pixels * PREDICT_IMAGE_BYTES_PER_PIXEL + PREDICT_SAMPLING_BYTES
 
 
 NODE_CLASS_MAPPINGS = {"LoadMotionLDM": LoadMotionLDM, "PredictSpectralVolume": PredictSpectralVolume}

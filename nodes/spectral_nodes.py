@@ -7,7 +7,7 @@ import os
 
 import folder_paths
 
-from ..gid_models.flow import FLOW_METHODS
+from ..gid_models.flow import FLOW_METHODS, source_frames_needed, window_frames
 from ..gid_models.motion import MotionTexture
 from ..gid_models.normalization import NormalizationStats, denormalize, normalize
 from ..gid_models.pipeline import spectral_volume_from_video
@@ -21,11 +21,60 @@ from .comfy_io import (
     file_digest,
     image_to_tensor,
     mask_to_tensor,
+    require_memory,
     require_positive,
     tensor_to_image,
 )
 from .folders import GID_MODELS, gid_model_dirs, spectral_volume_files, statistics_files
 from .model_nodes import unwrap_motion_model
+
+# Bytes per frame and band while SpectrumToMotion computes the band weights of every frame: the
+# phases and amplitudes (float64), their complex128 product and its complex64 copy.
+MOTION_BYTES_PER_WEIGHT = 8 + 8 + 16 + 8
+
+
+def motion_memory(frames: int, bands: int, mask_pixels: int) -> int:
+    """Peak bytes SpectrumToMotion allocates: the weights of ``frames`` x ``bands`` and, with a
+    mask of ``mask_pixels`` pixels, its float32 copy (the motion itself is evaluated later, a
+    chunk at a time, by the renderer)."""
+    return frames * bands * MOTION_BYTES_PER_WEIGHT + mask_pixels * 4
+
+
+def video_memory(
+    frames: int,
+    height: int,
+    width: int,
+    fps: float,
+    target_fps: float,
+    window: int,
+    bands: int,
+    flow_max_side: int | None,
+) -> int:
+    """Peak bytes VideoToSpectralVolume allocates for ``frames`` video frames of ``height`` x
+    ``width``, the largest of its phases:
+
+    - the frames as a float32 tensor (kept throughout), and the frames the window needs resized
+      to the flow's size;
+    - the flow: displacements of every tracked frame at the flow's size, held three times while
+      they are stacked into a motion texture, and resampled to ``target_fps``;
+    - the spectral volume at the flow's size, and at the video's size when the flow ran smaller.
+    """
+    tensor = frames * height * width * 3 * 4
+    scale = 1.0 if not flow_max_side else min(1.0, flow_max_side / max(height, width))
+    flow_pixels = max(1, round(height * scale)) * max(1, round(width * scale))
+    tracked = min(frames, source_frames_needed(window, fps, target_fps))
+    resized = tracked * 3 * flow_pixels * 4 if scale < 1.0 else 0
+    flows = tracked * flow_pixels * 2 * 4
+    resampled = window_frames(tracked, fps, target_fps, window) * flow_pixels * 2 * 4
+    small_volume = bands * 2 * flow_pixels * 8
+    volume = bands * 2 * height * width * 8
+    phases = (
+        resized + 3 * flows,
+        resized + flows + resampled,
+        resampled + small_volume,
+        small_volume + volume * (1 + 2 / bands) if scale < 1.0 else 0,
+    )
+    return tensor + max(phases)
 
 
 def require_volume(volume, name: str = "spectral_volume") -> SpectralVolume:
@@ -118,6 +167,12 @@ class SpectrumToMotion:
         volume = require_volume(spectral_volume)
         volume.require_pixels("SpectrumToMotion")
         fps = require_positive(fps, "fps", "give the playback frame rate of the video, for example 30")
+        mask_pixels = 0 if mask is None else volume.batch_size * volume.height * volume.width
+        require_memory(
+            motion_memory(frames, volume.num_bands, mask_pixels),
+            f"the motion of {frames} frames of {volume.num_bands} bands",
+            "make fewer frames and render the video in parts (start_time)",
+        )
         motion_mask = None
         if mask is not None:
             motion_mask = mask_to_tensor(mask, volume.height, volume.width, volume.batch_size)
@@ -220,6 +275,12 @@ class VideoToSpectralVolume:
                 f"frames holds {pixels.shape[0]} image, but a video is needed (a batch of frames); "
                 "load one with LoadVideo and GetVideoComponents"
             )
+        count, height, width = pixels.shape[0], *pixels.shape[-2:]
+        require_memory(
+            video_memory(count, height, width, fps, target_fps, window, num_bands, flow_max_side or None),
+            f"the optical flow and spectral volume of {count} frames of {width}x{height}",
+            "lower flow_max_side, window or target_fps, or scale the frames down (ImageScale)",
+        )
         progress = Progress(pixels.shape[0])
         volume = spectral_volume_from_video(
             pixels,
