@@ -34,7 +34,8 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
         raise ValueError(
             f"{name} must be an IMAGE of shape [batch, height, width, 3], got {tuple(image.shape)}"
         )
-    if not bool(torch.isfinite(image).all()):
+    # Frame by frame: isfinite of a whole video batch would allocate a byte per value at once.
+    if not all(bool(torch.isfinite(frame).all()) for frame in image):
         raise ValueError(f"{name} contains NaN or infinite pixel values")
     rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
     # One copy, clamped in place (a clamp then a contiguous copy would hold two: for a video

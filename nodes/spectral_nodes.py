@@ -29,8 +29,9 @@ from .folders import GID_MODELS, gid_model_dirs, spectral_volume_files, statisti
 from .model_nodes import unwrap_motion_model
 
 # Bytes per frame and band while SpectrumToMotion computes the band weights of every frame: the
-# phases and amplitudes (float64), their complex128 product and its complex64 copy.
-MOTION_BYTES_PER_WEIGHT = 8 + 8 + 16 + 8
+# phases (float64), their complex128 phasors and the complex64 copy kept (32, measured by
+# tests/integration/test_memory.py), and a little for the allocator.
+MOTION_BYTES_PER_WEIGHT = 36
 
 
 def motion_memory(frames: int, bands: int, mask_pixels: int) -> int:
@@ -54,16 +55,18 @@ def video_memory(
     ``width``, the largest of its phases:
 
     - the frames as a float32 tensor (kept throughout), and the frames the window needs resized
-      to the flow's size;
+      to the flow's size (with the intermediate of the separable resize);
     - the flow: displacements of every tracked frame at the flow's size, held three times while
       they are stacked into a motion texture, and resampled to ``target_fps``;
     - the spectral volume at the flow's size, and at the video's size when the flow ran smaller.
     """
     tensor = frames * height * width * 3 * 4
     scale = 1.0 if not flow_max_side else min(1.0, flow_max_side / max(height, width))
-    flow_pixels = max(1, round(height * scale)) * max(1, round(width * scale))
+    flow_height, flow_width = max(1, round(height * scale)), max(1, round(width * scale))
+    flow_pixels = flow_height * flow_width
     tracked = min(frames, source_frames_needed(window, fps, target_fps))
-    resized = tracked * 3 * flow_pixels * 4 if scale < 1.0 else 0
+    # Antialiased resizing is separable: the frames at (height, flow_width), then the result.
+    resized = tracked * 3 * (height * flow_width + flow_pixels) * 4 if scale < 1.0 else 0
     flows = tracked * flow_pixels * 2 * 4
     resampled = window_frames(tracked, fps, target_fps, window) * flow_pixels * 2 * 4
     small_volume = bands * 2 * flow_pixels * 8
