@@ -237,14 +237,13 @@ class PredictSpectralVolume:
         )
 
 
-# Bytes per image pixel that PredictSpectralVolume holds besides the volume: the image as a
-# tensor (a float32 RGB copy, and one more while it is made contiguous) and the two bands' worth
-# of temporaries that resizing the volume band by band holds (per band: 4 float32 channels).
-# Measured with tests/integration/test_memory.py.
-PREDICT_IMAGE_BYTES_PER_PIXEL = 2 * 3 * 4
+# Bytes per image pixel that PredictSpectralVolume holds besides the volume and the temporaries of
+# resizing it: the image as a float32 RGB tensor (12), its finiteness check (3) and the
+# conditioning image's resize, rounded up on the peaks that tests/integration/test_memory.py
+# measures (300 to 321 bytes per pixel in all at 3 to 12 megapixels, K = 16).
+PREDICT_IMAGE_BYTES_PER_PIXEL = 48
 # Working memory of sampling at the model's own resolution (the model's activations), which does
-# not grow with the image: too small to see beside the volume in that test for models/gid-default
-# (the peaks at 0.75, 3 and 6.75 megapixels lie on a line through zero, 300 bytes per pixel).
+# not grow with the image: too small to see beside the volume in that test for models/gid-default.
 PREDICT_SAMPLING_BYTES = 16 * 2**20
 
 

@@ -57,7 +57,8 @@ def video_memory(
     - the frames as a float32 tensor (kept throughout), and the frames the window needs resized
       to the flow's size (with the intermediate of the separable resize);
     - the flow: displacements of every tracked frame at the flow's size, held three times while
-      they are stacked into a motion texture, and resampled to ``target_fps``;
+      they are stacked into a motion texture, and resampled to ``target_fps`` (with three
+      temporaries of that size);
     - the spectral volume at the flow's size, and at the video's size when the flow ran smaller.
     """
     tensor = frames * height * width * 3 * 4
@@ -73,7 +74,8 @@ def video_memory(
     volume = bands * 2 * height * width * 8
     phases = (
         resized + 3 * flows,
-        resized + flows + resampled,
+        # Linear resampling in time holds the two neighbouring frames and their weighted sum.
+        resized + flows + 4 * resampled,
         resampled + small_volume,
         small_volume + volume * (1 + 2 / bands) if scale < 1.0 else 0,
     )
