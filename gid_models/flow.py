@@ -80,6 +80,7 @@ __all__ = [
     "DISFlow",
     "FarnebackFlow",
     "FlowMethod",
+    "FramesTooSmallError",
     "FLOW_METHODS",
     "Strategy",
     "backward_warp",
@@ -89,6 +90,7 @@ __all__ = [
     "motion_texture_from_video",
     "resample_motion_texture",
     "source_frames_needed",
+    "window_frames",
     "to_grey_uint8",
 ]
 
@@ -550,6 +552,19 @@ def _grey_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+class FramesTooSmallError(ValueError):
+    """Frames smaller than a flow method can track; ``width`` and ``height`` are the frames' size
+    as the method saw them, ``min_size`` the shortest side it accepts, all in pixels."""
+
+    def __init__(self, width: int, height: int, min_size: int, shown_size: str | None = None) -> None:
+        self.width, self.height, self.min_size = width, height, min_size
+        super().__init__(
+            f"frames of {shown_size or f'{width}x{height} pixels'} are too small for this flow method: "
+            f"both sides must be at least {min_size} pixels; use a larger video, or scale its frames "
+            "up first (ImageScale in ComfyUI)"
+        )
+
+
 def _check_grey_pair(
     image0: np.ndarray, image1: np.ndarray, initial: np.ndarray | None, min_size: int
 ) -> None:
@@ -559,11 +574,7 @@ def _check_grey_pair(
     if image0.shape != image1.shape:
         raise ValueError(f"image0 and image1 differ in size: {image0.shape} vs {image1.shape}")
     if min(image0.shape) < min_size:
-        raise ValueError(
-            f"frames of {image0.shape[1]}x{image0.shape[0]} pixels are too small for this flow "
-            f"method: both sides must be at least {min_size} pixels; use a larger video, or scale "
-            "its frames up first (ImageScale in ComfyUI)"
-        )
+        raise FramesTooSmallError(image0.shape[1], image0.shape[0], min_size)
     if initial is not None and np.shape(initial) != (*image0.shape, 2):
         raise ValueError(f"initial must be a [H, W, 2] flow like the images, got {np.shape(initial)}")
 

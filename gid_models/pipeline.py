@@ -13,7 +13,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .flow import FlowMethod, Strategy, motion_texture_from_video, source_frames_needed, window_frames
+from .flow import (
+    FlowMethod,
+    FramesTooSmallError,
+    Strategy,
+    motion_texture_from_video,
+    source_frames_needed,
+    window_frames,
+)
 from .motion import MotionTexture
 from .renderer import Renderer, WeightFreeRenderer, render_video
 from .spectral import SpectralVolume
@@ -93,16 +100,26 @@ def spectral_volume_from_video(
         flow_frames = F.interpolate(
             frames.float(), size=size, mode="bilinear", align_corners=False, antialias=True
         )
-    motion = motion_texture_from_video(
-        flow_frames,
-        fps,
-        target_fps=target_fps,
-        window=window,
-        min_duration=min_duration,
-        method=method,
-        strategy=strategy,
-        progress=progress,
-    )
+    try:
+        motion = motion_texture_from_video(
+            flow_frames,
+            fps,
+            target_fps=target_fps,
+            window=window,
+            min_duration=min_duration,
+            method=method,
+            strategy=strategy,
+            progress=progress,
+        )
+    except FramesTooSmallError as error:
+        if scale == 1.0:
+            raise
+        # Name the frames as given, not as shrunk for the flow.
+        shown = (
+            f"{width}x{height} pixels (tracked at {error.width}x{error.height} to keep the longer side "
+            f"within flow_max_side = {flow_max_side})"
+        )
+        raise FramesTooSmallError(error.width, error.height, error.min_size, shown) from None
     volume = SpectralVolume.from_motion_texture(
         motion, num_bands=num_bands, fps=target_fps, progress=progress
     )

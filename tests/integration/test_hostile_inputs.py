@@ -1159,6 +1159,15 @@ def _(g):
     show(g, out(g.add("VideoToSpectralVolume", **inputs)))
 
 
+@case(
+    "video_strip_too_thin_once_shrunk_for_the_flow",
+    "70 frames of 2000x40 pixels, the flow at flow_max_side 512 (512x10)",
+    r"frames of 2000x40 pixels \(tracked at 512x10 to keep the longer side within flow_max_side = 512\) are too small",
+)
+def _(g):
+    show(g, video_to_volume(g, empty_image(g, 2000, 40, 70)))
+
+
 # ------------------------------------------------------------------------------------------------
 # The files the cases use
 

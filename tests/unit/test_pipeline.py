@@ -24,3 +24,13 @@ def test_more_bands_than_the_clip_holds_are_refused_before_the_flow_with_the_mos
 def test_as_many_bands_as_the_clip_holds_are_given_exactly():
     volume = spectral_volume_from_video(_clip(90), 30.0, num_bands=46)
     assert (volume.num_bands, volume.window) == (46, 90)
+
+
+def test_frames_too_small_for_the_flow_are_named_at_their_own_size_not_the_shrunk_one():
+    # 40 x 2000 frames, shrunk to 10 x 512 for the flow: the message names both.
+    clip = torch.full((70, 3, 40, 2000), 0.5)
+    with pytest.raises(
+        ValueError,
+        match=r"frames of 2000x40 pixels \(tracked at 512x10 .*flow_max_side = 512\) are too small",
+    ):
+        spectral_volume_from_video(clip, 30.0, flow_max_side=512)
