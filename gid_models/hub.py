@@ -47,6 +47,7 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # A Hub revision is a branch or tag name (git's rules, in the part that matters here: no "..",
 # no leading or trailing "/" or ".", no empty segment) or a commit hash; nothing else can reach
 # the Hub cache's files. Pull-request refs ("refs/pr/1") are branch-like names and pass.
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _REVISION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
 
 
@@ -293,10 +294,36 @@ def check_revision(revision: str | None) -> str | None:
     return revision
 
 
+def _check_cached_ref(repo_id: str, revision: str | None, download_dir) -> None:
+    """Refuse a ref file of the Hub cache that holds anything but a commit hash.
+
+    huggingface_hub joins a ref's content to the cache's folders (``snapshots/<ref>``,
+    ``trees/<ref>.json``) and opens what it names, before returning; a ref edited to hold a path
+    would make it open files outside the cache, so the content is checked first.
+    """
+    if download_dir is None:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        download_dir = HF_HUB_CACHE
+    refs = Path(download_dir) / f"models--{repo_id.replace('/', '--')}" / "refs"
+    ref = refs / (revision or "main")
+    if not ref.is_file() or not ref.resolve().is_relative_to(refs.resolve()):
+        return
+    content = ref.read_text(errors="replace").strip()
+    if not _COMMIT.match(content):
+        raise ModelFolderError(
+            f"the Hub cache of {repo_id!r} at revision {revision or 'main'!r} holds {content[:80]!r} "
+            f"where a commit hash belongs ({ref}): the cache was altered; delete {refs.parent} and "
+            "download again"
+        )
+
+
 def _download(repo_id: str, revision: str | None, download_dir, search_dirs: list[Path]) -> Path:
     from huggingface_hub import snapshot_download
 
     revision = check_revision(revision)
+    if revision is None or not _COMMIT.match(revision):
+        _check_cached_ref(repo_id, revision, download_dir)
     attempts = []
     for local_only in (False, True):
         try:

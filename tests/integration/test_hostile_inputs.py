@@ -877,7 +877,8 @@ for _id, _revision in (
 case(
     "hub_cached_ref_pointing_outside_the_cache",
     "a ref file in models/gid/hub whose content is a relative path to a model folder elsewhere on disk",
-    r"the Hub cache of 'hostile/cached' at revision 'evil' points outside .*the cache was altered; delete",
+    r"the Hub cache of 'hostile/cached' at revision 'evil' holds '\.\./.*' where a commit hash belongs .*the cache "
+    r"was altered; delete",
 )(_load_revision("evil"))
 case(
     "hub_cached_repo_loads_at_its_ref",
