@@ -439,7 +439,9 @@ def motion_texture_from_video(
 def window_frames(num_frames: int, fps: float, target_fps: float, window: int) -> int:
     """Frames at ``target_fps`` of the window a clip of ``num_frames`` frames at ``fps`` gives:
     ``window``, or fewer when the clip is shorter (see :func:`motion_texture_from_video`)."""
-    return min(window, _resampled_length(num_frames, _positive(fps, "fps"), _positive(target_fps, "target_fps")))
+    return min(
+        window, _resampled_length(num_frames, _positive(fps, "fps"), _positive(target_fps, "target_fps"))
+    )
 
 
 def source_frames_needed(window: int, fps: float, target_fps: float) -> int:

@@ -43,14 +43,26 @@ def _set(*keys_and_value):
 
 # (id, edit of config.json, regex of the message after the file's name)
 INVALID = [
-    ("resolution_2048", _set("resolution", [2048, 2048]), r"resolution must be .* to 1024, got \[2048, 2048\]"),
+    (
+        "resolution_2048",
+        _set("resolution", [2048, 2048]),
+        r"resolution must be .* to 1024, got \[2048, 2048\]",
+    ),
     ("resolution_zero", _set("resolution", [0, 0]), r"resolution must be .*from 16 to 1024, got \[0, 0\]"),
-    ("resolution_million", _set("resolution", [10**6, 10**6]), r"resolution must be .*got \[1000000, 1000000\]"),
+    (
+        "resolution_million",
+        _set("resolution", [10**6, 10**6]),
+        r"resolution must be .*got \[1000000, 1000000\]",
+    ),
     ("resolution_one_side", _set("resolution", [80]), r"resolution must be \[height, width\].*got \[80\]"),
     ("resolution_text", _set("resolution", "128x80"), r"resolution must be .*got '128x80'"),
     ("resolution_not_multiple", _set("resolution", [18, 24]), r"two multiples of 4 .*got \[18, 24\]"),
     ("resolution_floats", _set("resolution", [16.0, 24.0]), r"resolution must be .*got \[16.0, 24.0\]"),
-    ("num_bands_word", _set("num_bands", "sixteen"), r"num_bands must be an integer from 1 to 76, got 'sixteen'"),
+    (
+        "num_bands_word",
+        _set("num_bands", "sixteen"),
+        r"num_bands must be an integer from 1 to 76, got 'sixteen'",
+    ),
     ("num_bands_zero", _set("num_bands", 0), r"num_bands must be an integer from 1 to 76, got 0"),
     ("num_bands_above_window", _set("num_bands", 100), r"num_bands must be an integer from 1 to 76, got 100"),
     ("num_bands_unlike_unet", _set("num_bands", 16), r"unet.num_bands = 8 must equal num_bands = 16"),
@@ -62,11 +74,23 @@ INVALID = [
     ("vae_layers_zero", _set("vae", "layers_per_block", 0), r"\(vae\): layers_per_block must be a positive"),
     ("unet_heads", _set("unet", "attention_heads", 7), r"\(unet\): attention_heads = 7 must divide"),
     ("unet_unknown_entry", _set("unet", "depth", 3), r"\(unet\) has unknown entries \['depth'\]"),
-    ("schedule_beta", _set("schedule", "beta_end", 2.0), r"\(schedule\): beta_end must be a number in \(0, 1\)"),
-    ("schedule_steps", _set("schedule", "num_train_timesteps", -1), r"num_train_timesteps must be an integer"),
+    (
+        "schedule_beta",
+        _set("schedule", "beta_end", 2.0),
+        r"\(schedule\): beta_end must be a number in \(0, 1\)",
+    ),
+    (
+        "schedule_steps",
+        _set("schedule", "num_train_timesteps", -1),
+        r"num_train_timesteps must be an integer",
+    ),
     ("schedule_kind", _set("schedule", "beta_schedule", "cubic"), r"beta_schedule must be one of"),
     ("schedule_type", _set("schedule", "prediction_type", "x0"), r"prediction_type must be one of"),
-    ("normalization_scale", _set("normalization", "scales", [-1.0] * 8), r"\(normalization\): scales must be"),
+    (
+        "normalization_scale",
+        _set("normalization", "scales", [-1.0] * 8),
+        r"\(normalization\): scales must be",
+    ),
 ]
 
 
@@ -107,5 +131,7 @@ def test_weights_holding_nan_are_refused_at_load_naming_the_file_and_tensor(fold
 
 def test_weights_of_an_integer_dtype_are_refused_at_load_naming_the_file_and_tensor(folder):
     name = _rewrite_weights(folder, lambda tensor: tensor.round().to(torch.int32))
-    with pytest.raises(ValueError, match=rf"unet.safetensors have the wrong type \({name} torch.int32 instead"):
+    with pytest.raises(
+        ValueError, match=rf"unet.safetensors have the wrong type \({name} torch.int32 instead"
+    ):
         MotionLDM.from_pretrained(folder)
