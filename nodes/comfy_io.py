@@ -7,13 +7,11 @@ what was wrong and what to do, which ComfyUI shows to the user as the node's err
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import inspect
 import math
 import os
-from collections.abc import Iterator
 
 import comfy.model_management
 import comfy.utils
@@ -190,10 +188,18 @@ class Progress:
 
     def __init__(self, total: int):
         self.bar = comfy.utils.ProgressBar(total)
+        self.shown = None
 
     def update(self, done: int, total: int | None = None, preview: torch.Tensor | None = None) -> None:
-        """Set the bar to ``done`` of ``total``; ``preview`` is an optional ``[3, H, W]`` frame."""
+        """Set the bar to ``done`` of ``total``; ``preview`` is an optional ``[3, H, W]`` frame.
+
+        Library loops call their progress hook often (before every layer of a model): the cancel
+        flag is checked every time, the bar is sent to the browser only when it moves.
+        """
         comfy.model_management.throw_exception_if_processing_interrupted()
+        if preview is None and (done, total) == self.shown:
+            return
+        self.shown = (done, total)
         if preview is not None:
             pixels = preview.detach().clamp(0, 1).mul(255).byte().permute(1, 2, 0).cpu().numpy()
             preview = ("JPEG", Image.fromarray(pixels), PREVIEW_MAX_SIZE)
@@ -201,26 +207,6 @@ class Progress:
 
     def __call__(self, done: int, total: int) -> None:
         self.update(done, total)
-
-
-@contextlib.contextmanager
-def interruptible(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Let ComfyUI's Cancel stop ``module`` between its layers, not only between whole calls.
-
-    A denoising step of a large model on the CPU takes seconds; checking the cancel flag before
-    every submodule's forward makes a cancel land within one layer's time. The hooks are removed
-    on leaving, also when the cancel's exception leaves.
-    """
-
-    def check(*_) -> None:
-        comfy.model_management.throw_exception_if_processing_interrupted()
-
-    handles = [child.register_forward_pre_hook(check) for child in module.modules()]
-    try:
-        yield module
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def file_digest(path: str) -> str:

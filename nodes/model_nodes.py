@@ -16,7 +16,7 @@ from ..gid_models.renderer import ImageBasedRenderer
 from ..gid_models.sampling import SCHEDULERS, SamplingStep, decode_spectral_volume, predict_spectral_volume
 from ..gid_models.visualize import motion_colors
 from . import types
-from .comfy_io import GB, Progress, compute_device, image_to_tensor, interruptible, require_memory
+from .comfy_io import GB, Progress, compute_device, image_to_tensor, require_memory
 from .folders import DEFAULT_MODEL, gid_model_dirs
 
 HUB_CACHE_FOLDER = "hub"
@@ -208,17 +208,17 @@ class PredictSpectralVolume:
                 preview = motion_colors(volume)[0]
             progress.update(step.index + 1, step.total, preview=preview)
 
-        with interruptible(model):
-            volume = predict_spectral_volume(
-                model,
-                pixels,
-                seed=seed,
-                steps=steps,
-                scheduler=scheduler,
-                guidance_scale=cfg,
-                guidance=guidance,
-                callback=on_step,
-            )
+        volume = predict_spectral_volume(
+            model,
+            pixels,
+            seed=seed,
+            steps=steps,
+            scheduler=scheduler,
+            guidance_scale=cfg,
+            guidance=guidance,
+            callback=on_step,
+            progress=progress,
+        )
         return (volume.to(comfy.model_management.intermediate_device()),)
 
     @staticmethod
