@@ -80,6 +80,7 @@ __all__ = [
     "DISFlow",
     "FarnebackFlow",
     "FlowMethod",
+    "FramesTooSmallError",
     "FLOW_METHODS",
     "Strategy",
     "backward_warp",
@@ -89,6 +90,7 @@ __all__ = [
     "motion_texture_from_video",
     "resample_motion_texture",
     "source_frames_needed",
+    "window_frames",
     "to_grey_uint8",
 ]
 
@@ -295,23 +297,36 @@ def motion_texture_from_frames(
     if strategy not in ("warm", "direct", "chain"):
         raise ValueError(f"strategy must be 'warm', 'direct' or 'chain', got {strategy!r}")
     flow_method = get_flow_method(method)
-    grey = to_grey_uint8(frames)
-    if len(grey) < 2:
-        raise ValueError(f"need at least 2 frames (a start frame and one more), got {len(grey)}")
+    if not hasattr(frames, "__len__") or len(frames) < 2:
+        to_grey_uint8(frames)  # its TypeError names the types accepted
+    count = len(frames)
+    if count < 2:
+        raise ValueError(f"need at least 2 frames (a start frame and one more), got {count}")
 
-    start = grey[0]
+    def grey(t: int) -> np.ndarray:
+        # One frame at a time, inside the loop: converting a long clip up front takes seconds
+        # that a cancel (raised by ``progress``) could not interrupt.
+        (image,) = to_grey_uint8(frames[t : t + 1])
+        if image.shape != start.shape:
+            raise ValueError(f"all frames must have the same size, got {start.shape} and {image.shape}")
+        return image
+
+    start = to_grey_uint8(frames[:1])[0]
     flows = [np.zeros((*start.shape, 2), np.float32)]
-    for t in range(1, len(grey)):
+    previous = start
+    for t in range(1, count):
+        current = grey(t)
         # At t = 1 the previous frame is the start frame: every strategy is the direct flow.
         if t == 1 or strategy == "direct":
             initial = None
         elif strategy == "warm":
             initial = flows[-1]
         else:
-            initial = compose_flows(flows[-1], flow_method(grey[t - 1], grey[t], None))
-        flows.append(flow_method(start, grey[t], initial))
+            initial = compose_flows(flows[-1], flow_method(previous, current, None))
+        flows.append(flow_method(start, current, initial))
+        previous = current
         if progress is not None:
-            progress(t, len(grey) - 1)
+            progress(t, count - 1)
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).unsqueeze(0).contiguous()
 
 
@@ -409,7 +424,7 @@ def motion_texture_from_video(
         raise ValueError(f"min_duration must be >= 0 seconds, got {min_duration}")
 
     available = len(frames)
-    count = min(window, _resampled_length(available, fps, target_fps))
+    count = window_frames(available, fps, target_fps, window)
     if count / target_fps < min_duration:
         raise ValueError(
             f"the clip is too short: {available} frames at {fps:g} fps give {count} frames at "
@@ -419,6 +434,14 @@ def motion_texture_from_video(
     needed = source_frames_needed(window, fps, target_fps)
     motion = motion_texture_from_frames(frames[:needed], method, strategy=strategy, progress=progress)
     return resample_motion_texture(motion, fps, target_fps)[:, :window]
+
+
+def window_frames(num_frames: int, fps: float, target_fps: float, window: int) -> int:
+    """Frames at ``target_fps`` of the window a clip of ``num_frames`` frames at ``fps`` gives:
+    ``window``, or fewer when the clip is shorter (see :func:`motion_texture_from_video`)."""
+    return min(
+        window, _resampled_length(num_frames, _positive(fps, "fps"), _positive(target_fps, "target_fps"))
+    )
 
 
 def source_frames_needed(window: int, fps: float, target_fps: float) -> int:
@@ -531,6 +554,19 @@ def _grey_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+class FramesTooSmallError(ValueError):
+    """Frames smaller than a flow method can track; ``width`` and ``height`` are the frames' size
+    as the method saw them, ``min_size`` the shortest side it accepts, all in pixels."""
+
+    def __init__(self, width: int, height: int, min_size: int, shown_size: str | None = None) -> None:
+        self.width, self.height, self.min_size = width, height, min_size
+        super().__init__(
+            f"frames of {shown_size or f'{width}x{height} pixels'} are too small for this flow method: "
+            f"both sides must be at least {min_size} pixels; use a larger video, or scale its frames "
+            "up first (ImageScale in ComfyUI)"
+        )
+
+
 def _check_grey_pair(
     image0: np.ndarray, image1: np.ndarray, initial: np.ndarray | None, min_size: int
 ) -> None:
@@ -540,11 +576,7 @@ def _check_grey_pair(
     if image0.shape != image1.shape:
         raise ValueError(f"image0 and image1 differ in size: {image0.shape} vs {image1.shape}")
     if min(image0.shape) < min_size:
-        raise ValueError(
-            f"frames of {image0.shape[1]}x{image0.shape[0]} pixels are too small for this flow "
-            f"method: both sides must be at least {min_size} pixels; use a larger video, or scale "
-            "its frames up first (ImageScale in ComfyUI)"
-        )
+        raise FramesTooSmallError(image0.shape[1], image0.shape[0], min_size)
     if initial is not None and np.shape(initial) != (*image0.shape, 2):
         raise ValueError(f"initial must be a [H, W, 2] flow like the images, got {np.shape(initial)}")
 

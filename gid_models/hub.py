@@ -47,6 +47,7 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # A Hub revision is a branch or tag name (git's rules, in the part that matters here: no "..",
 # no leading or trailing "/" or ".", no empty segment) or a commit hash; nothing else can reach
 # the Hub cache's files. Pull-request refs ("refs/pr/1") are branch-like names and pass.
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _REVISION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
 
 
@@ -136,7 +137,9 @@ def save_weights(module: torch.nn.Module, path: Path, exclude: str | None = None
 def check_state_dict(
     expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor], path: Path, config_name: str
 ) -> None:
-    """Raise a ValueError naming what differs between the weights a config needs and a file's."""
+    """Raise a ValueError naming what differs between the weights a config needs and a file's:
+    missing, unexpected or reshaped tensors, a tensor of another kind of dtype (integer for float),
+    and non-finite values."""
     missing = sorted(expected.keys() - loaded.keys())
     unexpected = sorted(loaded.keys() - expected.keys())
     reshaped = sorted(
@@ -144,6 +147,21 @@ def check_state_dict(
         for name in expected.keys() & loaded.keys()
         if loaded[name].shape != expected[name].shape
     )
+    # A weight must be a float where the network has a float (an integer tensor would be cast
+    # silently by load_state_dict) and, being a float, finite: NaN weights load fine and only
+    # surface steps later as a NaN volume that names nothing.
+    common = sorted(expected.keys() & loaded.keys())
+    retyped = [
+        f"{name} {loaded[name].dtype} instead of a {'float' if expected[name].is_floating_point() else 'integer'}"
+        for name in common
+        if loaded[name].is_floating_point() != expected[name].is_floating_point()
+        or loaded[name].is_complex() != expected[name].is_complex()
+    ]
+    non_finite = [
+        name
+        for name in common
+        if loaded[name].is_floating_point() and not bool(torch.isfinite(loaded[name]).all())
+    ]
     problems = [
         f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
         for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped))
@@ -153,6 +171,18 @@ def check_state_dict(
         raise ValueError(
             f"the weights in {path} do not match {config_name} ({'; '.join(problems)}); the two "
             "files must come from the same save_pretrained"
+        )
+    if retyped:
+        raise ValueError(
+            f"the weights in {path} have the wrong type ({', '.join(retyped[:5])}"
+            f"{' ...' if len(retyped) > 5 else ''}); the file was not written by save_pretrained: "
+            "download or save the model again"
+        )
+    if non_finite:
+        raise ValueError(
+            f"the weights in {path} contain NaN or infinite values (in {', '.join(non_finite[:5])}"
+            f"{' ...' if len(non_finite) > 5 else ''}): training diverged or the file is damaged; "
+            "use an earlier checkpoint or download the model again"
         )
 
 
@@ -264,10 +294,36 @@ def check_revision(revision: str | None) -> str | None:
     return revision
 
 
+def _check_cached_ref(repo_id: str, revision: str | None, download_dir) -> None:
+    """Refuse a ref file of the Hub cache that holds anything but a commit hash.
+
+    huggingface_hub joins a ref's content to the cache's folders (``snapshots/<ref>``,
+    ``trees/<ref>.json``) and opens what it names, before returning; a ref edited to hold a path
+    would make it open files outside the cache, so the content is checked first.
+    """
+    if download_dir is None:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        download_dir = HF_HUB_CACHE
+    refs = Path(download_dir) / f"models--{repo_id.replace('/', '--')}" / "refs"
+    ref = refs / (revision or "main")
+    if not ref.is_file() or not ref.resolve().is_relative_to(refs.resolve()):
+        return
+    content = ref.read_text(errors="replace").strip()
+    if not _COMMIT.match(content):
+        raise ModelFolderError(
+            f"the Hub cache of {repo_id!r} at revision {revision or 'main'!r} holds {content[:80]!r} "
+            f"where a commit hash belongs ({ref}): the cache was altered; delete {refs.parent} and "
+            "download again"
+        )
+
+
 def _download(repo_id: str, revision: str | None, download_dir, search_dirs: list[Path]) -> Path:
     from huggingface_hub import snapshot_download
 
     revision = check_revision(revision)
+    if revision is None or not _COMMIT.match(revision):
+        _check_cached_ref(repo_id, revision, download_dir)
     attempts = []
     for local_only in (False, True):
         try:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .configs import config_from_dict, is_int, number_in_range, one_of, positive_int, set_field
 from .hub import load_weights, read_config, required_file, resolve_model_folder, save_weights, write_config
 from .normalization import NormalizationStats
 from .pretrained_encoder import PretrainedImageEncoder
@@ -38,6 +39,16 @@ UNET_FILE = "unet.safetensors"
 IMAGE_ENCODER_FILE = "image_encoder.safetensors"
 # The frozen backbone's entries in the denoiser's state dict, which IMAGE_ENCODER_FILE holds.
 _BACKBONE = "image_encoder.backbone."
+# The longest side, in pixels, of the spectral volumes a model may predict: four times the
+# paper's 256. The denoiser's cost grows with the area: at 2048 x 2048 one step of the default
+# architecture takes minutes and about 14 GB, which no config should ask of a user's machine.
+MAX_RESOLUTION = 1024
+# Frame rates a model's band frequencies may be measured at (the paper: 30).
+MAX_FPS = 1000.0
+# Diffusion steps of training, and the forms of the schedule diffusers' schedulers all accept.
+MAX_TRAIN_TIMESTEPS = 10000
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 _CONTENTS = f"a motion model folder holds {CONFIG_FILE}, {VAE_FILE} and {UNET_FILE}, as MotionLDM.save_pretrained writes them"
 
 
@@ -64,6 +75,18 @@ class DiffusionSchedule:
     prediction_type: str = "epsilon"
     condition_dropout: float = 0.1
 
+    def __post_init__(self) -> None:
+        steps = positive_int(self.num_train_timesteps, "num_train_timesteps", high=MAX_TRAIN_TIMESTEPS)
+        set_field(self, "num_train_timesteps", steps)
+        one_of(self.beta_schedule, "beta_schedule", BETA_SCHEDULES)
+        set_field(self, "beta_start", number_in_range(self.beta_start, "beta_start", 0, 1, True, True))
+        set_field(self, "beta_end", number_in_range(self.beta_end, "beta_end", 0, 1, True, True))
+        if self.beta_end < self.beta_start:
+            raise ValueError(f"beta_end = {self.beta_end} must not be below beta_start = {self.beta_start}")
+        one_of(self.prediction_type, "prediction_type", PREDICTION_TYPES)
+        dropout = number_in_range(self.condition_dropout, "condition_dropout", 0, 1, high_open=True)
+        set_field(self, "condition_dropout", dropout)
+
     def scheduler_config(self) -> dict:
         """Keyword arguments that every diffusers scheduler accepts for this schedule."""
         return {
@@ -89,15 +112,56 @@ class MotionLDMConfig:
     schedule: DiffusionSchedule = field(default_factory=DiffusionSchedule)
 
     def __post_init__(self) -> None:
-        height, width = self.resolution
-        factor = self.vae.downsampling_factor
-        if height % factor or width % factor:
-            raise ValueError(
-                f"resolution {height}x{width} must be a multiple of the VAE's downsampling factor {factor}"
-            )
+        if not isinstance(self.vae, MotionVAEConfig) or not isinstance(self.unet, UNetConfig):
+            raise TypeError("vae and unet must be a MotionVAEConfig and a UNetConfig")
+        if not isinstance(self.schedule, DiffusionSchedule):
+            raise TypeError(f"schedule must be a DiffusionSchedule, got {type(self.schedule).__name__}")
+        set_field(self, "fps", number_in_range(self.fps, "fps", 0, MAX_FPS, low_open=True))
+        if not is_int(self.window) or self.window < 2:
+            raise ValueError(f"window must be an integer >= 2 (frames of the FFT), got {self.window!r}")
+        set_field(self, "window", int(self.window))
+        # Band k is k * fps / window Hz; a window of T frames holds T // 2 + 1 distinct bands.
+        most_bands = self.window // 2 + 1
+        set_field(self, "num_bands", positive_int(self.num_bands, "num_bands", high=most_bands))
         if self.unet.num_bands != self.num_bands:
-            raise ValueError(f"the denoiser has {self.unet.num_bands} bands but the model {self.num_bands}")
-        object.__setattr__(self, "resolution", (int(height), int(width)))
+            raise ValueError(
+                f"unet.num_bands = {self.unet.num_bands} must equal num_bands = {self.num_bands}"
+            )
+        if self.unet.latent_channels != self.vae.latent_channels:
+            raise ValueError(
+                f"unet.latent_channels = {self.unet.latent_channels} must equal vae.latent_channels "
+                f"= {self.vae.latent_channels}"
+            )
+        factor = self.vae.downsampling_factor
+        if self.unet.image_downsampling != factor:
+            raise ValueError(
+                f"unet.image_downsampling = {self.unet.image_downsampling} must equal the VAE's "
+                f"downsampling factor {factor} (2 ** (len(vae.block_out_channels) - 1))"
+            )
+        set_field(self, "resolution", self._checked_resolution())
+
+    def _checked_resolution(self) -> tuple[int, int]:
+        """(height, width) if both are multiples of the VAE's factor from the smallest size the
+        denoiser's levels can halve down to, up to MAX_RESOLUTION."""
+        resolution = self.resolution
+        factor = self.vae.downsampling_factor
+        # Every U-Net level but the last halves the latent; the last must keep a pixel.
+        smallest = factor * 2 ** (len(self.unet.block_out_channels) - 1)
+        allowed = (
+            f"[height, width] in pixels, two multiples of {factor} (the VAE's downsampling factor) "
+            f"from {smallest} to {MAX_RESOLUTION}"
+        )
+        if (
+            isinstance(resolution, (str, bytes))
+            or not isinstance(resolution, (list, tuple))
+            or len(resolution) != 2
+            or not all(is_int(side) for side in resolution)
+        ):
+            raise ValueError(f"resolution must be {allowed}, got {resolution!r}")
+        height, width = (int(side) for side in resolution)
+        if not all(smallest <= side <= MAX_RESOLUTION and side % factor == 0 for side in (height, width)):
+            raise ValueError(f"resolution must be {allowed}, got {list(resolution)}")
+        return height, width
 
     @property
     def latent_size(self) -> tuple[int, int]:
@@ -193,21 +257,25 @@ class MotionLDM(nn.Module):
         unet_path = required_file(folder, UNET_FILE, _CONTENTS)
         data = read_config(config_path, MODEL_TYPE, FORMAT_VERSION)
         try:
+            entries = {name: data[name] for name in ("num_bands", "fps", "window", "resolution")}
             config = MotionLDMConfig(
-                num_bands=int(data["num_bands"]),
-                fps=float(data["fps"]),
-                window=int(data["window"]),
-                resolution=tuple(data["resolution"]),
+                **entries,
                 vae=MotionVAEConfig.from_dict(data["vae"], source=f"{config_path} (vae)"),
                 unet=UNetConfig.from_dict(data["unet"], source=f"{config_path} (unet)"),
-                schedule=DiffusionSchedule(**data.get("schedule", {})),
+                schedule=config_from_dict(
+                    DiffusionSchedule, data.get("schedule", {}), f"{config_path} (schedule)"
+                ),
             )
-            normalization = NormalizationStats.from_dict(data["normalization"])
+            try:
+                normalization = NormalizationStats.from_dict(data["normalization"])
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{config_path} (normalization): {error}") from None
+            model = cls(config, normalization)
         except KeyError as missing:
             raise ValueError(f"{config_path} lacks the entry {missing}; save the model again") from None
-        except TypeError as error:
-            raise ValueError(f"{config_path} has an invalid entry: {error}") from None
-        model = cls(config, normalization)
+        except (TypeError, ValueError) as error:
+            where = "" if str(error).startswith(str(config_path)) else f"{config_path}: "
+            raise ValueError(f"{where}{error}; fix the file or save the model again") from None
         load_weights(model.vae, vae_path, CONFIG_FILE)
         encoder = model.unet.image_encoder
         if isinstance(encoder, PretrainedImageEncoder):

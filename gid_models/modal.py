@@ -86,7 +86,7 @@ The live preview of the ModalPoke node runs the same simulation in the browser
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,6 +96,7 @@ from .motion import MotionTexture
 from .spectral import SpectralVolume, _integer, _real_number
 
 __all__ = [
+    "MAX_FRAMES",
     "MIN_MOBILITY",
     "POKE_KINDS",
     "ModalBasisExport",
@@ -115,6 +116,12 @@ POKE_KINDS: tuple[PokeKind, ...] = ("release", "impulse")
 # Mobility (amplitude relative to the scene's most mobile pixel) below which a poked pixel
 # responds less than the poke's strength; bounds every response by strength / MIN_MOBILITY.
 MIN_MOBILITY = 0.2
+
+# Most output frames one simulation makes (ModalPoke's widget maximum): the loop runs once per
+# frame, and its result is a [frames, K] table.
+MAX_FRAMES = 100_000
+# Output frames computed in one batched product (and between two progress reports).
+_CHUNK = 1024
 
 # The state is integrated in double precision on the CPU: it is K numbers, and over thousands of
 # sub-steps single-precision rounding would show as drift in an undamped mode.
@@ -300,26 +307,42 @@ def simulate(
     num_frames: int,
     fps: float,
     parameters: ModalParameters | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ModalTrajectory:
     """Integrate the modal coordinates from rest through a series of pokes.
+
+    One sub-step of semi-implicit Euler is a fixed linear map of each band's (position,
+    velocity), a 2x2 matrix; n sub-steps are its n-th power, computed by repeated squaring.
+    Between pokes, the frames are the powers of one frame interval's map applied to the state,
+    a batch of frames at a time; so the work does not grow with the number of sub-steps, and a
+    tiny ``time_step`` at a low ``fps`` costs no more than the default. The result equals
+    stepping sub-step by sub-step up to rounding.
 
     Args:
         volume: spectral volume in pixels, batch 1, at least one band above DC.
         pokes: the pokes, in any order; an empty sequence leaves the scene at rest.
-        num_frames: N, output frames, >= 1; frame n is at ``n / fps`` seconds.
+        num_frames: N, output frames, 1 to ``MAX_FRAMES``; frame n is at ``n / fps`` seconds.
         fps: output frames per second, > 0.
         parameters: damping, frequency factor and sub-step; ``ModalParameters()`` when None.
+        progress: called as ``progress(frames_done, N)`` now and then; an exception it raises
+            (a user's cancel) stops the simulation.
 
     Returns:
         The modal state at the N output frames.
 
     Raises:
         ValueError: on a poke outside the volume or after the last frame, a sub-step at which
-            the integration is unstable, or an unsuitable volume (see ``modal_force``).
+            the integration is unstable, more than ``MAX_FRAMES`` frames, or an unsuitable
+            volume (see ``modal_force``).
     """
     _check_volume(volume)
     parameters = parameters or ModalParameters()
     num_frames = _integer(num_frames, "the number of frames", low=1)
+    if num_frames > MAX_FRAMES:
+        raise ValueError(
+            f"{num_frames} frames are more than the {MAX_FRAMES} a modal simulation makes; make "
+            "fewer frames (or a lower fps) and render the video in parts"
+        )
     fps = _real_number(fps, "fps", positive=True)
     steps_per_frame = parameters.sub_steps_per_frame(fps)
     step = 1 / (fps * steps_per_frame)
@@ -327,22 +350,57 @@ def simulate(
     last_step = (num_frames - 1) * steps_per_frame
     kicks = _kicks_by_step(volume, pokes, parameters, step, last_step)
 
-    omega_squared = parameters.angular_frequencies(volume).square()
-    gamma = parameters.damping(volume)
-    position = torch.zeros(volume.num_bands, dtype=_STATE_DTYPE)
-    velocity = torch.zeros_like(position)
-    positions, velocities = [], []
-    for index in range(last_step + 1):
-        if index in kicks:
-            position, velocity = position + kicks[index][0], velocity + kicks[index][1]
-        if index % steps_per_frame == 0:
-            positions.append(position)
-            velocities.append(velocity)
-        acceleration = -gamma * velocity - omega_squared * position
-        velocity = velocity + step * acceleration
-        position = position + step * velocity
+    transition = _sub_step_matrix(parameters, volume, step)  # [K, 2, 2]
+    # Powers 0 .. c - 1 of one frame interval's map: c frames in one batched product.
+    frame_powers = _powers(torch.linalg.matrix_power(transition, steps_per_frame), min(_CHUNK, num_frames))
+
+    def advance(state: torch.Tensor, sub_steps: int) -> torch.Tensor:
+        if sub_steps == 0:
+            return state
+        return (torch.linalg.matrix_power(transition, sub_steps) @ state.unsqueeze(-1)).squeeze(-1)
+
+    state = torch.zeros(volume.num_bands, 2, dtype=_STATE_DTYPE)  # (position, velocity) per band
+    frames = torch.empty(num_frames, volume.num_bands, 2, dtype=_STATE_DTYPE)
+    now = next_frame = 0  # the state's sub-step; the first frame not yet written
+    for kick_step in [*sorted(kicks), None]:
+        # The frames before the poke (a poke at a frame's sub-step shows in that frame).
+        stop = num_frames if kick_step is None else min(num_frames, -(-kick_step // steps_per_frame))
+        while next_frame < stop:
+            count = min(len(frame_powers), stop - next_frame)
+            state = advance(state, next_frame * steps_per_frame - now)
+            block = (frame_powers[:count] @ state.unsqueeze(-1)).squeeze(-1)  # [count, K, 2]
+            frames[next_frame : next_frame + count] = block
+            state, now = block[-1], (next_frame + count - 1) * steps_per_frame
+            next_frame += count
+            if progress is not None:
+                progress(next_frame, num_frames)
+        if kick_step is not None:
+            state, now = advance(state, kick_step - now) + torch.stack(kicks[kick_step], dim=-1), kick_step
     times = torch.arange(num_frames, dtype=torch.float64) / fps
-    return ModalTrajectory(times, torch.stack(positions), torch.stack(velocities))
+    return ModalTrajectory(times, frames[..., 0].clone(), frames[..., 1].clone())
+
+
+def _powers(matrix: torch.Tensor, count: int) -> torch.Tensor:
+    """``[count, K, 2, 2]``: ``matrix`` to the powers 0 to count - 1, by doubling."""
+    powers = torch.eye(2, dtype=matrix.dtype).expand_as(matrix).unsqueeze(0)
+    doubling = matrix  # matrix ** len(powers)
+    while len(powers) < count:
+        powers = torch.cat([powers, doubling @ powers])
+        doubling = doubling @ doubling
+    return powers[:count]
+
+
+def _sub_step_matrix(parameters: ModalParameters, volume: SpectralVolume, step: float) -> torch.Tensor:
+    """``[K, 2, 2]`` map of one semi-implicit Euler sub-step on each band's (position, velocity).
+
+    ``v' = v + h (-gamma v - omega^2 q)`` then ``q' = q + h v'``, written as a matrix.
+    """
+    omega_squared = parameters.angular_frequencies(volume).square()
+    kept = 1 - step * parameters.damping(volume)  # velocity left after one sub-step's damping
+    # q' = q + h v' = (1 - h^2 omega^2) q + h (1 - h gamma) v;  v' = -h omega^2 q + (1 - h gamma) v
+    position_row = torch.stack([1 - step**2 * omega_squared, step * kept], dim=-1)
+    velocity_row = torch.stack([-step * omega_squared, kept], dim=-1)
+    return torch.stack([position_row, velocity_row], dim=-2).to(_STATE_DTYPE)
 
 
 def poke_motion(
@@ -351,6 +409,7 @@ def poke_motion(
     num_frames: int,
     fps: float,
     parameters: ModalParameters | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> MotionTexture:
     """The motion of the scene's response to the pokes, ready for ``render_video``.
 
@@ -360,13 +419,14 @@ def poke_motion(
         num_frames: N, output frames, >= 1.
         fps: output frames per second, > 0.
         parameters: damping, frequency factor and sub-step; ``ModalParameters()`` when None.
+        progress: as for ``simulate``.
 
     Returns:
         A ``MotionTexture`` of N frames at ``fps`` whose band weights are the modal coordinates
         ``q_f(t_n)`` (complex, the DC column zero), on the volume's device:
         ``F_n(p) = Re(sum_f S_f(p) q_f(t_n))`` in pixels.
     """
-    trajectory = simulate(volume, pokes, num_frames, fps, parameters)
+    trajectory = simulate(volume, pokes, num_frames, fps, parameters, progress)
     weights = trajectory.positions.to(device=volume.device, dtype=volume.coeffs.dtype)
     return MotionTexture(volume, weights, fps)
 

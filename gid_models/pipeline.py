@@ -13,7 +13,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .flow import FlowMethod, Strategy, motion_texture_from_video, source_frames_needed
+from .flow import (
+    FlowMethod,
+    FramesTooSmallError,
+    Strategy,
+    motion_texture_from_video,
+    source_frames_needed,
+    window_frames,
+)
 from .motion import MotionTexture
 from .renderer import Renderer, WeightFreeRenderer, render_video
 from .spectral import SpectralVolume
@@ -51,7 +58,7 @@ def spectral_volume_from_video(
     Args:
         frames: ``[T, 3, H, W]`` RGB in [0, 1], the first frame being the start frame.
         fps: frame rate of the clip, frames per second.
-        num_bands: K, bands kept (at most half the window plus one).
+        num_bands: K, bands kept, at most ``N // 2 + 1`` for the window of N frames the clip gives.
         target_fps: frame rate of the trajectories (the model's, 30 in the paper).
         window: frames of a full window at ``target_fps`` (150 in the paper); shorter clips give
             a shorter window, see ``flow.motion_texture_from_video``.
@@ -59,14 +66,39 @@ def spectral_volume_from_video(
         method: optical-flow method (``flow.FLOW_METHODS`` name or instance).
         strategy: "warm", "direct" or "chain" (see ``flow.motion_texture_from_frames``).
         flow_max_side: longest side, in pixels, at which the flow runs; None = full size.
-        progress: called as ``progress(flows_done, flows_total)``.
+        progress: called as ``progress(flows_done, flows_total)`` during the flow, then as
+            ``progress(rows_done, rows_total)`` during the Fourier transform; an exception it
+            raises (a user's cancel) stops the measurement.
 
     Returns:
         A pixel-unit volume ``[1, K, 2, H, W]`` at ``target_fps`` with the window's length.
+
+    Raises:
+        ValueError: if the clip holds fewer than ``num_bands`` bands, is too short, or an
+            argument is out of range.
     """
     if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
         shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
         raise ValueError(f"frames must be a tensor [T, 3, H, W] of video frames, got {shape}")
+    # A window of N frames holds N // 2 + 1 bands; asking for more is refused before the flow
+    # runs rather than answered with fewer bands than asked for. (A clip too short for any
+    # window gets the flow's own message.)
+    num_frames = window_frames(frames.shape[0], fps, target_fps, window)
+    most_bands = num_frames // 2 + 1
+    long_enough = num_frames / target_fps >= min_duration
+    if (
+        isinstance(num_bands, bool)
+        or not isinstance(num_bands, int)
+        or num_bands < 1
+        or (long_enough and num_bands > most_bands)
+    ):
+        raise ValueError(
+            f"num_bands is {num_bands!r}, but this clip holds 1 to {most_bands} bands: its "
+            f"{frames.shape[0]} frames at {fps:g} fps make a window of {num_frames} frames at "
+            f"{target_fps:g} fps (N // 2 + 1 bands); lower num_bands to {most_bands} or use a longer clip"
+        )
+    # Only the frames the window needs are resized and tracked.
+    frames = frames[: source_frames_needed(window, fps, target_fps)]
     height, width = frames.shape[-2:]
     size = _flow_size(height, width, flow_max_side)
     flow_frames = frames
@@ -74,18 +106,29 @@ def spectral_volume_from_video(
         flow_frames = F.interpolate(
             frames.float(), size=size, mode="bilinear", align_corners=False, antialias=True
         )
-    motion = motion_texture_from_video(
-        flow_frames,
-        fps,
-        target_fps=target_fps,
-        window=window,
-        min_duration=min_duration,
-        method=method,
-        strategy=strategy,
-        progress=progress,
+    try:
+        motion = motion_texture_from_video(
+            flow_frames,
+            fps,
+            target_fps=target_fps,
+            window=window,
+            min_duration=min_duration,
+            method=method,
+            strategy=strategy,
+            progress=progress,
+        )
+    except FramesTooSmallError as error:
+        if size == (height, width):
+            raise
+        # Name the frames as given, not as shrunk for the flow.
+        shown = (
+            f"{width}x{height} pixels (tracked at {error.width}x{error.height} to keep the longer side "
+            f"within flow_max_side = {flow_max_side})"
+        )
+        raise FramesTooSmallError(error.width, error.height, error.min_size, shown) from None
+    volume = SpectralVolume.from_motion_texture(
+        motion, num_bands=num_bands, fps=target_fps, progress=progress
     )
-    bands = min(num_bands, motion.shape[1] // 2 + 1)
-    volume = SpectralVolume.from_motion_texture(motion, num_bands=bands, fps=target_fps)
     if (volume.height, volume.width) != (height, width):
         volume = volume.resize(height, width)
     return volume

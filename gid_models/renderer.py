@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from .configs import config_from_dict, is_int
 from .hub import load_weights, read_config, read_safetensors, required_file, save_weights, write_config
 from .motion import MotionTexture
 from .splatting import splat_with_weight
@@ -314,13 +315,13 @@ class RendererConfig:
     latent_dim: int = 0
 
     def __post_init__(self) -> None:
-        if not _is_int(self.encoder_levels) or not 1 <= self.encoder_levels <= len(_RESNET34_CHANNELS):
+        if not is_int(self.encoder_levels) or not 1 <= self.encoder_levels <= len(_RESNET34_CHANNELS):
             raise ValueError(f"encoder_levels must be an integer from 1 to 5, got {self.encoder_levels!r}")
         channels = tuple(self.channels) if isinstance(self.channels, Sequence) else None
         if (
             channels is None
             or len(channels) != self.encoder_levels + 1
-            or not all(_is_int(width) and width >= 1 for width in channels)
+            or not all(is_int(width) and width >= 1 for width in channels)
         ):
             raise ValueError(
                 f"channels must be {self.encoder_levels + 1} positive integers (full resolution, "
@@ -328,9 +329,9 @@ class RendererConfig:
             )
         # Frozen: object.__setattr__ is the dataclass-sanctioned way to store the coerced value.
         object.__setattr__(self, "channels", channels)
-        if not _is_int(self.style_dim) or self.style_dim < 1:
+        if not is_int(self.style_dim) or self.style_dim < 1:
             raise ValueError(f"style_dim must be a positive integer, got {self.style_dim!r}")
-        if not _is_int(self.latent_dim) or self.latent_dim < 0:
+        if not is_int(self.latent_dim) or self.latent_dim < 0:
             raise ValueError(f"latent_dim must be an integer >= 0, got {self.latent_dim!r}")
 
     @property
@@ -350,13 +351,7 @@ class RendererConfig:
             ValueError: on unknown entries or invalid values; ``source`` names the file.
         """
         entries = {key: value for key, value in data.items() if key not in ("type", "version")}
-        unknown = sorted(set(entries) - {field.name for field in fields(cls)})
-        if unknown:
-            raise ValueError(f"{source} has unknown entries {unknown}")
-        try:
-            return cls(**entries)
-        except ValueError as error:
-            raise ValueError(f"{source}: {error}") from None
+        return config_from_dict(cls, entries, source)
 
 
 class ImageBasedRenderer(nn.Module):
@@ -673,7 +668,6 @@ def render_video(
     motion: MotionTexture,
     chunk_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
-    interrupt: Callable[[], None] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Render the frames of a motion texture, a chunk at a time, with either renderer.
 
@@ -691,11 +685,10 @@ def render_video(
         motion: the motion of the N frames, batch B, or 1 to animate every image alike; with a
             single image, a motion batch B animates it in B ways.
         chunk_size: frames rendered at once, >= 1.
-        progress: called as ``progress(frames_done, N)`` after each chunk; an exception it
-            raises (ComfyUI's Cancel) stops the rendering.
-        interrupt: called with no argument before each chunk and during the metric's pass over
-            all frames (which precedes the first chunk); an exception it raises stops the
-            rendering, so that a cancel is honoured within about one chunk's time.
+        progress: called as ``progress(frames_done, N)``: with 0 during the metric's pass over
+            all frames and once the renderer is prepared (both precede the first chunk), then
+            after each chunk. An exception it raises (ComfyUI's Cancel) stops the rendering, so
+            that a cancel is honoured within about one chunk's time.
 
     Returns:
         An iterator of ``(start, frames)``: ``frames`` is ``[B, n, 3, H, W]`` in [0, 1], frames
@@ -714,13 +707,11 @@ def render_video(
             f"the image batch ({image.shape[0]}) and the motion batch ({motion.batch_size}) must be "
             "equal, or one of them 1"
         )
-    if not _is_int(chunk_size) or chunk_size < 1:
+    if not is_int(chunk_size) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable as progress(done, total), got {type(progress).__name__}")
-    if interrupt is not None and not callable(interrupt):
-        raise TypeError(f"interrupt must be callable with no argument, got {type(interrupt).__name__}")
-    return _render_chunks(renderer, image, motion, chunk_size, progress, interrupt)
+    return _render_chunks(renderer, image, motion, chunk_size, progress)
 
 
 @torch.no_grad()  # on a generator, torch enters no_grad for each step only, not between them
@@ -730,16 +721,19 @@ def _render_chunks(
     motion: MotionTexture,
     chunk_size: int,
     progress: Callable[[int, int], None] | None,
-    interrupt: Callable[[], None] | None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """The body of ``render_video``, run lazily as the frames are asked for."""
     batch = max(image.shape[0], motion.batch_size)
     size = image.shape[-2:]
-    metric = splat_metric(motion, *size, on_chunk=interrupt).to(image.device)
+
+    def nothing_done_yet() -> None:
+        if progress is not None:
+            progress(0, motion.num_frames)
+
+    metric = splat_metric(motion, *size, on_chunk=nothing_done_yet).to(image.device)
     pyramid = renderer.prepare(image.expand(batch, -1, -1, -1), metric.expand(batch, -1, -1, -1))
+    nothing_done_yet()
     for start, flows in motion.chunks(chunk_size):
-        if interrupt is not None:
-            interrupt()
         _check_finite_motion(flows, start)
         # Resizing each chunk's displacements gives the frames of MotionTexture.resize (both are
         # linear; only a motion mask is resampled after, not before, it scales the motion),
@@ -795,10 +789,6 @@ def _check_finite_motion(flows: torch.Tensor, start: int) -> None:
             "displacements (the spectral volume's coefficients times the amplitude overflow float32); "
             "lower the amplitude, or check the spectral volume (PreviewSpectralVolume shows its bands)"
         )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_image(image: object) -> None:

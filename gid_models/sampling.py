@@ -214,6 +214,7 @@ def predict_spectral_volume(
     guidance: StepGuidance | None = None,
     callback: Callable[[SamplingStep], None] | None = None,
     output_size: tuple[int, int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SpectralVolume:
     """Sample a spectral volume for each image of a batch.
 
@@ -228,10 +229,40 @@ def predict_spectral_volume(
         callback: called after every step with its ``SamplingStep`` (progress, previews,
             cancellation: an exception it raises stops sampling).
         output_size: (height, width) of the result in pixels; defaults to the image's size.
+        progress: called as ``progress(steps_done, steps)`` before every layer of the model's
+            networks, in the denoiser's passes, the guidance's and the final decoding alike; an
+            exception it raises (a user's cancel) stops sampling within one layer's time, even
+            inside a step of a large model or of loop guidance's extra passes.
 
     Returns:
         A pixel-unit spectral volume ``[B, K, 2, H, W]`` (complex64) at ``output_size``.
     """
+    if progress is None:
+        return _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, callback, output_size)
+    done = [0]
+    handles = [
+        module.register_forward_pre_hook(lambda *_: progress(done[0], steps)) for module in model.modules()
+    ]
+
+    def count_steps(step: SamplingStep) -> None:
+        done[0] = step.index + 1
+        if callback is not None:
+            callback(step)
+
+    try:
+        return _predict(
+            model, image, seed, steps, scheduler, guidance_scale, guidance, count_steps, output_size
+        )
+    finally:
+        # Also when the cancel's exception leaves: the model is used again afterwards.
+        for handle in handles:
+            handle.remove()
+
+
+def _predict(
+    model, image, seed, steps, scheduler, guidance_scale, guidance, callback, output_size
+) -> SpectralVolume:
+    """The body of ``predict_spectral_volume``."""
     conditioning = prepare_image(image, model)
     batch = conditioning.shape[0]
     bands = model.config.num_bands

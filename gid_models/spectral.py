@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -54,6 +54,9 @@ FILE_VERSION = 1
 
 _COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 _RESIZE_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+# Trajectory values transformed at once by from_motion_texture (about 16 MB of float32): a block
+# of rows takes a fraction of a second, the interval at which a cancel is seen.
+_FFT_BLOCK_VALUES = 1 << 22
 
 Times = torch.Tensor | Sequence[float]
 
@@ -166,8 +169,12 @@ class SpectralVolume:
         num_bands: int = 16,
         fps: float = 30.0,
         window: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> SpectralVolume:
         """Fourier transform of per-pixel trajectories, keeping the first ``num_bands`` bands.
+
+        The transform runs a block of rows at a time, so that only the kept bands of the
+        spectrum are ever held, not all ``T // 2 + 1`` of them, and ``progress`` can stop it.
 
         Args:
             motion: ``[B, T, 2, H, W]`` floating displacement in pixels of each pixel of frame 0
@@ -177,6 +184,8 @@ class SpectralVolume:
             window: expected T. The FFT window is always the whole motion texture; give the
                 window to have a motion texture of another length refused, since its bands
                 would not fall on the expected frequencies.
+            progress: called as ``progress(rows_done, H)`` after each block of rows; an
+                exception it raises (a user's cancel) stops the transform.
 
         Returns:
             A pixel-unit volume with ``coeffs`` ``[B, K, 2, H, W]``: complex128 for float64
@@ -199,9 +208,17 @@ class SpectralVolume:
         num_bands = _integer(num_bands, "num_bands", low=1, high=num_frames // 2 + 1)
         # rfft has no half-precision CPU kernel; float32 is also what the convention promises.
         motion = motion.to(torch.promote_types(motion.dtype, torch.float32))
-        spectrum = torch.fft.rfft(motion, dim=1)[:, :num_bands]
-        scale = _one_sided_scale(num_bands, num_frames, motion.dtype, motion.device)
-        return cls(spectrum * scale.view(1, -1, 1, 1, 1), fps=fps, window=num_frames)
+        scale = _one_sided_scale(num_bands, num_frames, motion.dtype, motion.device).view(1, -1, 1, 1, 1)
+        batch, _, _, height, width = motion.shape
+        complex_dtype = torch.complex128 if motion.dtype == torch.float64 else torch.complex64
+        coeffs = torch.empty(batch, num_bands, 2, height, width, dtype=complex_dtype, device=motion.device)
+        rows = max(1, _FFT_BLOCK_VALUES // (batch * num_frames * 2 * width))
+        for top in range(0, height, rows):
+            block = torch.fft.rfft(motion[..., top : top + rows, :], dim=1)[:, :num_bands]
+            coeffs[..., top : top + rows, :] = block * scale
+            if progress is not None:
+                progress(min(top + rows, height), height)
+        return cls(coeffs, fps=fps, window=num_frames)
 
     def frame_times(
         self, num_frames: int | None = None, time_scale: float = 1.0, start_time: float = 0.0
@@ -390,17 +407,30 @@ class SpectralVolume:
             raise ValueError(f"mode must be one of {_RESIZE_MODES}, got {mode!r}")
         linear = mode in ("bilinear", "bicubic")
         shrinking = height < self.height or width < self.width
-        channels = self.to_channels()
-        resized = F.interpolate(
-            channels.flatten(1, 2),
-            size=(height, width),
-            mode=mode,
-            align_corners=False if linear else None,
-            antialias=linear and shrinking,
-        ).unflatten(1, (self.num_bands, 4))
-        sx, sy = width / self.width, height / self.height
-        axis_scale = torch.tensor([sx, sx, sy, sy], dtype=resized.dtype, device=self.device)
-        return SpectralVolume.from_channels(resized * axis_scale.view(1, 1, 4, 1, 1), self.fps, self.window)
+        # The result is written band by band into its final complex tensor: resizing the whole
+        # real layout at once would hold it three or four times over (resized, scaled, made
+        # complex), which for a large photo is several GB more than the result itself.
+        out = torch.empty(
+            self.batch_size, self.num_bands, 2, height, width, dtype=self.coeffs.dtype, device=self.device
+        )
+        out_pairs = torch.view_as_real(out)  # [B, K, 2 (axis), H, W, 2 (re, im)]
+        real_dtype = out_pairs.dtype
+        # Displacements are in pixels of the new grid: x scales with the width, y with the height.
+        axis_scale = torch.tensor([width / self.width, height / self.height], dtype=real_dtype, device=self.device)
+        for band in range(self.num_bands):
+            # [B, 2 (axis), 2 (re, im), h, w] -> 4 channels (Re x, Im x, Re y, Im y)
+            channels = torch.view_as_real(self.coeffs[:, band]).permute(0, 1, 4, 2, 3).flatten(1, 2)
+            resized = F.interpolate(
+                channels,
+                size=(height, width),
+                mode=mode,
+                align_corners=False if linear else None,
+                antialias=linear and shrinking,
+            ).unflatten(1, (2, 2))
+            resized.mul_(axis_scale.view(1, 2, 1, 1, 1))
+            out_pairs[:, band].copy_(resized.permute(0, 1, 3, 4, 2))
+            del resized
+        return SpectralVolume(out, fps=self.fps, window=self.window)
 
     def crop(self, top: int, left: int, height: int, width: int) -> SpectralVolume:
         """The region ``[top, top + height) x [left, left + width)``, in pixels.
@@ -501,7 +531,14 @@ def load_spectral_volume(path, device=None) -> SpectralVolume:
     except (SafetensorError, OSError) as error:
         raise ValueError(f"cannot read the spectral volume {path}: {error}; the file is missing, "
                          "truncated or not a safetensors file") from None
-    if int(header.get("version", "0")) > FILE_VERSION:
+    version = header.get("version", "0")
+    if not (version.isascii() and version.isdigit()):
+        raise ValueError(
+            f"{path} has the spectral-volume format version {version!r}, which is not a whole "
+            f"number (this pack writes {FILE_VERSION}); the file was not written by "
+            "SaveSpectralVolume: save the volume again"
+        )
+    if int(version) > FILE_VERSION:
         raise ValueError(
             f"{path} has spectral-volume format version {header['version']}, newer than this pack "
             f"reads ({FILE_VERSION}); update the node pack"
@@ -548,8 +585,16 @@ def _check_5d(tensor: object, name: str, layout: str, size_dim2: int, *, complex
         raise TypeError(f"{name} must be a real floating tensor (e.g. float32), got {tensor.dtype}")
     if tensor.dim() != 5 or tensor.shape[2] != size_dim2 or tensor.numel() == 0:
         raise ValueError(f"{name} must have a non-empty shape {layout}, got {tuple(tensor.shape)}")
-    if not bool(torch.isfinite(tensor).all()):
+    if not _all_finite(tensor):
         raise ValueError(f"{name} contains NaN or infinite values; check the data that produced it")
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every value of ``[B, K, ...]`` is finite, without a temporary as large as it:
+    ``torch.isfinite`` of a complex tensor allocates one of the tensor's own size (about 3 GB for
+    the volume of a 4000x3000 photo), so the check runs one band at a time on the real view."""
+    real = torch.view_as_real(tensor) if tensor.is_complex() else tensor
+    return all(bool(torch.isfinite(real[:, band]).all()) for band in range(real.shape[1]))
 
 
 def _times(times: Times, device: torch.device) -> torch.Tensor:

@@ -80,9 +80,9 @@ from einops import rearrange
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from .configs import config_from_dict, config_to_dict, divisor, is_int, positive_int, positive_ints, set_field
 from .inception import BLOCKS
 from .pretrained_encoder import PRETRAINED_ENCODERS, PretrainedImageEncoder
-from .vae import _divisor, _from_dict, _is_int, _positive_int, _positive_ints, _set, _to_dict
 
 __all__ = ["FrequencyAttention", "FrequencyCoordinatedUNet", "ImageEncoder", "UNetConfig"]
 
@@ -160,22 +160,22 @@ class UNetConfig:
             "image_encoder_channels",
         )
         for name in counts:
-            _set(self, name, _positive_int(getattr(self, name), name))
-        widths = _positive_ints(self.block_out_channels, "block_out_channels")
-        _set(self, "block_out_channels", widths)
-        _set(self, "attention_levels", _levels(self.attention_levels, len(widths)))
-        heads = _divisor(self.attention_heads, "attention_heads", widths, "block_out_channels")
-        _set(self, "attention_heads", heads)
+            set_field(self, name, positive_int(getattr(self, name), name))
+        widths = positive_ints(self.block_out_channels, "block_out_channels")
+        set_field(self, "block_out_channels", widths)
+        set_field(self, "attention_levels", _levels(self.attention_levels, len(widths)))
+        heads = divisor(self.attention_heads, "attention_heads", widths, "block_out_channels")
+        set_field(self, "attention_heads", heads)
         # The image encoder's GroupNorms use the same number of groups.
         all_widths = (*widths, self.image_encoder_channels)
-        groups = _divisor(self.norm_num_groups, "norm_num_groups", all_widths, "the widths")
-        _set(self, "norm_num_groups", groups)
-        factor = _positive_int(self.image_downsampling, "image_downsampling")
+        groups = divisor(self.norm_num_groups, "norm_num_groups", all_widths, "the widths")
+        set_field(self, "norm_num_groups", groups)
+        factor = positive_int(self.image_downsampling, "image_downsampling")
         if factor & (factor - 1):
             raise ValueError(
                 f"image_downsampling must be a power of 2 (the VAE's downsampling factor), got {factor}"
             )
-        _set(self, "image_downsampling", factor)
+        set_field(self, "image_downsampling", factor)
         if self.image_encoder not in ("learned", *PRETRAINED_ENCODERS):
             raise ValueError(
                 f"image_encoder must be one of {['learned', *PRETRAINED_ENCODERS]}, got {self.image_encoder!r}"
@@ -189,11 +189,11 @@ class UNetConfig:
             or len(set(blocks)) != len(blocks)
         ):
             raise ValueError(f"pretrained_blocks must be distinct names of {list(BLOCKS)}, got {blocks!r}")
-        _set(self, "pretrained_blocks", tuple(blocks))
-        scale = _positive_int(self.pretrained_input_scale, "pretrained_input_scale")
+        set_field(self, "pretrained_blocks", tuple(blocks))
+        scale = positive_int(self.pretrained_input_scale, "pretrained_input_scale")
         if scale & (scale - 1):
             raise ValueError(f"pretrained_input_scale must be a power of 2, got {scale}")
-        _set(self, "pretrained_input_scale", scale)
+        set_field(self, "pretrained_input_scale", scale)
         dropout = self.feature_dropout
         if not (isinstance(dropout, numbers.Real) and not isinstance(dropout, bool) and 0 <= dropout < 1):
             raise ValueError(f"feature_dropout must be a number in [0, 1), got {dropout!r}")
@@ -220,7 +220,7 @@ class UNetConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary of every field (tuples become lists)."""
-        return _to_dict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: object, source: str = "the denoiser config") -> UNetConfig:
@@ -229,7 +229,7 @@ class UNetConfig:
         Raises:
             ValueError: if the data is not a dictionary, has unknown entries or invalid values.
         """
-        return _from_dict(cls, data, source)
+        return config_from_dict(cls, data, source)
 
 
 class FrequencyCoordinatedUNet(nn.Module):
@@ -730,7 +730,7 @@ def _levels(levels: object, num_levels: int) -> tuple[int, ...]:
     if (
         isinstance(levels, (str, bytes))
         or not isinstance(levels, Sequence)
-        or not all(_is_int(level) and 0 <= level < num_levels for level in levels)
+        or not all(is_int(level) and 0 <= level < num_levels for level in levels)
         or len(set(levels)) != len(levels)
     ):
         raise ValueError(

@@ -29,16 +29,24 @@ Training loss
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
+
+from .configs import (
+    config_from_dict,
+    config_to_dict,
+    divisor,
+    finite_floats,
+    positive_int,
+    positive_ints,
+    set_field,
+)
 
 __all__ = ["MotionVAE", "MotionVAEConfig", "gradient_consistency_loss", "vae_loss"]
 
@@ -76,13 +84,17 @@ class MotionVAEConfig:
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "latent_channels", "layers_per_block"):
-            _set(self, name, _positive_int(getattr(self, name), name))
-        widths = _positive_ints(self.block_out_channels, "block_out_channels")
-        _set(self, "block_out_channels", widths)
-        groups = _divisor(self.norm_num_groups, "norm_num_groups", widths, "block_out_channels")
-        _set(self, "norm_num_groups", groups)
-        _set(self, "latent_mean", _floats(self.latent_mean, "latent_mean", self.latent_channels))
-        _set(self, "latent_std", _floats(self.latent_std, "latent_std", self.latent_channels, positive=True))
+            set_field(self, name, positive_int(getattr(self, name), name))
+        widths = positive_ints(self.block_out_channels, "block_out_channels")
+        set_field(self, "block_out_channels", widths)
+        groups = divisor(self.norm_num_groups, "norm_num_groups", widths, "block_out_channels")
+        set_field(self, "norm_num_groups", groups)
+        set_field(self, "latent_mean", finite_floats(self.latent_mean, "latent_mean", self.latent_channels))
+        set_field(
+            self,
+            "latent_std",
+            finite_floats(self.latent_std, "latent_std", self.latent_channels, positive=True),
+        )
 
     @property
     def downsampling_factor(self) -> int:
@@ -96,7 +108,7 @@ class MotionVAEConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary of every field (tuples become lists)."""
-        return _to_dict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: object, source: str = "the motion VAE config") -> MotionVAEConfig:
@@ -105,7 +117,7 @@ class MotionVAEConfig:
         Raises:
             ValueError: if the data is not a dictionary, has unknown entries or invalid values.
         """
-        return _from_dict(cls, data, source)
+        return config_from_dict(cls, data, source)
 
 
 class MotionVAE(nn.Module):
@@ -350,66 +362,6 @@ def gradient_consistency_loss(
             break
         total = total + residual.diff(dim=-1).abs().mean() + residual.diff(dim=-2).abs().mean()
     return total
-
-
-# ------------------------------------------------------------------------------------------------
-# Config helpers, shared with gid_models.unet
-
-
-def _set(config: object, name: str, value: object) -> None:
-    # Frozen dataclasses: object.__setattr__ is the sanctioned way to store the coerced values.
-    object.__setattr__(config, name, value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _positive_int(value: object, name: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_ints(values: object, name: str) -> tuple[int, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-        raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}")
-    return tuple(_positive_int(value, f"every entry of {name}") for value in values)
-
-
-def _floats(values: object, name: str, length: int, positive: bool = False) -> tuple[float, ...]:
-    what = "positive finite numbers" if positive else "finite numbers"
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != length:
-        raise ValueError(f"{name} must be a list of {length} {what} (one per latent channel), got {values!r}")
-    if not all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values
-    ) or (positive and min(values) <= 0):
-        raise ValueError(f"{name} must hold {what}, got {list(values)}")
-    return tuple(float(value) for value in values)
-
-
-def _divisor(value: object, name: str, channels: tuple[int, ...], channels_name: str) -> int:
-    """A positive integer that divides every channel count: GroupNorm groups, attention heads."""
-    value = _positive_int(value, name)
-    if any(width % value for width in channels):
-        raise ValueError(f"{name} = {value} must divide every entry of {channels_name} = {list(channels)}")
-    return value
-
-
-def _to_dict(config: object) -> dict:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(config).items()}
-
-
-def _from_dict(cls: type, data: object, source: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"{source} must be a dictionary (a JSON object), got {type(data).__name__}")
-    unknown = sorted(set(data) - {field.name for field in fields(cls)})
-    if unknown:
-        raise ValueError(f"{source} has unknown entries {unknown}")
-    try:
-        return cls(**data)
-    except ValueError as error:
-        raise ValueError(f"{source}: {error}") from None
 
 
 def _float_list(values: Sequence[float] | torch.Tensor) -> list[float]:

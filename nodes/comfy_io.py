@@ -7,10 +7,11 @@ what was wrong and what to do, which ComfyUI shows to the user as the node's err
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import hashlib
+import inspect
 import math
 import os
-from collections.abc import Iterator
 
 import comfy.model_management
 import comfy.utils
@@ -33,10 +34,14 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
         raise ValueError(
             f"{name} must be an IMAGE of shape [batch, height, width, 3], got {tuple(image.shape)}"
         )
-    if not bool(torch.isfinite(image).all()):
+    # Frame by frame: isfinite of a whole video batch would allocate a byte per value at once.
+    if not all(bool(torch.isfinite(frame).all()) for frame in image):
         raise ValueError(f"{name} contains NaN or infinite pixel values")
     rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
-    return rgb.permute(0, 3, 1, 2).float().clamp(0, 1).contiguous()
+    # One copy, clamped in place (a clamp then a contiguous copy would hold two: for a video
+    # batch that is GBs); the input itself is never written.
+    pixels = torch.empty(rgb.shape[0], 3, *rgb.shape[1:3], dtype=torch.float32, device=rgb.device)
+    return pixels.copy_(rgb.permute(0, 3, 1, 2)).clamp_(0, 1)
 
 
 def tensor_to_image(frames: torch.Tensor) -> torch.Tensor:
@@ -109,6 +114,62 @@ def require_memory(num_bytes: int, what: str, advice: str, device: torch.device 
         )
 
 
+def check_numbers_are_finite(node_class: type, inputs: dict) -> None:
+    """Refuse a FLOAT or INT input of ``node_class`` that is NaN or infinite, naming the input.
+
+    ComfyUI's prompt validation compares numbers with the widget's min and max, which NaN passes
+    (every comparison with NaN is false), and a value from a link is not compared at all; left
+    alone, a NaN would surface deep in the library under an internal name.
+
+    Args:
+        node_class: the node, whose ``INPUT_TYPES`` declares the inputs.
+        inputs: the values ComfyUI passes to the node's function, by input name.
+
+    Raises:
+        ValueError: naming the first non-finite input and its widget's range.
+    """
+    declared = node_class.INPUT_TYPES()
+    for section in ("required", "optional"):
+        for name, spec in declared.get(section, {}).items():
+            value = inputs.get(name)
+            if spec[0] not in ("FLOAT", "INT") or not isinstance(value, float) or math.isfinite(value):
+                continue
+            options = spec[1] if len(spec) > 1 else {}
+            bounds = (
+                f" from {options['min']:g} to {options['max']:g}"
+                if "min" in options and "max" in options
+                else ""
+            )
+            raise ValueError(
+                f"{name} is {value}, but it must be a finite number{bounds}; type a number in the "
+                "widget, or fix the node that feeds this input"
+            )
+
+
+def guard_inputs(node_class: type) -> type:
+    """Make ``node_class``'s function call ``check_numbers_are_finite`` before it runs.
+
+    ``nodes/__init__.py`` applies it to every node of the pack, so the check is in one place.
+    """
+    function_name = node_class.FUNCTION
+    function = getattr(node_class, function_name)
+    if getattr(function, "checks_inputs", False):
+        return node_class
+
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def checked(self, *args, **kwargs):
+        # ComfyUI passes inputs by name; Python callers may pass them by position too.
+        inputs = signature.bind(self, *args, **kwargs).arguments
+        check_numbers_are_finite(node_class, inputs)
+        return function(self, *args, **kwargs)
+
+    checked.checks_inputs = True
+    setattr(node_class, function_name, checked)
+    return node_class
+
+
 def require_positive(value: float, name: str, advice: str) -> float:
     """``value`` as a float if it is finite and > 0; a linked input skips the widget's minimum."""
     value = float(value)
@@ -126,10 +187,18 @@ class Progress:
 
     def __init__(self, total: int):
         self.bar = comfy.utils.ProgressBar(total)
+        self.shown = None
 
     def update(self, done: int, total: int | None = None, preview: torch.Tensor | None = None) -> None:
-        """Set the bar to ``done`` of ``total``; ``preview`` is an optional ``[3, H, W]`` frame."""
+        """Set the bar to ``done`` of ``total``; ``preview`` is an optional ``[3, H, W]`` frame.
+
+        Library loops call their progress hook often (before every layer of a model): the cancel
+        flag is checked every time, the bar is sent to the browser only when it moves.
+        """
         comfy.model_management.throw_exception_if_processing_interrupted()
+        if preview is None and (done, total) == self.shown:
+            return
+        self.shown = (done, total)
         if preview is not None:
             pixels = preview.detach().clamp(0, 1).mul(255).byte().permute(1, 2, 0).cpu().numpy()
             preview = ("JPEG", Image.fromarray(pixels), PREVIEW_MAX_SIZE)
@@ -139,24 +208,14 @@ class Progress:
         self.update(done, total)
 
 
-@contextlib.contextmanager
-def interruptible(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Let ComfyUI's Cancel stop ``module`` between its layers, not only between whole calls.
-
-    A denoising step of a large model on the CPU takes seconds; checking the cancel flag before
-    every submodule's forward makes a cancel land within one layer's time. The hooks are removed
-    on leaving, also when the cancel's exception leaves.
-    """
-
-    def check(*_) -> None:
-        comfy.model_management.throw_exception_if_processing_interrupted()
-
-    handles = [child.register_forward_pre_hook(check) for child in module.modules()]
-    try:
-        yield module
-    finally:
-        for handle in handles:
-            handle.remove()
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes, for ``IS_CHANGED``: a file rewritten within one tick of its
+    modification time, or copied over with its time kept, is still seen as changed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def confined_path(path: str, allowed_dirs: list[str], what: str) -> str:
@@ -174,3 +233,62 @@ def confined_path(path: str, allowed_dirs: list[str], what: str) -> str:
         f"{what} {path!r} is outside ComfyUI's folders; put the file in ComfyUI's input, output "
         "or models/gid folder and pick it from the list"
     )
+
+
+# Characters that no file name may hold on one of the systems ComfyUI runs on (Windows forbids
+# these, every system forbids NUL and control characters), and the names Windows reserves for
+# devices, with or without an extension.
+_FORBIDDEN_CHARACTERS = set('<>:"|?*\\') | {chr(code) for code in range(32)}
+_RESERVED_NAMES = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10)),
+}
+# Longest folder or file name, in bytes, leaving room for the counter and extension (255 is the
+# limit of common file systems).
+_MAX_NAME_BYTES = 200
+
+
+def check_filename_prefix(prefix: object, output_dir: str) -> str:
+    """``prefix`` if it makes a valid file path inside ``output_dir`` on every system.
+
+    A prefix is ``folder/.../name``: each part must be non-empty, must not start with ``.``
+    (``..`` would leave the folder, ``.name`` writes a hidden file), end with a space or ``.``,
+    hold characters the OS refuses, or be a name Windows reserves; the result must lie inside
+    ``output_dir``.
+
+    Raises:
+        ValueError: saying what is wrong with the prefix and giving an example of a valid one.
+    """
+    example = "give a prefix such as gid/spectral_volume"
+    if not isinstance(prefix, str) or not prefix.strip():
+        raise ValueError(f"filename_prefix is empty; {example}")
+    # The same rule as ComfyUI's own savers (lexical: a symlinked subfolder stays allowed).
+    root = os.path.abspath(output_dir)
+    target = os.path.abspath(os.path.join(root, os.path.normpath(prefix)))
+    if os.path.commonpath((root, target)) != root:
+        raise ValueError(
+            f"filename_prefix {prefix!r} leads outside ComfyUI's output folder ({output_dir}); {example}"
+        )
+    for part in prefix.split("/"):
+        problem = None
+        if not part:
+            problem = "has an empty folder or file name (a leading, doubled or trailing '/')"
+        elif part.startswith("."):
+            problem = (
+                f"has the name {part!r}, which starts with '.' (a hidden file, or '..' leaving the folder)"
+            )
+        elif part.endswith((" ", ".")):
+            problem = f"has the name {part!r}, which ends with a space or '.'"
+        elif _FORBIDDEN_CHARACTERS & set(part):
+            shown = "".join(sorted(_FORBIDDEN_CHARACTERS & set(part)))
+            problem = f"holds characters that file names cannot hold ({shown!r}; use '/' between folders)"
+        elif part.split(".")[0].upper() in _RESERVED_NAMES:
+            problem = f"has the name {part!r}, which Windows reserves for a device"
+        elif len(part.encode()) > _MAX_NAME_BYTES:
+            problem = f"has a name longer than {_MAX_NAME_BYTES} bytes"
+        if problem:
+            raise ValueError(f"filename_prefix {prefix!r} {problem}; {example}")
+    return prefix

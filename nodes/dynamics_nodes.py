@@ -24,7 +24,7 @@ from ..gid_models.modal import POKE_KINDS, ModalParameters, Poke, export_modal_b
 from ..gid_models.motion import MotionTexture
 from ..gid_models.visualize import motion_colors
 from . import types
-from .comfy_io import PREVIEW_MAX_SIZE, image_to_tensor, require_positive
+from .comfy_io import PREVIEW_MAX_SIZE, Progress, image_to_tensor, require_positive
 from .spectral_nodes import require_volume
 
 # Where the widget's files go inside ComfyUI's temp folder (emptied at every server start).
@@ -222,7 +222,7 @@ class ModalPoke:
         fps = require_positive(fps, "fps", "give the frame rate of the video, for example 30")
         poke = Poke(x, y, strength * dx, strength * dy, time=poke_time, kind=kind)
         parameters = ModalParameters(alpha, beta, frequency_factor, time_step)
-        response = poke_motion(volume, [poke], frames, fps, parameters)
+        response = poke_motion(volume, [poke], frames, fps, parameters, progress=Progress(frames))
         if motion is not None:
             response = _superpose(motion, response)
         return {"ui": {"gid_poke": [_save_widget_files(volume, image)]}, "result": (response, fps)}

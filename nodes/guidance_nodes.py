@@ -30,7 +30,10 @@ class LoopGuidance:
                     {
                         "default": 200.0,
                         "min": 0.0,
-                        "max": 100000.0,
+                        # Five times the paper's 200: already at 200, Eq. 5 kept 3 of 16 bands of
+                        # gid-default's motion (gid_models/looping.py); far above, it only takes
+                        # motion away, which no weight should offer.
+                        "max": 1000.0,
                         "step": 10.0,
                         "tooltip": "Guidance weight u of Eq. 5 (the paper: 200). 0 turns Eq. 5 off (with backward 0 too, no guidance at all).",
                     },

@@ -10,10 +10,12 @@ from ..gid_models.renderer import ImageBasedRenderer, WeightFreeRenderer, render
 from . import types
 from .comfy_io import GB, Progress, compute_device, image_buffer, image_to_tensor, require_memory
 
-# Bytes of working memory per pixel of each frame of a chunk while it renders, measured at
-# 1920x1080 on the CPU (peak RSS less the output): about 70 to 90 for weight-free splatting, 470 to
-# 560 for the trained renderer of models/gid-default; rounded up.
-WORKING_BYTES_PER_PIXEL = {"weight-free": 96, "trained": 640}
+# Bytes of working memory per pixel of each frame of a chunk while it renders, on the CPU (peak RSS
+# less the output). Weight-free splatting: 60 to 71 measured by tests/integration/test_memory.py
+# at 640x400, 1280x800 and 1920x1080 (chunks of 8), which asserts the estimate stays within 25 %
+# above the peak. The trained renderer of the default recipe: 470 to 560 measured at 1920x1080
+# when gid-default shipped one; rounded up.
+WORKING_BYTES_PER_PIXEL = {"weight-free": 80, "trained": 640}
 
 
 def render_memory(
@@ -119,13 +121,7 @@ class SoftmaxSplatRender:
         video = image_buffer(batch * motion.num_frames, *pixels.shape[-2:]).unflatten(
             0, (batch, motion.num_frames)
         )
-        chunks = render_video(
-            renderer or WeightFreeRenderer(),
-            pixels,
-            motion,
-            chunk_size,
-            interrupt=comfy.model_management.throw_exception_if_processing_interrupted,
-        )
+        chunks = render_video(renderer or WeightFreeRenderer(), pixels, motion, chunk_size, progress=progress)
         for start, frames in chunks:
             stop = start + frames.shape[1]
             video[:, start:stop] = frames.permute(0, 1, 3, 4, 2).to(video.device)

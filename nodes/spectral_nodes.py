@@ -7,7 +7,7 @@ import os
 
 import folder_paths
 
-from ..gid_models.flow import FLOW_METHODS
+from ..gid_models.flow import FLOW_METHODS, source_frames_needed, window_frames
 from ..gid_models.motion import MotionTexture
 from ..gid_models.normalization import NormalizationStats, denormalize, normalize
 from ..gid_models.pipeline import spectral_volume_from_video, spectral_volume_from_video_file
@@ -16,14 +16,70 @@ from ..gid_models.visualize import band_amplitude_grid, motion_colors
 from . import types
 from .comfy_io import (
     Progress,
+    check_filename_prefix,
     confined_path,
+    file_digest,
     image_to_tensor,
     mask_to_tensor,
+    require_memory,
     require_positive,
     tensor_to_image,
 )
 from .folders import GID_MODELS, gid_model_dirs, spectral_volume_files, statistics_files
 from .model_nodes import unwrap_motion_model
+
+# Bytes per frame and band while SpectrumToMotion computes the band weights of every frame: the
+# phases (float64), their complex128 phasors and the complex64 copy kept (32, measured by
+# tests/integration/test_memory.py), and a little for the allocator.
+MOTION_BYTES_PER_WEIGHT = 36
+
+
+def motion_memory(frames: int, bands: int, mask_pixels: int) -> int:
+    """Peak bytes SpectrumToMotion allocates: the weights of ``frames`` x ``bands`` and, with a
+    mask of ``mask_pixels`` pixels, its float32 copy (the motion itself is evaluated later, a
+    chunk at a time, by the renderer)."""
+    return frames * bands * MOTION_BYTES_PER_WEIGHT + mask_pixels * 4
+
+
+def video_memory(
+    frames: int,
+    height: int,
+    width: int,
+    fps: float,
+    target_fps: float,
+    window: int,
+    bands: int,
+    flow_max_side: int | None,
+) -> int:
+    """Peak bytes VideoToSpectralVolume allocates for ``frames`` video frames of ``height`` x
+    ``width``, the largest of its phases:
+
+    - the frames as a float32 tensor (kept throughout), and the frames the window needs resized
+      to the flow's size (with the intermediate of the separable resize);
+    - the flow: displacements of every tracked frame at the flow's size, held three times while
+      they are stacked into a motion texture, and resampled to ``target_fps`` (with three
+      temporaries of that size);
+    - the spectral volume at the flow's size, and at the video's size when the flow ran smaller.
+    """
+    tensor = frames * height * width * 3 * 4
+    scale = 1.0 if not flow_max_side else min(1.0, flow_max_side / max(height, width))
+    flow_height, flow_width = max(1, round(height * scale)), max(1, round(width * scale))
+    flow_pixels = flow_height * flow_width
+    tracked = min(frames, source_frames_needed(window, fps, target_fps))
+    # Antialiased resizing is separable: the frames at (height, flow_width), then the result.
+    resized = tracked * 3 * (height * flow_width + flow_pixels) * 4 if scale < 1.0 else 0
+    flows = tracked * flow_pixels * 2 * 4
+    resampled = window_frames(tracked, fps, target_fps, window) * flow_pixels * 2 * 4
+    small_volume = bands * 2 * flow_pixels * 8
+    volume = bands * 2 * height * width * 8
+    phases = (
+        resized + 3 * flows,
+        # Linear resampling in time holds the two neighbouring frames and their weighted sum.
+        resized + flows + 4 * resampled,
+        resampled + small_volume,
+        small_volume + volume * (1 + 2 / bands) if scale < 1.0 else 0,
+    )
+    return tensor + max(phases)
 
 
 def require_volume(volume, name: str = "spectral_volume") -> SpectralVolume:
@@ -118,6 +174,12 @@ class SpectrumToMotion:
         volume = require_volume(spectral_volume)
         volume.require_pixels("SpectrumToMotion")
         fps = require_positive(fps, "fps", "give the playback frame rate of the video, for example 30")
+        mask_pixels = 0 if mask is None else volume.batch_size * volume.height * volume.width
+        require_memory(
+            motion_memory(frames, volume.num_bands, mask_pixels),
+            f"the motion of {frames} frames of {volume.num_bands} bands",
+            "make fewer frames and render the video in parts (start_time)",
+        )
         motion_mask = None
         if mask is not None:
             motion_mask = mask_to_tensor(mask, volume.height, volume.width, volume.batch_size)
@@ -260,6 +322,12 @@ class VideoToSpectralVolume:
                 f"frames holds {pixels.shape[0]} image, but a video is needed (a batch of frames); "
                 "load one with LoadVideo and GetVideoComponents"
             )
+        count, height, width = pixels.shape[0], *pixels.shape[-2:]
+        require_memory(
+            video_memory(count, height, width, fps, target_fps, window, num_bands, flow_max_side or None),
+            f"the optical flow and spectral volume of {count} frames of {width}x{height}",
+            "lower flow_max_side, window or target_fps, or scale the frames down (ImageScale)",
+        )
         volume = spectral_volume_from_video(pixels, fps, **settings, progress=Progress(pixels.shape[0]))
         return (volume, volume.fps, tensor_to_image(pixels[:1]))
 
@@ -343,23 +411,38 @@ class FrequencyNormalize:
             },
         }
 
+    @classmethod
+    def IS_CHANGED(cls, statistics_file="none", **_):
+        # A statistics file edited in place changes the output: its bytes are compared. (ComfyUI
+        # passes only the widgets' values here, not the linked inputs.)
+        if statistics_file == "none":
+            return ""
+        try:
+            return file_digest(cls._statistics_path(statistics_file))
+        except (OSError, ValueError):
+            return ""
+
     def run(self, spectral_volume, direction, statistics_file, motion_model=None):
         volume = require_volume(spectral_volume)
         if motion_model is not None:
             stats = unwrap_motion_model(motion_model).normalization
         elif statistics_file != "none":
-            path = folder_paths.get_full_path(GID_MODELS, statistics_file)
-            if path is None:
-                raise ValueError(
-                    f"the statistics file {statistics_file!r} is not in models/gid any more; refresh the list"
-                )
-            stats = NormalizationStats.load(confined_path(path, gid_model_dirs(), "statistics file"))
+            stats = NormalizationStats.load(self._statistics_path(statistics_file))
         else:
             raise ValueError(
                 "connect a motion_model or choose a statistics_file: normalization needs the per-band scales"
             )
         transform = normalize if direction == "normalize" else denormalize
         return (transform(volume, stats),)
+
+    @staticmethod
+    def _statistics_path(statistics_file: str) -> str:
+        path = folder_paths.get_full_path(GID_MODELS, statistics_file)
+        if path is None:
+            raise ValueError(
+                f"the statistics file {statistics_file!r} is not in models/gid any more; refresh the list"
+            )
+        return confined_path(path, gid_model_dirs(), "statistics file")
 
 
 class SaveSpectralVolume:
@@ -391,14 +474,7 @@ class SaveSpectralVolume:
     def run(self, spectral_volume, filename_prefix):
         volume = require_volume(spectral_volume)
         output_dir = folder_paths.get_output_directory()
-        # The same rule as ComfyUI's own savers (lexical: a symlinked subfolder stays allowed).
-        root = os.path.abspath(output_dir)
-        target = os.path.abspath(os.path.join(root, os.path.normpath(filename_prefix)))
-        if os.path.commonpath((root, target)) != root:
-            raise ValueError(
-                f"filename_prefix {filename_prefix!r} leads outside ComfyUI's output folder "
-                f"({output_dir}); give a path inside it, such as gid/spectral_volume"
-            )
+        check_filename_prefix(filename_prefix, output_dir)
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
         os.makedirs(folder, exist_ok=True)
         filename = f"{name}_{counter:05}.safetensors"
@@ -433,16 +509,23 @@ class LoadSpectralVolume:
 
     @classmethod
     def IS_CHANGED(cls, file):
-        path = folder_paths.get_annotated_filepath(file)
-        return os.path.getmtime(path) if os.path.exists(path) else ""
+        # The file's bytes, not its modification time, decide whether the volume changed. A
+        # file that is missing or outside the folders is not read here: the run says why.
+        try:
+            return file_digest(cls._path(file))
+        except (OSError, ValueError):
+            return ""
 
     def run(self, file):
-        path = confined_path(
+        return (load_spectral_volume(self._path(file)),)
+
+    @staticmethod
+    def _path(file: str) -> str:
+        return confined_path(
             folder_paths.get_annotated_filepath(file),
             [folder_paths.get_input_directory(), folder_paths.get_output_directory()],
             "spectral volume file",
         )
-        return (load_spectral_volume(path),)
 
 
 NODE_CLASS_MAPPINGS = {

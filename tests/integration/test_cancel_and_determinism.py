@@ -1,8 +1,10 @@
 """Cancel and determinism in the real ComfyUI server.
 
-- Cancel: ``POST /interrupt`` while PredictSpectralVolume samples or SoftmaxSplatRender renders
-  stops the node within about a second (one denoising step, or one chunk of frames), and the next
-  prompt runs normally.
+- Cancel: ``POST /interrupt`` while PredictSpectralVolume samples (also with loop guidance),
+  SoftmaxSplatRender renders or VideoToSpectralVolume measures the flow stops the node within
+  about a second (one layer of the model, one chunk of frames, one optical flow), and the next
+  prompt runs normally. ModalPoke at the most demanding widget settings (most frames, lowest fps,
+  shortest time step) ends well within that time, so a cancel never waits on it either.
 - Determinism: the same seed gives a bit-identical spectral volume on the CPU, across two runs in
   one server (its cache emptied in between) and across two fresh servers.
 
@@ -92,6 +94,79 @@ def _render_graph(frames: int, start_time: float = 0.0) -> dict:
     }
 
 
+def _guided_predict_graph(seed: int, steps: int) -> dict:
+    """The prediction graph with the paper's loop guidance (Eq. 5, u = 200, self-recurrence 2)
+    and the backward step, all of its loops at work."""
+    graph = _predict_graph(seed, steps, prefix="gid/guided")
+    graph["6"] = {
+        "class_type": "LoopGuidance",
+        "inputs": {
+            "weight": 200.0,
+            "self_recurrence": 2,
+            "velocity_weight": 1.0,
+            "start_frame": 0,
+            "end_frame": -1,
+            "direction": "decoder",
+            "backward": 1.0,
+        },
+    }
+    graph["3"]["inputs"]["guidance"] = ["6", 0]
+    return graph
+
+
+def _video_graph(frames: int, width: int, height: int, fps: float = 30.0) -> dict:
+    """VideoToSpectralVolume on a batch of frames at full size (the flow at every pixel)."""
+    return {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": width, "height": height, "batch_size": frames, "color": 0x608040},
+        },
+        "2": {
+            "class_type": "VideoToSpectralVolume",
+            "inputs": {
+                "frames": ["1", 0],
+                "fps": fps,
+                "num_bands": 16,
+                "target_fps": 30.0,
+                "window": 150,
+                "flow_method": "dis",
+                "flow_max_side": 0,
+            },
+        },
+        "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
+    }
+
+
+def _poke_graph(frames: int, fps: float, time_step: float, x: int = 10) -> dict:
+    return {
+        "1": {"class_type": "LoadSpectralVolume", "inputs": {"file": "cancel_volume.safetensors"}},
+        "2": {
+            "class_type": "ModalPoke",
+            "inputs": {
+                "spectral_volume": ["1", 0],
+                "x": x,
+                "y": 10,
+                "dx": 8.0,
+                "dy": 0.0,
+                "strength": 1.0,
+                "kind": "release",
+                "alpha": 0.0,
+                "beta": 0.0,
+                "frequency_factor": 1.0,
+                "frames": frames,
+                "fps": fps,
+                "time_step": time_step,
+            },
+        },
+    }
+
+
+def _write_cancel_volume(comfyui: ComfyUIServer) -> None:
+    generator = torch.Generator().manual_seed(0)
+    coeffs = 2 * torch.randn(1, 16, 2, 40, 64, dtype=torch.complex64, generator=generator)
+    save_spectral_volume(SpectralVolume(coeffs), comfyui.input_dir / "cancel_volume.safetensors")
+
+
 def _wait_until_running(comfyui: ComfyUIServer, prompt_id: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -157,9 +232,7 @@ def test_interrupting_predict_spectral_volume_stops_it_within_a_layer_and_the_ne
 def test_interrupting_softmax_splat_render_stops_it_within_a_chunk_and_the_next_prompt_runs(
     comfyui, model_with_renderer
 ):
-    generator = torch.Generator().manual_seed(0)
-    coeffs = 2 * torch.randn(1, 16, 2, 40, 64, dtype=torch.complex64, generator=generator)
-    save_spectral_volume(SpectralVolume(coeffs), comfyui.input_dir / "cancel_volume.safetensors")
+    _write_cancel_volume(comfyui)
     comfyui.run(_render_graph(frames=2), timeout=300)  # loads the renderer
 
     prompt_id = comfyui.queue_prompt(_render_graph(frames=600))
@@ -174,6 +247,56 @@ def test_interrupting_softmax_splat_render_stops_it_within_a_chunk_and_the_next_
     assert latency < MAX_CANCEL_SECONDS
     after = comfyui.run(_render_graph(frames=3, start_time=1.0), timeout=300)
     assert after["outputs"]["7"]["text"][0] == "3"
+
+
+def test_interrupting_predict_spectral_volume_with_loop_guidance_stops_it_and_the_next_prompt_runs(comfyui):
+    comfyui.run(_guided_predict_graph(seed=7, steps=1), timeout=300)  # loads the model
+
+    prompt_id = comfyui.queue_prompt(_guided_predict_graph(seed=8, steps=1000))
+    _wait_until_running(comfyui, prompt_id)
+    time.sleep(3.0)
+    latency, entry = _interrupt(comfyui, prompt_id)
+    print(
+        f"\nPredictSpectralVolume with loop guidance (gid-default, CPU) stopped {latency:.2f} s after /interrupt"
+    )
+
+    assert _interrupted_node(entry) == "PredictSpectralVolume"
+    assert latency < MAX_CANCEL_SECONDS
+    (saved,) = comfyui.output_files(comfyui.run(_guided_predict_graph(seed=9, steps=1)))
+    assert saved.is_file()
+
+
+def test_interrupting_video_to_spectral_volume_stops_it_within_a_flow_and_the_next_prompt_runs(comfyui):
+    # 150 frames of 768x480 with the flow at full size: several seconds of optical flow.
+    prompt_id = comfyui.queue_prompt(_video_graph(150, 768, 480))
+    _wait_until_running(comfyui, prompt_id)
+    time.sleep(3.0)
+    latency, entry = _interrupt(comfyui, prompt_id)
+    print(
+        f"\nVideoToSpectralVolume (150 frames of 768x480, full-size flow) stopped {latency:.2f} s after /interrupt"
+    )
+
+    assert _interrupted_node(entry) == "VideoToSpectralVolume"
+    assert latency < MAX_CANCEL_SECONDS
+    after = comfyui.run(_video_graph(70, 32, 20), timeout=300)
+    assert "SpectralVolume(" in after["outputs"]["3"]["text"][0]
+
+
+def test_modal_poke_at_its_most_demanding_widget_settings_ends_before_a_cancel_would_have_to_wait(comfyui):
+    _write_cancel_volume(comfyui)
+    # 100000 frames (the widget's maximum) at 0.1 fps in sub-steps of 0.1 ms: 10^10 sub-steps.
+    started = time.monotonic()
+    comfyui.run(_poke_graph(frames=100000, fps=0.1, time_step=0.0001), timeout=120)
+    seconds = time.monotonic() - started
+    print(f"\nModalPoke, 100000 frames at 0.1 fps in sub-steps of 0.1 ms, ran in {seconds:.2f} s")
+    assert seconds < MAX_CANCEL_SECONDS
+
+    # Queued and interrupted at once (it may end before the interrupt lands): either way the
+    # prompt is over within the cancel's time.
+    prompt_id = comfyui.queue_prompt(_poke_graph(frames=100000, fps=0.1, time_step=0.0001, x=11))
+    latency, _ = _interrupt(comfyui, prompt_id)
+    assert latency < MAX_CANCEL_SECONDS
+    comfyui.run(_poke_graph(frames=10, fps=30.0, time_step=1 / 240, x=12), timeout=120)
 
 
 # ------------------------------------------------------------------------------------------------

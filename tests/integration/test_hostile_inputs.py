@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ import pytest
 import torch
 from graphs import MODEL_WITH_RENDERER
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from comfyui_server import ComfyUIError
 from gid_models.normalization import NormalizationStats
@@ -840,6 +841,325 @@ def _(g):
     show(g, video_to_volume(g, empty_image(g, 7, 13, 70)))
 
 
+# --- Issue 21: revisions and Hub cache refs ----------------------------------------------------------
+
+
+def _load_revision(revision: str, repo: str = "hostile/cached"):
+    def build(g):
+        model = g.add("LoadMotionLDM", model=TINY_MODEL, hub_repo_id=repo, revision=revision, dtype="auto")
+        show(g, predict(g, model, empty_image(g, 32, 20)))
+
+    return build
+
+
+for _id, _revision in (
+    ("hub_revision_climbing_out", "../../../../etc"),
+    ("hub_revision_climbing_out_after_a_branch", "main/../../../../../etc"),
+    ("hub_revision_absolute_path", "/etc/passwd"),
+    ("hub_revision_with_a_space", "main branch"),
+    ("hub_revision_ending_in_lock", "main.lock"),
+    ("hub_revision_starting_with_a_dash", "-rf"),
+):
+    case(
+        _id,
+        f"LoadMotionLDM revision = {_revision!r}",
+        rf"{re.escape(repr(_revision))} is not a Hub revision: give a branch",
+    )(_load_revision(_revision))
+case(
+    "hub_cached_ref_pointing_outside_the_cache",
+    "a ref file in models/gid/hub whose content is a relative path to a model folder elsewhere on disk",
+    r"the Hub cache of 'hostile/cached' at revision 'evil' holds '\.\./.*' where a commit hash belongs .*the cache "
+    r"was altered; delete",
+)(_load_revision("evil"))
+case(
+    "hub_cached_repo_loads_at_its_ref",
+    "the same cached repo at revision main (its snapshot lies inside the cache)",
+    r"SpectralVolume\(batch_size=1, num_bands=8, height=20, width=32",
+    OK,
+)(_load_revision("main"))
+
+
+# --- Issue 21: model configs and weights --------------------------------------------------------------
+
+# (model folder, config.json edit, expected message after the file's name)
+BAD_CONFIGS = [
+    (
+        "hostile-resolution-2048",
+        ("resolution", [2048, 2048]),
+        r"resolution must be .* to 1024, got \[2048, 2048\]",
+    ),
+    (
+        "hostile-resolution-zero",
+        ("resolution", [0, 0]),
+        r"resolution must be .* from 16 to 1024, got \[0, 0\]",
+    ),
+    ("hostile-resolution-million", ("resolution", [10**6, 10**6]), r"got \[1000000, 1000000\]"),
+    (
+        "hostile-resolution-one-side",
+        ("resolution", [80]),
+        r"resolution must be \[height, width\] .*got \[80\]",
+    ),
+    ("hostile-resolution-odd", ("resolution", [18, 24]), r"two multiples of 4 .*got \[18, 24\]"),
+    (
+        "hostile-bands-word",
+        ("num_bands", "sixteen"),
+        r"num_bands must be an integer from 1 to 76, got 'sixteen'",
+    ),
+    ("hostile-bands-above-window", ("num_bands", 200), r"num_bands must be an integer from 1 to 76, got 200"),
+    ("hostile-bands-unlike-unet", ("num_bands", 16), r"unet.num_bands = 8 must equal num_bands = 16"),
+    ("hostile-window-zero", ("window", 0), r"window must be an integer >= 2 \(frames of the FFT\), got 0"),
+    ("hostile-window-negative", ("window", -150), r"window must be an integer >= 2 .*got -150"),
+    ("hostile-fps-negative", ("fps", -30.0), r"fps must be a number in \(0, 1000\], got -30.0"),
+    ("hostile-fps-text", ("fps", "30"), r"fps must be a number in \(0, 1000\], got '30'"),
+    ("hostile-fps-zero", ("fps", 0), r"fps must be a number in \(0, 1000\], got 0"),
+    (
+        "hostile-schedule-beta",
+        ("schedule", {"beta_end": 2.0}),
+        r"beta_end must be a number in \(0, 1\), got 2.0",
+    ),
+    (
+        "hostile-schedule-steps",
+        ("schedule", {"num_train_timesteps": 0}),
+        r"num_train_timesteps must be an integer from 1 to 10000",
+    ),
+    (
+        "hostile-normalization-negative",
+        ("normalization", {"scales": [-1.0] * 8}),
+        r"scales must be finite and > 0",
+    ),
+]
+for _folder, _edit, _message in BAD_CONFIGS:
+    case(
+        _folder.removeprefix("hostile-").replace("-", "_") + "_in_config",
+        f"config.json with {_edit[0]} = {_edit[1]!r}",
+        rf"{_folder}/config.json(: | \(\w+\): ).*{_message}.*fix the file or save the model again",
+    )(_load_and_predict(_folder))
+case(
+    "model_weights_with_nan",
+    "unet.safetensors with a NaN in one weight",
+    r"the weights in .*hostile-nan-weights/unet.safetensors contain NaN or infinite values \(in .*\).*earlier checkpoint",
+)(_load_and_predict("hostile-nan-weights"))
+case(
+    "model_weights_of_an_integer_dtype",
+    "unet.safetensors with an int32 weight",
+    r"the weights in .*hostile-int-weights/unet.safetensors have the wrong type \(.* torch.int32 instead of a float\)",
+)(_load_and_predict("hostile-int-weights"))
+
+
+# --- Issue 21: non-finite numbers sent through the API ------------------------------------------------
+
+NAN, INF = math.nan, math.inf
+
+
+def _nan_case(id: str, input_name: str, value: float, build, bounds: str):
+    case(
+        id,
+        f"{input_name} = {value} sent through the API",
+        rf"{input_name} is {value}, but it must be a finite number from {bounds}",
+    )(build)
+
+
+_nan_case(
+    "nan_amplitude",
+    "amplitude",
+    NAN,
+    lambda g: show(g, to_motion(g, load_volume(g), amplitude=NAN)),
+    "0 to 100",
+)
+case(
+    "inf_amplitude",
+    "amplitude = inf sent through the API (ComfyUI's own range check sees it)",
+    r"Value inf bigger than max of 100.0 - amplitude",
+    REFUSED,
+)(lambda g: show(g, to_motion(g, load_volume(g), amplitude=INF)))
+_nan_case(
+    "nan_start_time",
+    "start_time",
+    NAN,
+    lambda g: show(g, to_motion(g, load_volume(g), start_time=NAN)),
+    "-1000 to 1000",
+)
+_nan_case(
+    "nan_playback_fps", "fps", NAN, lambda g: show(g, to_motion(g, load_volume(g), fps=NAN)), "0.1 to 240"
+)
+_nan_case("nan_poke_force_x", "dx", NAN, lambda g: show(g, poke(g, load_volume(g), dx=NAN)), "-4096 to 4096")
+case(
+    "inf_poke_force_y",
+    "dy = -inf sent through the API (ComfyUI's own range check sees it)",
+    r"Value -inf smaller than min of -4096.0 - dy",
+    REFUSED,
+)(lambda g: show(g, poke(g, load_volume(g), dy=-INF)))
+_nan_case(
+    "nan_linked_poke_strength",
+    "strength",
+    NAN,
+    lambda g: show(g, poke(g, load_volume(g), strength=out(g.add("PrimitiveFloat", value=NAN)))),
+    "0 to 100",
+)
+_nan_case(
+    "nan_poke_strength", "strength", NAN, lambda g: show(g, poke(g, load_volume(g), strength=NAN)), "0 to 100"
+)
+_nan_case("nan_poke_damping", "alpha", NAN, lambda g: show(g, poke(g, load_volume(g), alpha=NAN)), "0 to 100")
+_nan_case(
+    "nan_poke_time_step",
+    "time_step",
+    NAN,
+    lambda g: show(g, poke(g, load_volume(g), time_step=NAN)),
+    "0.0001 to 0.1",
+)
+_nan_case(
+    "nan_poke_time", "poke_time", NAN, lambda g: show(g, poke(g, load_volume(g), poke_time=NAN)), "0 to 10000"
+)
+_nan_case(
+    "nan_video_fps",
+    "fps",
+    NAN,
+    lambda g: show(g, video_to_volume(g, empty_image(g, 32, 20, 70), fps=NAN)),
+    "0.1 to 1000",
+)
+_nan_case(
+    "nan_linked_fps",
+    "fps",
+    NAN,
+    lambda g: show(g, to_motion(g, load_volume(g), fps=out(g.add("PrimitiveFloat", value=NAN)))),
+    "0.1 to 240",
+)
+
+
+@case(
+    "nan_cfg", "PredictSpectralVolume cfg = NaN", r"cfg is nan, but it must be a finite number from 0 to 20"
+)
+def _(g):
+    inputs = dict(
+        motion_model=out(load_model(g)),
+        image=empty_image(g, 32, 20),
+        seed=0,
+        steps=1,
+        cfg=NAN,
+        scheduler="ddim",
+    )
+    show(g, out(g.add("PredictSpectralVolume", **inputs)))
+
+
+def _guidance(g: Graph, weight=0.0, velocity_weight=1.0, backward=1.0) -> list:
+    return out(
+        g.add(
+            "LoopGuidance",
+            weight=weight,
+            self_recurrence=0,
+            velocity_weight=velocity_weight,
+            start_frame=0,
+            end_frame=-1,
+            direction="decoder",
+            backward=backward,
+        )
+    )
+
+
+def _guided(g: Graph, guidance: list) -> None:
+    inputs = dict(
+        motion_model=out(load_model(g)),
+        image=empty_image(g, 32, 20),
+        seed=0,
+        steps=1,
+        cfg=1.75,
+        scheduler="ddim",
+    )
+    show(g, out(g.add("PredictSpectralVolume", guidance=guidance, **inputs)))
+
+
+_nan_case("nan_guidance_weight", "weight", NAN, lambda g: _guided(g, _guidance(g, weight=NAN)), "0 to 1000")
+_nan_case(
+    "nan_guidance_backward", "backward", NAN, lambda g: _guided(g, _guidance(g, backward=NAN)), "0 to 1"
+)
+case(
+    "guidance_weight_above_its_widget_maximum",
+    "LoopGuidance weight = 100000 (above 1000, where Eq. 5 takes the motion's bands away)",
+    r"Value 100000.0 bigger than max of 1000.0 - weight",
+    REFUSED,
+)(lambda g: _guided(g, _guidance(g, weight=100000.0)))
+
+
+# --- Issue 21: modal simulation at the widgets' limits ---------------------------------------------
+
+
+@case(
+    "poke_most_frames_lowest_fps_shortest_time_step",
+    "ModalPoke with 100000 frames at 0.1 fps in sub-steps of 0.1 ms (10^10 sub-steps)",
+    r"MotionTexture\(",
+    OK,
+)
+def _(g):
+    show(g, poke(g, load_volume(g), frames=100000, fps=0.1, time_step=0.0001))
+
+
+# --- Issue 21: file-name prefixes, volume headers, band counts ---------------------------------------
+
+for _id, _prefix, _message in (
+    ("save_prefix_empty", "", r"filename_prefix is empty; give a prefix such as gid/spectral_volume"),
+    ("save_prefix_only_a_folder", "gid/", r"filename_prefix 'gid/' has an empty folder or file name"),
+    (
+        "save_prefix_hidden_file",
+        ".hostile",
+        r"filename_prefix '.hostile' has the name '.hostile', which starts with '.'",
+    ),
+    (
+        "save_prefix_colon",
+        "gid/a:b",
+        r"filename_prefix 'gid/a:b' holds characters that file names cannot hold \(':'",
+    ),
+    ("save_prefix_wildcards", "gid/what?*", r"holds characters that file names cannot hold \('\*\?'"),
+    ("save_prefix_nul", "gid/a\x00b", r"holds characters that file names cannot hold"),
+    ("save_prefix_reserved_device", "gid/NUL", r"has the name 'NUL', which Windows reserves for a device"),
+    ("save_prefix_trailing_dot", "gid/volume.", r"has the name 'volume.', which ends with a space or '.'"),
+    ("save_prefix_backslash", "gid\\volume", r"holds characters .*use '/' between folders"),
+    ("save_prefix_too_long", "gid/" + "v" * 300, r"has a name longer than 200 bytes"),
+):
+    case(_id, f"SaveSpectralVolume filename_prefix = {_prefix[:40]!r}", _message)(
+        lambda g, prefix=_prefix: g.add(
+            "SaveSpectralVolume", spectral_volume=load_volume(g), filename_prefix=prefix
+        )
+    )
+for _version in ("1.5", "one"):
+    case(
+        f"volume_file_version_{_version.replace('.', '_')}",
+        f"spectral-volume file whose header version is {_version!r}",
+        rf"hostile_version_{_version.replace('.', '_')}.safetensors has the spectral-volume format version "
+        rf"'{re.escape(_version)}', which is not a whole number .*save the volume again",
+    )(
+        lambda g, version=_version: show(
+            g, load_volume(g, f"hostile_version_{version.replace('.', '_')}.safetensors")
+        )
+    )
+
+
+@case(
+    "video_more_bands_than_the_clip_holds",
+    "VideoToSpectralVolume num_bands = 60 on a 70-frame clip (36 bands)",
+    r"num_bands is 60, but this clip holds 1 to 36 bands: its 70 frames at 30 fps make a window of 70 frames.*lower num_bands to 36",
+)
+def _(g):
+    inputs = dict(
+        frames=empty_image(g, 32, 20, 70),
+        fps=30.0,
+        num_bands=60,
+        target_fps=30.0,
+        window=150,
+        flow_method="dis",
+        flow_max_side=512,
+    )
+    show(g, out(g.add("VideoToSpectralVolume", **inputs)))
+
+
+@case(
+    "video_strip_too_thin_once_shrunk_for_the_flow",
+    "70 frames of 2000x40 pixels, the flow at flow_max_side 512 (512x10)",
+    r"frames of 2000x40 pixels \(tracked at 512x10 to keep the longer side within flow_max_side = 512\) are too small",
+)
+def _(g):
+    show(g, video_to_volume(g, empty_image(g, 2000, 40, 70)))
+
+
 # ------------------------------------------------------------------------------------------------
 # The files the cases use
 
@@ -850,7 +1170,7 @@ def _write_volume(path: Path, batch=1, bands=16, height=40, width=64, scale=2.0,
     save_spectral_volume(SpectralVolume(coeffs, normalized=normalized), path)
 
 
-def _write_raw_volume(path: Path, channels: torch.Tensor, version: int = 1) -> None:
+def _write_raw_volume(path: Path, channels: torch.Tensor, version: int | str = 1) -> None:
     """A spectral-volume file written without the library's checks (NaN, Inf, future versions)."""
     batch, bands, _, height, width = channels.shape
     header = dict(
@@ -908,6 +1228,8 @@ def hostile_files(comfyui, tiny_motion_model, model_with_renderer, tmp_path_fact
         made_here(inputs / "hostile_inf.safetensors"), channels.index_fill(3, torch.tensor([5]), math.inf)
     )
     _write_raw_volume(made_here(inputs / "hostile_future.safetensors"), channels, version=99)
+    _write_raw_volume(made_here(inputs / "hostile_version_1_5.safetensors"), channels, version="1.5")
+    _write_raw_volume(made_here(inputs / "hostile_version_one.safetensors"), channels, version="one")
     _write_volume(made_here(inputs / "hostile_truncated.safetensors"))
     _truncate(inputs / "hostile_truncated.safetensors")
     made_here(inputs / "hostile_text.safetensors").write_text("this is not a safetensors file\n")
@@ -944,6 +1266,30 @@ def hostile_files(comfyui, tiny_motion_model, model_with_renderer, tmp_path_fact
     shutil.copy(with_renderer / "renderer_config.json", model_folder("hostile-wrong-type") / "config.json")
     (model_folder("hostile-bad-json") / "config.json").write_text("{ not json")
     shutil.copy(default / "unet.safetensors", model_folder("hostile-mismatched-weights") / "unet.safetensors")
+    for name, (field, value), _ in BAD_CONFIGS:
+        config_path = model_folder(name) / "config.json"
+        config = json.loads(config_path.read_text())
+        config[field] = {**config[field], **value} if isinstance(value, dict) else value
+        config_path.write_text(json.dumps(config))
+    for name, change in (
+        ("hostile-nan-weights", lambda tensor: tensor.index_fill(0, torch.tensor([0]), math.nan)),
+        ("hostile-int-weights", lambda tensor: tensor.round().to(torch.int32)),
+    ):
+        weights_path = model_folder(name) / "unet.safetensors"
+        state = load_file(str(weights_path))
+        first = sorted(key for key, tensor in state.items() if tensor.is_floating_point())[0]
+        state[first] = change(state[first])
+        save_file(state, str(weights_path))
+    # A repo in the Hub cache (models/gid/hub), and a ref file edited to hold a relative path to
+    # a model folder outside it.
+    repo = gid / "hub" / "models--hostile--cached"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    made_here(repo)
+    tiny_motion_model.save_pretrained(repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    tiny_motion_model.save_pretrained(outside / "elsewhere-model")
+    (repo / "refs" / "evil").write_text(os.path.relpath(outside / "elsewhere-model", repo / "snapshots"))
     folder = model_folder("hostile-wrong-renderer")
     shutil.copy(folder / "config.json", folder / "renderer_config.json")
     shutil.copy(with_renderer / "renderer.safetensors", folder / "renderer.safetensors")

@@ -122,3 +122,194 @@ def test_600_frames_of_1080p_render_within_the_memory_budget(tmp_path):
     )
     assert entry["outputs"]["6"]["text"][0] == str(frames)
     assert peak <= budget
+
+
+# ------------------------------------------------------------------------------------------------
+# Memory estimates against measured peaks
+#
+# Each node with a memory check is run at three sizes in a server of its own; the peak resident
+# memory of the server while the node runs (VmHWM after resetting it through /proc/PID/clear_refs,
+# less VmRSS before) is what the node allocated. Its estimate must cover that peak, by at most
+# ESTIMATE_MARGIN more: an estimate below the peak lets an out-of-memory through, one far above
+# it refuses what would fit. The inputs come from nodes that ran in an earlier prompt (ComfyUI
+# caches their outputs), so only the node under test allocates. The sizes are large (hundreds of
+# MB to GBs), where the peaks repeat within a few percent; below about 100 MB, what the server
+# frees and allocates around the node moves them by more than the margin.
+
+ESTIMATE_MARGIN = 1.25
+
+
+@pytest.fixture(scope="module")
+def measuring_server(tmp_path_factory):
+    """A server of its own whose C allocator maps every block of 64 kB or more afresh and unmaps
+    it when freed (glibc's ``MALLOC_MMAP_THRESHOLD_``): its resident memory then follows what is
+    allocated, instead of hiding an allocation in memory freed earlier and kept by the heap."""
+    env = {"HF_HUB_OFFLINE": "1", "MALLOC_MMAP_THRESHOLD_": str(64 * 1024)}
+    server = ComfyUIServer(os.environ["COMFYUI_DIR"], tmp_path_factory.mktemp("memory-estimates"), env=env)
+    with server:
+        yield server
+
+
+def _reset_peak(pid: int) -> None:
+    with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets VmHWM to the current resident size
+
+
+def _measured_peak(server: ComfyUIServer, graph: dict) -> int:
+    """Bytes by which the server's resident memory grew at its peak while ``graph`` ran."""
+    pid = server.process.pid
+    before = _memory_bytes(pid, "VmRSS")
+    _reset_peak(pid)
+    server.run(graph, timeout=600)
+    return _memory_bytes(pid, "VmHWM") - before
+
+
+def _check_estimate(node: str, size: str, estimate: int, peak: int) -> None:
+    print(
+        f"\n{node} {size}: estimate {estimate / GB:.3f} GB, measured peak {peak / GB:.3f} GB ({estimate / peak:.2f}x)"
+    )
+    assert peak <= estimate <= ESTIMATE_MARGIN * peak, f"{node} {size}: {estimate} vs {peak}"
+
+
+def _image(width: int, height: int, batch: int = 1) -> dict:
+    return {
+        "class_type": "EmptyImage",
+        "inputs": {"width": width, "height": height, "batch_size": batch, "color": 0x508070},
+    }
+
+
+def _preview(source: list) -> dict:
+    return {"class_type": "PreviewAny", "inputs": {"source": source}}
+
+
+@pytest.mark.parametrize("width, height", [(2000, 1500), (3000, 2250), (4000, 3000)])
+def test_predict_spectral_volume_estimates_its_memory_within_a_quarter_above_the_peak(
+    measuring_server, width, height
+):
+    from gid_pack.nodes.model_nodes import predict_memory
+
+    model = {
+        "class_type": "LoadMotionLDM",
+        "inputs": {"model": "gid-default", "hub_repo_id": "", "revision": "main", "dtype": "auto"},
+    }
+    prepare = {"1": _image(width, height), "2": model, "3": _image(128, 80)}
+    predict = {
+        "class_type": "PredictSpectralVolume",
+        "inputs": {
+            "motion_model": ["2", 0],
+            "image": ["1", 0],
+            "seed": 0,
+            "steps": 1,
+            "cfg": 1.75,
+            "scheduler": "ddim",
+        },
+    }
+    warm = dict(
+        prepare,
+        p={**predict, "inputs": {**predict["inputs"], "image": ["3", 0]}},
+        q=_preview(["p", 0]),
+        s={"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}},
+        t=_preview(["s", 0]),
+    )
+    measuring_server.run(warm, timeout=600)  # the model loaded, the image made, sampling's buffers warm
+
+    peak = _measured_peak(measuring_server, dict(prepare, p=predict, q=_preview(["p", 0])))
+    _check_estimate("PredictSpectralVolume", f"{width}x{height}", predict_memory(16, 1, height, width), peak)
+
+
+@pytest.mark.parametrize("width, height, frames", [(1280, 800, 16), (1920, 1080, 16), (1920, 1080, 32)])
+def test_softmax_splat_render_estimates_its_memory_within_a_quarter_above_the_peak(
+    measuring_server, width, height, frames
+):
+    from gid_pack.nodes.render_nodes import render_memory
+
+    _write_volume(measuring_server.input_dir)
+    prepare = {
+        "1": _image(width, height),
+        "2": {"class_type": "LoadSpectralVolume", "inputs": {"file": VOLUME_FILE}},
+        "3": spectrum_to_motion(["2", 0], frames),
+    }
+    warm = dict(
+        prepare,
+        s={"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}},
+        t=_preview(["s", 0]),
+        u=_preview(["3", 0]),
+    )
+    measuring_server.run(warm, timeout=600)
+
+    render = {
+        "class_type": "SoftmaxSplatRender",
+        "inputs": {"image": ["1", 0], "motion": ["3", 0], "chunk_size": 8},
+    }
+    peak = _measured_peak(
+        measuring_server,
+        dict(
+            prepare,
+            r=render,
+            s={"class_type": "GetImageSize", "inputs": {"image": ["r", 0]}},
+            t=_preview(["s", 2]),
+        ),
+    )
+    output, working = render_memory(1, frames, height, width, 8, trained=False)
+    _check_estimate("SoftmaxSplatRender", f"{frames} frames of {width}x{height}", output + working, peak)
+
+
+# From 80000 frames on, every array of the weights (frames x 76 x 8 bytes and more) exceeds the
+# 32 MB above which the C allocator maps fresh memory, so its peak is measurable; below that it
+# reuses memory the server already holds.
+@pytest.mark.parametrize("frames", [80000, 90000, 100000])
+def test_spectrum_to_motion_estimates_its_memory_within_a_quarter_above_the_peak(measuring_server, frames):
+    from gid_pack.nodes.spectral_nodes import motion_memory
+
+    # K = 76, the most a 150-frame window holds: the band weights are frames x 76.
+    generator = torch.Generator().manual_seed(0)
+    coeffs = torch.randn(1, 76, 2, 40, 64, dtype=torch.complex64, generator=generator)
+    save_spectral_volume(SpectralVolume(coeffs), measuring_server.input_dir / "memory_volume_k76.safetensors")
+    load = {"class_type": "LoadSpectralVolume", "inputs": {"file": "memory_volume_k76.safetensors"}}
+    measuring_server.run({"1": load, "2": _preview(["1", 0])}, timeout=600)
+
+    peak = _measured_peak(
+        measuring_server, {"1": load, "3": spectrum_to_motion(["1", 0], frames), "4": _preview(["3", 0])}
+    )
+    _check_estimate("SpectrumToMotion", f"{frames} frames, K = 76", motion_memory(frames, 76, 0), peak)
+
+
+@pytest.mark.parametrize(
+    "frames, width, height, flow_max_side",
+    [(150, 320, 200, 0), (150, 1280, 800, 320), (120, 1920, 1080, 512)],
+)
+def test_video_to_spectral_volume_estimates_its_memory_within_a_quarter_above_the_peak(
+    measuring_server, frames, width, height, flow_max_side
+):
+    from gid_pack.nodes.spectral_nodes import video_memory
+
+    video = _image(width, height, frames)
+    measuring_server.run(
+        {
+            "1": video,
+            "s": {"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}},
+            "t": _preview(["s", 2]),
+        },
+        timeout=600,
+    )
+
+    measure = {
+        "class_type": "VideoToSpectralVolume",
+        "inputs": {
+            "frames": ["1", 0],
+            "fps": 25.0,
+            "num_bands": 16,
+            "target_fps": 30.0,
+            "window": 150,
+            "flow_method": "dis",
+            "flow_max_side": flow_max_side,
+        },
+    }
+    peak = _measured_peak(measuring_server, {"1": video, "2": measure, "3": _preview(["2", 0])})
+    estimate = video_memory(frames, height, width, 25.0, 30.0, 150, 16, flow_max_side or None)
+    _check_estimate(
+        "VideoToSpectralVolume",
+        f"{frames} frames of {width}x{height}, flow at {flow_max_side or 'full size'}",
+        estimate,
+        peak,
+    )

@@ -327,3 +327,74 @@ def test_the_browsers_simulation_matches_the_librarys(tmp_path, kind):
         first_frame = poke_motion(volume, [poke], num_frames=1, fps=30.0, parameters=parameters).frames()
         motion = torch.tensor(browser["motion"]).view(2, HEIGHT, WIDTH)
         torch.testing.assert_close(motion, first_frame[0, 0], rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------
+# Cost, bounds and cancel
+
+
+def _stepped(volume, pokes, num_frames, fps, parameters):
+    """The positions of ``simulate`` by plain sub-step-by-sub-step semi-implicit Euler."""
+    steps_per_frame = parameters.sub_steps_per_frame(fps)
+    step = 1 / (fps * steps_per_frame)
+    omega_squared = parameters.angular_frequencies(volume).square()
+    gamma = parameters.damping(volume)
+    position = torch.zeros(volume.num_bands, dtype=torch.complex128)
+    velocity = torch.zeros_like(position)
+    positions = []
+    for index in range((num_frames - 1) * steps_per_frame + 1):
+        for poke in pokes:
+            if round(poke.time / step) == index:
+                kick = modal_force(volume, poke, parameters)
+                position, velocity = (
+                    (position + kick, velocity) if poke.kind == "release" else (position, velocity + kick)
+                )
+        if index % steps_per_frame == 0:
+            positions.append(position)
+        velocity = velocity + step * (-gamma * velocity - omega_squared * position)
+        position = position + step * velocity
+    return torch.stack(positions)
+
+
+def test_the_simulation_equals_stepping_every_sub_step_with_pokes_on_and_between_frames():
+    volume = _random_volume()
+    parameters = ModalParameters(alpha=0.8, beta=0.05, frequency_factor=2.5, time_step=1 / 240)
+    pokes = [
+        Poke(2, 3, 4.0, 1.0),
+        Poke(5, 1, -2.0, 3.0, time=0.5, kind="impulse"),
+        Poke(1, 1, 1.0, 0.0, time=0.51),
+    ]
+    trajectory = simulate(volume, pokes, 2000, 30.0, parameters)
+    expected = _stepped(volume, pokes, 2000, 30.0, parameters)
+    assert torch.allclose(trajectory.positions, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_a_tiny_time_step_at_a_low_frame_rate_costs_no_more_than_the_default():
+    # 100000 frames 10 s apart in sub-steps of 0.1 ms: 10^10 sub-steps, which a step-by-step loop
+    # would take days for.
+    parameters = ModalParameters(alpha=0.8, beta=0.05, frequency_factor=2.5, time_step=1e-4)
+    trajectory = simulate(_random_volume(), [Poke(2, 3, 4.0, 1.0)], 100_000, 0.1, parameters)
+    assert trajectory.positions.shape == (100_000, 16) and bool(torch.isfinite(trajectory.positions).all())
+
+
+def test_more_frames_than_a_simulation_makes_are_refused_naming_what_to_change():
+    with pytest.raises(ValueError, match=r"100001 frames are more than the 100000 .*make fewer frames"):
+        simulate(_random_volume(), [], 100_001, 30.0)
+
+
+def test_the_progress_hook_sees_every_frame_done_and_its_exception_stops_the_simulation():
+    reports = []
+    simulate(
+        _random_volume(), [Poke(2, 3, 4.0, 1.0, time=1.0)], 3000, 30.0, progress=lambda *a: reports.append(a)
+    )
+    assert reports[-1] == (3000, 3000) and len(reports) >= 3
+    assert all(done <= total for done, total in reports)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done, total):
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        poke_motion(_random_volume(), [Poke(2, 3, 4.0, 1.0)], 3000, 30.0, progress=cancel)

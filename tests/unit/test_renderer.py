@@ -291,7 +291,8 @@ def test_render_video_renders_motion_of_another_resolution_at_the_images_in_chun
         (3, (2, 3, 3, 32, 48)),
         (6, (2, 1, 3, 32, 48)),
     ]
-    assert progress == [(3, 7), (6, 7), (7, 7)]
+    # (0, 7) while the metric and the renderer are prepared, then after every chunk.
+    assert progress == [(0, 7), (0, 7), (3, 7), (6, 7), (7, 7)]
     # Displacements are resized and rescaled to the image; the metric is computed once.
     torch.testing.assert_close(torch.cat(renderer.flows, dim=1), motion.resize(32, 48).frames())
     assert len(renderer.metrics) == 1
@@ -346,23 +347,23 @@ def test_render_video_refuses_motion_that_overflows_to_infinity_and_names_the_fr
         next(chunks)
 
 
-def test_render_video_calls_interrupt_during_the_metric_pass_and_before_every_chunk():
+def test_render_video_reports_progress_during_the_metric_pass_once_prepared_and_after_every_chunk():
     calls = []
     motion = random_motion(1, 8, 8, num_frames=40)  # the metric's pass: 3 chunks of up to 16 frames
     chunks = render_video(
-        WeightFreeRenderer(), random_image(1, 8, 8), motion, 10, interrupt=lambda: calls.append(1)
+        WeightFreeRenderer(), random_image(1, 8, 8), motion, 10, progress=lambda *done: calls.append(done)
     )
     assert len(list(chunks)) == 4
-    assert len(calls) == 3 + 4
+    assert calls == [(0, 40)] * (3 + 1) + [(10, 40), (20, 40), (30, 40), (40, 40)]
 
 
-def test_a_cancel_raised_by_interrupt_stops_rendering_before_the_first_frame():
+def test_a_cancel_raised_by_the_progress_hook_stops_rendering_before_the_first_frame():
     class Cancelled(Exception):
         pass
 
-    def cancel():
+    def cancel(done, total):
         raise Cancelled
 
     motion = random_motion(1, 8, 8, num_frames=40)
     with pytest.raises(Cancelled):
-        next(render_video(WeightFreeRenderer(), random_image(1, 8, 8), motion, 10, interrupt=cancel))
+        next(render_video(WeightFreeRenderer(), random_image(1, 8, 8), motion, 10, progress=cancel))

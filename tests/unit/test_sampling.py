@@ -171,8 +171,37 @@ def test_a_velocity_model_samples_and_previews_as_diffusers_ddim_would_with_its_
             conditional = velocity_model.unet(latents, timestep, features)
             unconditional = velocity_model.unet(latents, timestep, torch.zeros_like(features))
             result = scheduler.step(2.75 * conditional - 1.75 * unconditional, timestep, latents)
-            torch.testing.assert_close(step.predicted_clean(), result.pred_original_sample, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(
+                step.predicted_clean(), result.pred_original_sample, rtol=1e-4, atol=1e-5
+            )
             latents = result.prev_sample
         theirs = decode_spectral_volume(velocity_model, latents).resize(20, 30)
 
     torch.testing.assert_close(ours.coeffs, theirs.coeffs, rtol=1e-4, atol=1e-5)
+
+
+def test_the_progress_hook_sees_the_steps_done_before_every_layer_and_its_exception_stops_sampling(
+    tiny_motion_model,
+):
+    calls = []
+    predict_spectral_volume(
+        tiny_motion_model, torch.rand(1, 3, 16, 24), steps=2, progress=lambda *c: calls.append(c)
+    )
+    assert calls[0] == (0, 2) and calls[-1] == (2, 2) and (1, 2) in calls
+    assert len(calls) > 2 * 10, "called before every layer, not only between steps"
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_the_fifth_layer(done, total):
+        calls.append(done)
+        if len(calls) == 5:
+            raise Cancelled
+
+    calls.clear()
+    with pytest.raises(Cancelled):
+        predict_spectral_volume(
+            tiny_motion_model, torch.rand(1, 3, 16, 24), steps=50, progress=cancel_at_the_fifth_layer
+        )
+    assert calls == [0] * 5
+    assert not any(module._forward_pre_hooks for module in tiny_motion_model.modules())

@@ -392,3 +392,17 @@ def test_loading_a_file_with_nan_or_infinite_coefficients_names_the_file(tmp_pat
         ValueError, match=r"bad.safetensors contains NaN or infinite coefficients.*make it again"
     ):
         load_spectral_volume(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("version", ["1.5", "one", "", "²"])
+def test_loading_a_file_whose_format_version_is_not_a_whole_number_names_the_version(tmp_path, version):
+    save_spectral_volume(
+        SpectralVolume(torch.ones(1, 2, 2, 3, 3, dtype=torch.complex64)), tmp_path / "v.safetensors"
+    )
+    with safe_open(str(tmp_path / "v.safetensors"), framework="pt") as file:
+        header, channels = file.metadata(), file.get_tensor("channels")
+    save_file(
+        {"channels": channels}, str(tmp_path / "odd.safetensors"), metadata={**header, "version": version}
+    )
+    with pytest.raises(ValueError, match=rf"format version {version!r}, which is not a whole number"):
+        load_spectral_volume(tmp_path / "odd.safetensors")

@@ -1,0 +1,36 @@
+"""The library's front door: spectral volumes measured from a video."""
+
+import pytest
+import torch
+
+from gid_models.pipeline import spectral_volume_from_video
+
+
+def _clip(frames: int) -> torch.Tensor:
+    """A grey clip whose frames brighten a little, ``[T, 3, 16, 24]``."""
+    return torch.linspace(0.3, 0.6, frames).view(-1, 1, 1, 1).expand(frames, 3, 16, 24).contiguous()
+
+
+def test_more_bands_than_the_clip_holds_are_refused_before_the_flow_with_the_most_it_holds():
+    # 90 frames at 30 fps make a 90-frame window: 46 bands.
+    calls = []
+    with pytest.raises(
+        ValueError, match=r"num_bands is 60, but this clip holds 1 to 46 bands.*lower num_bands to 46"
+    ):
+        spectral_volume_from_video(_clip(90), 30.0, num_bands=60, progress=lambda *a: calls.append(a))
+    assert not calls, "the flow ran before the band count was checked"
+
+
+def test_as_many_bands_as_the_clip_holds_are_given_exactly():
+    volume = spectral_volume_from_video(_clip(90), 30.0, num_bands=46)
+    assert (volume.num_bands, volume.window) == (46, 90)
+
+
+def test_frames_too_small_for_the_flow_are_named_at_their_own_size_not_the_shrunk_one():
+    # 40 x 2000 frames, shrunk to 10 x 512 for the flow: the message names both.
+    clip = torch.full((70, 3, 40, 2000), 0.5)
+    with pytest.raises(
+        ValueError,
+        match=r"frames of 2000x40 pixels \(tracked at 512x10 .*flow_max_side = 512\) are too small",
+    ):
+        spectral_volume_from_video(clip, 30.0, flow_max_side=512)
