@@ -343,6 +343,111 @@ def _(g):
     show(g, to_motion(g, load_volume(g, "hostile_volume_b2.safetensors"), mask=_mask(g, 64, 40, 3)))
 
 
+# --- The motion brush and combined volumes ---------------------------------------------------------
+
+
+def brush(
+    g: Graph, image: list, mask: list, material: str = "foliage", reference: list | None = None, **overrides
+) -> list:
+    inputs = dict(
+        image=image,
+        mask=mask,
+        material=material,
+        strength=3.0,
+        direction="material",
+        angle=0.0,
+        spread=20.0,
+        speed=1.0,
+        structure=True,
+        seed=0,
+        num_bands=16,
+        fps=30.0,
+        window=150,
+        feather=8.0,
+    )
+    inputs.update(overrides)
+    if reference is not None:
+        inputs["reference_volume"] = reference
+    return out(g.add("MotionBrush", **inputs))
+
+
+def combine(g: Graph, first: list, second: list, mode: str = "add") -> list:
+    return out(g.add("CombineSpectralVolumes", spectral_volume=first, other=second, mode=mode, weight=1.0))
+
+
+@case("brush_empty_mask", "Motion Brush with nothing painted", r"the mask is empty: nothing is painted")
+def _(g):
+    show(g, brush(g, empty_image(g, 64, 40), out(g.add("SolidMask", value=0.0, width=64, height=40))))
+
+
+@case(
+    "brush_mask_of_another_size",
+    "Motion Brush on a 64x40 photo with a 128x80 painted mask",
+    r"height=40, width=64,",
+    OK,
+)
+def _(g):
+    show(g, brush(g, empty_image(g, 64, 40), out(g.add("SolidMask", value=1.0, width=128, height=80))))
+
+
+@case(
+    "brush_from_volume_without_reference",
+    "Motion Brush material 'from volume' with no reference volume",
+    r"no reference_volume is connected",
+)
+def _(g):
+    show(g, brush(g, empty_image(g, 64, 40), _mask(g, 64, 40), material="from volume"))
+
+
+@case(
+    "brush_from_normalized_reference",
+    "Motion Brush from a normalized reference volume",
+    r"reference_volume needs a spectral volume in pixels, but this one is normalized",
+)
+def _(g):
+    normalized = frequency_normalize(g, load_volume(g), statistics_file="hostile_stats_k16.json")
+    mask = out(g.add("SolidMask", value=1.0, width=64, height=40))
+    show(g, brush(g, empty_image(g, 64, 40), mask, material="from volume", reference=normalized))
+
+
+@case("brush_batch_of_photos", "Motion Brush on a batch of 2 photos", r"brush one photo at a time")
+def _(g):
+    show(
+        g, brush(g, empty_image(g, 64, 40, batch=2), out(g.add("SolidMask", value=1.0, width=64, height=40)))
+    )
+
+
+@case(
+    "brush_thinner_than_its_edge",
+    "Motion Brush with a painted line one pixel wide, feather 8",
+    r"thinner than its soft edge\); paint the region that should move, or lower feather",
+)
+def _(g):
+    still = out(g.add("SolidMask", value=0.0, width=64, height=40))
+    line = out(g.add("SolidMask", value=1.0, width=1, height=40))
+    mask = out(g.add("MaskComposite", destination=still, source=line, x=30, y=0, operation="add"))
+    show(g, brush(g, empty_image(g, 64, 40), mask))
+
+
+@case(
+    "combine_k_mismatch",
+    "Combine Spectral Volumes of K=16 and K=8",
+    r"the two volumes have another number of bands K \(16 and 8\)",
+)
+def _(g):
+    show(g, combine(g, load_volume(g), load_volume(g, "hostile_volume_k8.safetensors")))
+
+
+@case(
+    "combine_normalized",
+    "Combine Spectral Volumes with a normalized second volume",
+    r"combining spectral volumes needs a spectral volume in pixels, but this one is normalized",
+)
+def _(g):
+    normalized = frequency_normalize(g, load_volume(g), statistics_file="hostile_stats_k16.json")
+    show(g, combine(g, load_volume(g), normalized))
+
+
 # --- Spectral volumes: K, normalization, NaN and Inf -------------------------------------------------
 
 
