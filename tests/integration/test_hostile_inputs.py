@@ -1056,11 +1056,15 @@ case(
 NAN, INF = math.nan, math.inf
 
 
-def _nan_case(id: str, input_name: str, value: float, build, bounds: str):
+def _nan_case(id: str, input_name: str, value: float, build, bounds: str | None):
+    """``bounds``: the widget's range as the message gives it; None for a socket-only input."""
+    expected = (
+        f"from {bounds}" if bounds else "; type a number in the widget, or fix the node that feeds this input"
+    )
     case(
         id,
         f"{input_name} = {value} sent through the API",
-        rf"{input_name} is {value}, but it must be a finite number from {bounds}",
+        rf"{input_name} is {value}, but it must be a finite number{expected}",
     )(build)
 
 
@@ -1120,7 +1124,7 @@ _nan_case(
     "fps",
     NAN,
     lambda g: show(g, video_to_volume(g, empty_image(g, 32, 20, 70), fps=NAN)),
-    "0.1 to 1000",
+    None,  # the fps of a frames batch is a socket (issue 18): it has no widget range
 )
 _nan_case(
     "nan_linked_fps",
