@@ -5,12 +5,6 @@ import torch
 
 from gid_pack.gid_models.spectral import SpectralVolume
 
-
-@pytest.fixture
-def nodes(pack):
-    return pack.NODE_CLASS_MAPPINGS
-
-
 BRUSH = {
     "material": "foliage",
     "strength": 3.0,

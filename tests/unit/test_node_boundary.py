@@ -11,25 +11,6 @@ from gid_pack.gid_models.normalization import NormalizationStats
 from gid_pack.gid_models.spectral import SpectralVolume, save_spectral_volume
 
 
-@pytest.fixture
-def nodes(pack):
-    return pack.NODE_CLASS_MAPPINGS
-
-
-@pytest.fixture
-def comfy_folders(tmp_path):
-    import folder_paths
-
-    previous = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-    folder_paths.set_input_directory(str(tmp_path / "input"))
-    folder_paths.set_output_directory(str(tmp_path / "output"))
-    (tmp_path / "input").mkdir()
-    (tmp_path / "output").mkdir()
-    yield tmp_path
-    folder_paths.set_input_directory(previous[0])
-    folder_paths.set_output_directory(previous[1])
-
-
 def _volume() -> SpectralVolume:
     generator = torch.Generator().manual_seed(0)
     return SpectralVolume(torch.randn(1, 16, 2, 12, 16, dtype=torch.complex64, generator=generator))
