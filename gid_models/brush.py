@@ -28,7 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .configs import is_int, number_in_range
 from .materials import REFERENCE_SIDE, MaterialStatistics
+from .motion import resize_mask
 from .spectral import SpectralVolume, band_frequencies
 
 __all__ = ["COMBINE_MODES", "brush_spectral_volume", "combine_spectral_volumes", "soft_mask"]
@@ -61,6 +63,8 @@ def soft_mask(mask: torch.Tensor, height: int, width: int, feather: float, margi
         raise ValueError(f"mask must be one [height, width] mask, got shape {tuple(mask.shape)}")
     if not bool(torch.isfinite(mask).all()):
         raise ValueError("mask contains NaN or infinite values")
+    # Area, not the bilinear of motion.resize_mask: enlarging a mask bilinearly spreads it half a
+    # pixel past the painted edge, and the brush must not move what was not painted.
     hard = F.interpolate(mask.clamp(0, 1)[None, None], size=(height, width), mode="area")[0, 0]
     if margin > 0:
         # Erosion: the minimum over a (2 margin + 1)-pixel square.
@@ -135,15 +139,15 @@ def brush_spectral_volume(
         (16, 90, 160)
     """
     height, width = _size(size)
-    strength = _finite(strength, "strength", low=0.0)
-    spread = _finite(spread, "spread", low=0.0, high=90.0)
-    speed = _finite(speed, "speed", low=0.0, strict=True)
-    feather = _finite(feather, "feather", low=0.0)
+    strength = number_in_range(strength, "strength", 0.0, math.inf)
+    spread = number_in_range(spread, "spread", 0.0, 90.0)
+    speed = number_in_range(speed, "speed", 0.0, math.inf, low_open=True)
+    feather = number_in_range(feather, "feather", 0.0, math.inf)
     if direction is not None:
-        direction = _finite(direction, "direction")
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 2:
+        direction = number_in_range(direction, "direction", -math.inf, math.inf)
+    if not is_int(max_side) or max_side < 2:
         raise ValueError(f"max_side must be an integer number of pixels >= 2, got {max_side!r}")
-    if isinstance(num_bands, bool) or not isinstance(num_bands, int) or num_bands < 2:
+    if not is_int(num_bands) or num_bands < 2:
         raise ValueError(
             f"num_bands must be an integer >= 2 (band 0 and at least one band), got {num_bands!r}"
         )
@@ -238,7 +242,7 @@ def combine_spectral_volumes(
     other.require_pixels("combining spectral volumes")
     if mode not in COMBINE_MODES:
         raise ValueError(f"mode must be one of {COMBINE_MODES}, got {mode!r}")
-    weight = _finite(weight, "weight")
+    weight = number_in_range(weight, "weight", -math.inf, math.inf)
     for what, a, b in (
         ("number of bands K", base.num_bands, other.num_bands),
         ("fps", base.fps, other.fps),
@@ -268,7 +272,7 @@ def combine_spectral_volumes(
             )
         if not bool(torch.isfinite(mask).all()):
             raise ValueError("mask contains NaN or infinite values")
-        mask = F.interpolate(mask.clamp(0, 1)[:, None], size=(base.height, base.width), mode="bilinear")
+        mask = resize_mask(mask.clamp(0, 1)[:, None], base.height, base.width)
         share = share * mask[:, None]  # [B, 1, 1, H, W]
     added = other.coeffs.to(base.coeffs.dtype)
     if mode == "blend":
@@ -387,26 +391,6 @@ def _box(values: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def _size(size) -> tuple[int, int]:
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)
-    ):
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(is_int(v) and v >= 1 for v in size):
         raise ValueError(f"size must be (height, width) in pixels, each >= 1, got {size!r}")
     return int(size[0]), int(size[1])
-
-
-def _finite(
-    value, name: str, low: float | None = None, high: float | None = None, strict: bool = False
-) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if low is not None and (number < low or (strict and number == low)):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low:g}, got {number:g}")
-    if high is not None and number > high:
-        raise ValueError(f"{name} must be <= {high:g}, got {number:g}")
-    return number

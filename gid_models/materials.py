@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 
+from .motion import resize_mask
 from .spectral import SpectralVolume
 
 __all__ = [
@@ -336,6 +337,4 @@ def _resized_region(region: torch.Tensor, height: int, width: int) -> torch.Tens
         region = region[0]
     if region.dim() != 2:
         raise ValueError(f"a region is one mask [H, W], got shape {tuple(region.shape)}")
-    if tuple(region.shape) != (height, width):
-        region = torch.nn.functional.interpolate(region[None, None], size=(height, width), mode="area")[0, 0]
-    return region.clamp(0, 1)
+    return resize_mask(region.clamp(0, 1)[None, None], height, width)[0, 0].double()

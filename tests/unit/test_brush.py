@@ -211,10 +211,10 @@ def test_the_volume_is_made_at_most_max_side_at_the_photos_aspect():
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ({"strength": float("nan")}, "strength must be a finite number"),
-        ({"strength": -1.0}, "strength must be >= 0"),
-        ({"speed": 0.0}, "speed must be > 0"),
-        ({"spread": 120.0}, "spread must be <= 90"),
+        ({"strength": float("nan")}, r"strength must be a number in \[0, inf\], got nan"),
+        ({"strength": -1.0}, r"strength must be a number in \[0, inf\], got -1.0"),
+        ({"speed": 0.0}, r"speed must be a number in \(0, inf\], got 0.0"),
+        ({"spread": 120.0}, r"spread must be a number in \[0, 90\], got 120.0"),
         ({"size": (0, 10)}, r"size must be \(height, width\)"),
         ({"num_bands": 1}, "num_bands must be an integer >= 2"),
     ],
