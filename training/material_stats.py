@@ -25,7 +25,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,15 +110,7 @@ def measure_window(motion: torch.Tensor, name: str) -> Window:
     region = moving_region(volume)
     measured = measure_material(volume, region, name=name, sources=(name,))
     factor = math.sqrt(frames / WINDOW)
-    measured = MaterialStatistics(
-        name=name,
-        frequencies=measured.frequencies,
-        amplitude=tuple(a * factor for a in measured.amplitude),
-        coherence_length=measured.coherence_length,
-        x_share=measured.x_share,
-        phase_coherence=measured.phase_coherence,
-        sources=(name,),
-    )
+    measured = replace(measured, amplitude=tuple(a * factor for a in measured.amplitude))
     total = volume.coeffs[0, 1:].abs().square().sum((0, 1)).sqrt()
     return Window(mean_material([measured], name, FREQUENCIES), region, float(total[region].mean()) * factor)
 
@@ -137,8 +129,7 @@ def measure_clips(
     """
     manifest = data / "MANIFEST.tsv"
     rows = {Path(c.path).name: c for c in clips_from_manifest(manifest, motion_labels=("",))}
-    licences = _manifest_column(manifest, "license")
-    sources = _manifest_column(manifest, "source")
+    manifest_rows = _manifest_rows(manifest)
     clips = []
     for name in names or CLIP_MATERIALS:
         if name not in rows:
@@ -170,7 +161,10 @@ def measure_clips(
             progress(f"  {name}: shorter than {MIN_DURATION:g} s, left out")
             continue
         windows = [measure_window(m, name) for m in motions]
-        clips.append(Clip(name, CLIP_MATERIALS[name], info, licences[name], sources[name], windows))
+        row = manifest_rows[name]
+        clips.append(
+            Clip(name, CLIP_MATERIALS[name], info, row.get("license", ""), row.get("source", ""), windows)
+        )
         progress(
             f"  {name}: {CLIP_MATERIALS[name]}, {len(windows)} window(s) of {[m.shape[1] for m in motions]} frames"
         )
@@ -304,10 +298,10 @@ def print_held_out(rows: Sequence[HeldOut], out=sys.stdout) -> None:
     )
 
 
-def _manifest_column(manifest: Path, column: str) -> dict[str, str]:
-    """One column of the manifest, by clip file name."""
+def _manifest_rows(manifest: Path) -> dict[str, dict[str, str]]:
+    """The manifest's rows, by clip file name (for the columns ClipInfo does not keep)."""
     with open(manifest, newline="", encoding="utf-8") as handle:
-        return {Path(row["file"]).name: row.get(column, "") for row in csv.DictReader(handle, delimiter="\t")}
+        return {Path(row["file"]).name: row for row in csv.DictReader(handle, delimiter="\t")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
