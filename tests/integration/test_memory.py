@@ -155,9 +155,27 @@ def _reset_peak(pid: int) -> None:
         clear_refs.write("5")  # resets VmHWM to the current resident size
 
 
+def _collect_garbage(server: ComfyUIServer) -> None:
+    """Free now what earlier prompts left for the server's garbage collector.
+
+    ComfyUI frees the outputs a prompt no longer needs only when its worker collects garbage,
+    at most every 10 s between prompts: memory freed that way in the middle of a measured prompt
+    would lower its peak by whatever an earlier prompt left. Asking it to unload models makes the
+    worker collect at once (on the CPU, unloading moves no weights). It has collected when its
+    resident memory stops changing."""
+    pid = server.process.pid
+    server.request("/free", {"unload_models": True})
+    readings = [-1, -2]
+    deadline = time.monotonic() + 30
+    while readings[-1] != readings[-2] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        readings.append(_memory_bytes(pid, "VmRSS"))
+
+
 def _measured_peak(server: ComfyUIServer, graph: dict) -> int:
     """Bytes by which the server's resident memory grew at its peak while ``graph`` ran."""
     pid = server.process.pid
+    _collect_garbage(server)
     before = _memory_bytes(pid, "VmRSS")
     _reset_peak(pid)
     server.run(graph, timeout=600)
