@@ -8,9 +8,11 @@ A folder is found from one ``source`` string, in this order:
 
 1. an existing local folder path;
 2. a folder name under one of the ``search_dirs`` (in ComfyUI: ``models/gid/``);
-3. a Hugging Face Hub repo id ``owner/name``, downloaded once with ``huggingface_hub`` into the
-   Hub cache under ``download_dir`` (in ComfyUI: ``models/gid/hub``) at the given revision, and
-   read from that cache afterwards, also offline.
+3. a Hugging Face Hub repo id ``owner/name``, downloaded once with ``huggingface_hub`` at the
+   given revision, and read from disk afterwards, also offline: into a named model folder
+   ``models_dir / hub_folder_name(repo_id, revision)`` when ``models_dir`` is given (in ComfyUI:
+   ``models/gid/owner--name``, which the model list then shows like any other folder), else
+   into the Hub cache under ``download_dir``.
 
 When a repo can neither be downloaded nor found in the cache, the error names the repo, the
 revision and the folder where its files can be placed by hand.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from safetensors import SafetensorError
@@ -33,6 +35,7 @@ __all__ = [
     "check_revision",
     "check_state_dict",
     "download_model_folder",
+    "hub_folder_name",
     "is_repo_id",
     "load_weights",
     "read_config",
@@ -62,6 +65,20 @@ class ModelFolderError(FileNotFoundError):
 def is_repo_id(text: str) -> bool:
     """Whether ``text`` has the form of a Hugging Face Hub repo id, ``owner/name``."""
     return bool(_REPO_ID.match(text)) and ".." not in text
+
+
+def hub_folder_name(repo_id: str, revision: str | None = None) -> str:
+    """The name of the model folder a Hub repo is downloaded into: ``owner--name``, and
+    ``owner--name@revision`` for a revision other than ``main`` (``/`` in it becomes ``-``).
+
+    Example:
+        >>> hub_folder_name("someone/tiny-gid"), hub_folder_name("someone/tiny-gid", "refs/pr/1")
+        ('someone--tiny-gid', 'someone--tiny-gid@refs-pr-1')
+    """
+    name = repo_id.replace("/", "--")
+    if revision not in (None, "main"):
+        name += "@" + revision.replace("/", "-")
+    return name
 
 
 def required_file(folder: Path, name: str, contents: str) -> Path:
@@ -236,7 +253,7 @@ def resolve_model_folder(
             f"no model folder {source!r} in {places}, and it is not a Hub repo id (owner/name); "
             "check the name or put the model folder there"
         )
-    return _download(source, revision, download_dir, search_dirs)
+    return _download(source, revision, download_dir, search_dirs, None, None)
 
 
 def download_model_folder(
@@ -244,8 +261,10 @@ def download_model_folder(
     revision: str | None = None,
     download_dir: str | Path | None = None,
     search_dirs: Iterable[str | Path] = (),
+    models_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """The model folder of a Hub repo, downloaded or from the cache; never a local path.
+    """The model folder of a Hub repo, downloaded or from disk; never a local path.
 
     Unlike ``resolve_model_folder``, a local folder of the same name (relative to the current
     folder, or an absolute path) is never used: a repo id typed in a UI cannot open local files.
@@ -253,12 +272,19 @@ def download_model_folder(
     Args:
         repo_id: ``owner/name``.
         revision: branch, tag or commit; None means ``main``.
-        download_dir: Hub cache for downloads; None uses huggingface_hub's default cache.
+        download_dir: Hub cache (refs and file listings; the files too when ``models_dir`` is
+            None); None uses huggingface_hub's default cache.
         search_dirs: model folders; the error suggests the first for files placed by hand.
+        models_dir: when given, the files land in the named folder
+            ``models_dir / hub_folder_name(repo_id, revision)``, plain files that a model list
+            shows and a user can copy; later calls read it, also offline.
+        progress: called as ``progress(done, total)`` while downloading, in bytes (with
+            huggingface_hub 1.0 or later; in files with older versions), possibly from several
+            threads; an exception it raises (a user's cancel) stops the download and propagates.
 
     Raises:
         ModelFolderError: if ``repo_id`` is not a repo id, or the repo can neither be downloaded
-            nor found in the cache.
+            nor found on disk.
     """
     search_dirs = [Path(d) for d in search_dirs]
     if not isinstance(repo_id, str) or not is_repo_id(repo_id.strip()):
@@ -268,7 +294,7 @@ def download_model_folder(
             f"and '.'); to load a model folder from disk, put it in {place} and choose it from the "
             "list instead"
         )
-    return _download(repo_id.strip(), revision, download_dir, search_dirs)
+    return _download(repo_id.strip(), revision, download_dir, search_dirs, models_dir, progress)
 
 
 def check_revision(revision: str | None) -> str | None:
@@ -318,41 +344,93 @@ def _check_cached_ref(repo_id: str, revision: str | None, download_dir) -> None:
         )
 
 
-def _download(repo_id: str, revision: str | None, download_dir, search_dirs: list[Path]) -> Path:
+def _download(
+    repo_id: str,
+    revision: str | None,
+    download_dir,
+    search_dirs: list[Path],
+    models_dir,
+    progress: Callable[[int, int], None] | None,
+) -> Path:
     from huggingface_hub import snapshot_download
 
     revision = check_revision(revision)
     if revision is None or not _COMMIT.match(revision):
         _check_cached_ref(repo_id, revision, download_dir)
+    local_dir = None if models_dir is None else Path(models_dir) / hub_folder_name(repo_id, revision)
+    reporter = None if progress is None else _progress_bar_class(progress)
+    # Online first, then what is on disk; a download of an earlier version of the pack, in the
+    # Hub cache rather than a named folder, still loads offline.
+    tries = [(False, local_dir), (True, local_dir)] + ([(True, None)] if local_dir is not None else [])
     attempts = []
-    for local_only in (False, True):
+    for local_only, target in tries:
         try:
             folder = Path(
                 snapshot_download(
                     repo_id,
                     revision=revision,
                     cache_dir=download_dir,
+                    local_dir=target,
                     local_files_only=local_only,
                     allow_patterns=["*.json", "*.safetensors", "*.md"],
+                    tqdm_class=reporter,
                 )
             )
         except Exception as error:  # noqa: BLE001 - offline, DNS, HTTP and cache misses all land here
+            if reporter is not None and reporter.stopped_by is not None:
+                raise reporter.stopped_by from error
             attempts.append(f"{type(error).__name__}: {error}".splitlines()[0])
             continue
-        if download_dir is not None:
-            # A cached ref file names the snapshot folder; one edited to hold a path would lead
-            # out of the cache. The snapshot must lie inside the cache (links to its blobs do).
-            snapshots = (Path(download_dir) / f"models--{repo_id.replace('/', '--')}" / "snapshots").resolve()
-            if not folder.resolve().is_relative_to(snapshots):
-                raise ModelFolderError(
-                    f"the Hub cache of {repo_id!r} at revision {revision or 'main'!r} points outside "
-                    f"{snapshots}: the cache was altered; delete {snapshots.parent} and download again"
-                )
+        # A cached ref file names the snapshot folder; one edited to hold a path would lead out
+        # of the cache. The folder must lie where it belongs (links to the cache's blobs do).
+        if target is not None:
+            expected = target.resolve()
+        elif download_dir is not None:
+            expected = (Path(download_dir) / f"models--{repo_id.replace('/', '--')}" / "snapshots").resolve()
+        else:
+            return folder
+        if not folder.resolve().is_relative_to(expected):
+            raise ModelFolderError(
+                f"the Hub download of {repo_id!r} at revision {revision or 'main'!r} points outside "
+                f"{expected}: the cache was altered; delete {expected if target else expected.parent} "
+                "and download again"
+            )
         return folder
     by_hand = search_dirs[0] / repo_id.split("/")[1] if search_dirs else Path(repo_id.split("/")[1])
     raise ModelFolderError(
         f"could not get the model {repo_id!r} at revision {revision or 'main'!r} from the Hugging "
-        f"Face Hub, and it is not in the local cache ({download_dir or 'default cache'}). Connect "
+        f"Face Hub, and it is not on disk ({local_dir or download_dir or 'default cache'}). Connect "
         f"to the internet once, or download the repo's files by hand into {by_hand} and choose "
         f"that folder. Details: {' | '.join(attempts)}"
     )
+
+
+def _progress_bar_class(progress: Callable[[int, int], None]):
+    """A tqdm class for ``snapshot_download`` that reports to ``progress(done, total)``.
+
+    huggingface_hub 1.0 and later make byte bars with it (the files' bytes, summed); older
+    versions only the bar of files fetched, which is then reported instead. Its ``stopped_by``
+    holds the exception ``progress`` raised, so that a cancel is not taken for a network error.
+    """
+    from tqdm.auto import tqdm
+
+    class ProgressReporter(tqdm):
+        counts_bytes = False
+        stopped_by: BaseException | None = None
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if self.unit == "B":
+                ProgressReporter.counts_bytes = True
+
+        def update(self, n=1):
+            shown = super().update(n)
+            if self.unit == "B" or not ProgressReporter.counts_bytes:
+                try:
+                    progress(int(self.n), int(self.total or self.n))
+                except BaseException as error:
+                    ProgressReporter.stopped_by = error
+                    raise
+            return shown
+
+    return ProgressReporter

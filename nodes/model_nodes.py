@@ -60,8 +60,10 @@ class LoadMotionLDM:
     DESCRIPTION = (
         "Loads a motion model (motion VAE, frequency-coordinated denoiser, normalization "
         "statistics; paper Sec. 4.2) from a folder in models/gid, or from a Hugging Face Hub "
-        "repo id (downloaded into models/gid/hub once). When the folder also holds a trained "
-        "renderer, it is loaded too."
+        "repo id, downloaded once, with its progress shown, into the folder models/gid/owner--name "
+        "(owner--name@revision for another revision), which the model list shows after a refresh "
+        "and which loads offline afterwards. When the folder also holds a trained renderer, it is "
+        "loaded too."
     )
     CATEGORY = types.CATEGORY
     RETURN_TYPES = (types.MOTION_MODEL, types.RENDERER)
@@ -86,7 +88,7 @@ class LoadMotionLDM:
                     "STRING",
                     {
                         "default": "",
-                        "tooltip": "Hugging Face Hub repo id (owner/name). When set, it is used instead of the folder above.",
+                        "tooltip": "Hugging Face Hub repo id (owner/name). When set, it is used instead of the folder above: downloaded once into models/gid/owner--name, which the list above shows after a refresh (R).",
                     },
                 ),
                 "revision": (
@@ -104,11 +106,15 @@ class LoadMotionLDM:
         search_dirs = gid_model_dirs()
         if hub_repo_id.strip():
             # A repo id only ever reaches the Hub and its cache, never a local path.
+            # The files land in models/gid/owner--name, which the model list shows after a
+            # refresh; the Hub cache folder keeps only its refs and listings.
             source = download_model_folder(
                 hub_repo_id.strip(),
                 revision=revision.strip() or None,
                 download_dir=os.path.join(search_dirs[0], HUB_CACHE_FOLDER),
                 search_dirs=search_dirs,
+                models_dir=search_dirs[0],
+                progress=Progress(1),
             )
         elif model == "(no model in models/gid)":
             raise ModelFolderError(

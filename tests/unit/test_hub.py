@@ -10,6 +10,7 @@ from gid_models.hub import (
     ModelFolderError,
     check_revision,
     download_model_folder,
+    hub_folder_name,
     load_weights,
     read_config,
     read_safetensors,
@@ -142,3 +143,75 @@ def test_a_hub_repo_id_that_is_also_a_local_folder_goes_to_the_hub(tmp_path, mon
     (tmp_path / "owner" / "name").mkdir(parents=True)
     with pytest.raises(ModelFolderError, match="could not get the model 'owner/name'"):
         download_model_folder("owner/name", search_dirs=[tmp_path / "gid"], download_dir=tmp_path / "hub")
+
+
+TINY_REPO = {
+    "config.json": b"{}",
+    "vae.safetensors": b"\0" * 100_000,
+    "README.md": b"# tiny",
+    "notes.bin": b"x",
+}
+
+
+def test_a_hub_repo_lands_as_a_named_folder_of_plain_files_in_the_models_folder(tmp_path, fake_hub):
+    fake_hub.repos["someone/tiny-gid"] = TINY_REPO
+    folder = download_model_folder("someone/tiny-gid", download_dir=tmp_path / "hub", models_dir=tmp_path)
+    assert folder == (tmp_path / "someone--tiny-gid").resolve()
+    assert sorted(path.name for path in folder.iterdir() if not path.name.startswith(".")) == [
+        "README.md",
+        "config.json",
+        "vae.safetensors",
+    ]  # model files only: notes.bin is not fetched
+    assert (folder / "vae.safetensors").is_file() and not (folder / "vae.safetensors").is_symlink()
+
+
+def test_a_downloaded_hub_repo_is_read_from_its_folder_offline(tmp_path, fake_hub, monkeypatch):
+    fake_hub.repos["someone/tiny-gid"] = TINY_REPO
+    download_model_folder("someone/tiny-gid", download_dir=tmp_path / "hub", models_dir=tmp_path)
+    fake_hub.repos.clear()  # the Hub forgets the repo: only the folder on disk can answer
+    downloads = len(fake_hub.downloads)
+    folder = download_model_folder("someone/tiny-gid", download_dir=tmp_path / "hub", models_dir=tmp_path)
+    assert (folder / "config.json").read_text() == "{}" and len(fake_hub.downloads) == downloads
+
+
+def test_a_hub_download_reports_its_progress_up_to_the_whole_size(tmp_path, fake_hub):
+    fake_hub.repos["someone/tiny-gid"] = TINY_REPO
+    reports = []
+    download_model_folder(
+        "someone/tiny-gid",
+        download_dir=tmp_path / "hub",
+        models_dir=tmp_path,
+        progress=lambda done, total: reports.append((done, total)),
+    )
+    assert reports and reports[-1][0] == reports[-1][1] > 0
+    assert all(0 <= done <= total for done, total in reports)
+
+
+def test_an_exception_from_the_progress_callback_stops_the_download_and_propagates(tmp_path, fake_hub):
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done, total):
+        raise Cancelled
+
+    fake_hub.repos["someone/tiny-gid"] = TINY_REPO
+    with pytest.raises(Cancelled):
+        download_model_folder(
+            "someone/tiny-gid", download_dir=tmp_path / "hub", models_dir=tmp_path, progress=cancel
+        )
+
+
+def test_a_revision_other_than_main_downloads_into_a_folder_of_its_own(tmp_path, fake_hub):
+    fake_hub.repos["someone/tiny-gid"] = TINY_REPO
+    folder = download_model_folder(
+        "someone/tiny-gid", "v2", download_dir=tmp_path / "hub", models_dir=tmp_path
+    )
+    assert folder.name == "someone--tiny-gid@v2" == hub_folder_name("someone/tiny-gid", "v2")
+    assert hub_folder_name("someone/tiny-gid", "refs/pr/1") == "someone--tiny-gid@refs-pr-1"
+
+
+def test_a_repo_in_the_hub_cache_of_an_earlier_version_still_loads_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = _fake_hub_cache(tmp_path / "hub", "someone/tiny-gid", {"config.json": "{}"})
+    folder = download_model_folder("someone/tiny-gid", download_dir=tmp_path / "hub", models_dir=tmp_path)
+    assert folder.resolve() == snapshot.resolve()

@@ -66,11 +66,15 @@ def test_the_renderer_is_loaded_and_offloaded_by_comfyuis_model_management(pack,
     loaded = []
     load_models_gpu = comfy.model_management.load_models_gpu
     monkeypatch.setattr(
-        comfy.model_management, "load_models_gpu", lambda models, **kw: loaded.extend(models) or load_models_gpu(models, **kw)
+        comfy.model_management,
+        "load_models_gpu",
+        lambda models, **kw: loaded.extend(models) or load_models_gpu(models, **kw),
     )
     coeffs = torch.zeros(1, 16, 2, 8, 8, dtype=torch.complex64)
     motion = MotionTexture.from_spectral_volume(SpectralVolume(coeffs), num_frames=2)
-    frames, _ = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(torch.rand(1, 16, 16, 3), motion, 2, renderer)
+    frames, _ = pack.NODE_CLASS_MAPPINGS["SoftmaxSplatRender"]().run(
+        torch.rand(1, 16, 16, 3), motion, 2, renderer
+    )
     assert loaded == [renderer] and frames.shape == (2, 16, 16, 3)
 
 
@@ -80,6 +84,30 @@ def test_an_unreachable_hub_repo_names_the_repo_revision_and_folder(pack, models
         ModelFolderError, match=r"'someone/missing' at revision 'v1'.*by hand into .*gid/missing"
     ):
         pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("tiny", "someone/missing", "v1", "auto")
+
+
+def test_a_hub_model_downloads_with_progress_into_a_folder_that_the_list_then_shows(
+    pack, models_dir, fake_hub, monkeypatch
+):
+    import comfy.utils
+
+    fake_hub.repos["someone/tiny-gid"] = {
+        path.name: path.read_bytes() for path in (models_dir / "tiny").iterdir()
+    }
+    bars = []
+    monkeypatch.setattr(
+        comfy.utils,
+        "PROGRESS_BAR_HOOK",
+        lambda done, total, preview, node_id=None: bars.append((done, total)),
+    )
+    node = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]
+
+    model, _ = node().run("tiny", "someone/tiny-gid", "main", "auto")
+
+    assert model.model.config.num_bands == 8
+    assert (models_dir / "someone--tiny-gid" / "unet.safetensors").is_file()
+    assert "someone--tiny-gid" in node.INPUT_TYPES()["required"]["model"][0]
+    assert bars and bars[-1][0] == bars[-1][1] > 1000  # bytes
 
 
 def test_predicting_gives_a_pixel_volume_at_the_images_size(pack, models_dir):
