@@ -1,4 +1,5 @@
-"""Checks of the values in a model's config files, shared by every config dataclass.
+"""Checks of arguments and of the values in a model's config files: the library's one module of
+argument checks, shared by every config dataclass and every function that validates its inputs.
 
 A model folder's ``config.json`` comes from disk and may have been edited by hand or by anyone
 who published the model, so every field is checked when the config is built: its type, its range
@@ -19,11 +20,13 @@ __all__ = [
     "config_to_dict",
     "divisor",
     "finite_floats",
+    "integer",
     "is_int",
     "number_in_range",
     "one_of",
     "positive_int",
     "positive_ints",
+    "real_number",
     "set_field",
 ]
 
@@ -37,6 +40,37 @@ def set_field(config: object, name: str, value: object) -> None:
 def is_int(value: object) -> bool:
     """Whether ``value`` is an integer (JSON ``3``, not ``3.0``, ``"3"`` or ``true``)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def real_number(value: object, name: str, *, positive: bool = False) -> float:
+    """``value`` as a float if it is a finite real number (and > 0 when ``positive``).
+
+    Raises:
+        TypeError: if it is not a real number (a bool, a string, a tensor, ...).
+        ValueError: if it is NaN, infinite, or not positive when it must be.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number, got {value}")
+    return value
+
+
+def integer(value: object, name: str, *, low: int, high: int | None = None) -> int:
+    """``value`` as an int if it is an integer from ``low`` to ``high`` (no upper bound when None).
+
+    Raises:
+        TypeError: if it is not an integer (a float, a bool, a string, ...).
+        ValueError: if it is out of the range.
+    """
+    if not is_int(value):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    return value
 
 
 def positive_int(value: object, name: str, high: int | None = None) -> int:

@@ -92,8 +92,9 @@ from typing import Literal
 
 import torch
 
+from .configs import integer, real_number
 from .motion import MotionTexture
-from .spectral import SpectralVolume, _integer, _real_number
+from .spectral import SpectralVolume
 
 __all__ = [
     "MAX_FRAMES",
@@ -151,11 +152,11 @@ class Poke:
     kind: PokeKind = "release"
 
     def __post_init__(self) -> None:
-        _integer(self.x, "the poke's x", low=0)
-        _integer(self.y, "the poke's y", low=0)
-        _real_number(self.force_x, "force_x")
-        _real_number(self.force_y, "force_y")
-        if _real_number(self.time, "the poke's time") < 0:
+        integer(self.x, "the poke's x", low=0)
+        integer(self.y, "the poke's y", low=0)
+        real_number(self.force_x, "force_x")
+        real_number(self.force_y, "force_y")
+        if real_number(self.time, "the poke's time") < 0:
             raise ValueError(f"a poke's time must be >= 0 seconds (the first frame), got {self.time}")
         if self.kind not in POKE_KINDS:
             raise ValueError(f"a poke's kind must be one of {POKE_KINDS}, got {self.kind!r}")
@@ -183,10 +184,10 @@ class ModalParameters:
 
     def __post_init__(self) -> None:
         for name in ("alpha", "beta"):
-            if _real_number(getattr(self, name), name) < 0:
+            if real_number(getattr(self, name), name) < 0:
                 raise ValueError(f"the damping {name} must be >= 0, got {getattr(self, name)}")
-        _real_number(self.frequency_factor, "frequency_factor", positive=True)
-        _real_number(self.time_step, "time_step", positive=True)
+        real_number(self.frequency_factor, "frequency_factor", positive=True)
+        real_number(self.time_step, "time_step", positive=True)
 
     def angular_frequencies(self, volume: SpectralVolume) -> torch.Tensor:
         """``omega_f = 2 pi f frequency_factor`` of every band.
@@ -337,13 +338,13 @@ def simulate(
     """
     _check_volume(volume)
     parameters = parameters or ModalParameters()
-    num_frames = _integer(num_frames, "the number of frames", low=1)
+    num_frames = integer(num_frames, "the number of frames", low=1)
     if num_frames > MAX_FRAMES:
         raise ValueError(
             f"{num_frames} frames are more than the {MAX_FRAMES} a modal simulation makes; make "
             "fewer frames (or a lower fps) and render the video in parts"
         )
-    fps = _real_number(fps, "fps", positive=True)
+    fps = real_number(fps, "fps", positive=True)
     steps_per_frame = parameters.sub_steps_per_frame(fps)
     step = 1 / (fps * steps_per_frame)
     parameters.check_stable(volume, step)
@@ -465,7 +466,7 @@ def export_modal_basis(volume: SpectralVolume, max_size: int = 256) -> ModalBasi
         The int8 data and its header (see ``ModalBasisExport``).
     """
     _check_volume(volume)
-    max_size = _integer(max_size, "max_size", low=1)
+    max_size = integer(max_size, "max_size", low=1)
     shrink = min(1.0, max_size / max(volume.height, volume.width))
     height, width = max(1, round(volume.height * shrink)), max(1, round(volume.width * shrink))
     grid = volume.resize(height, width) if (height, width) != (volume.height, volume.width) else volume

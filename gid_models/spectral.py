@@ -37,7 +37,6 @@ real and imaginary parts of the x coefficient, then of the y coefficient.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -45,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from .configs import integer, real_number
 
 __all__ = ["SpectralVolume", "band_frequencies", "load_spectral_volume", "save_spectral_volume"]
 
@@ -85,9 +86,9 @@ def band_frequencies(
         >>> band_frequencies(4, fps=30.0, window=150)
         tensor([0.0000, 0.2000, 0.4000, 0.6000])
     """
-    fps = _real_number(fps, "fps", positive=True)
-    window = _integer(window, "window", low=2)
-    num_bands = _integer(num_bands, "num_bands", low=1, high=window // 2 + 1)
+    fps = real_number(fps, "fps", positive=True)
+    window = integer(window, "window", low=2)
+    num_bands = integer(num_bands, "num_bands", low=1, high=window // 2 + 1)
     return torch.arange(num_bands, dtype=dtype, device=device) * (fps / window)
 
 
@@ -122,10 +123,10 @@ class SpectralVolume:
     def __post_init__(self) -> None:
         _check_5d(self.coeffs, "coeffs", "[B, K, 2, H, W]", 2, complex_expected=True)
         # Frozen: object.__setattr__ is the dataclass-sanctioned way to store the coerced values.
-        object.__setattr__(self, "fps", _real_number(self.fps, "fps", positive=True))
-        object.__setattr__(self, "window", _integer(self.window, "window", low=2))
+        object.__setattr__(self, "fps", real_number(self.fps, "fps", positive=True))
+        object.__setattr__(self, "window", integer(self.window, "window", low=2))
         object.__setattr__(self, "normalized", bool(self.normalized))
-        _integer(self.num_bands, "the number of bands K (coeffs.shape[1])", low=1, high=self.window // 2 + 1)
+        integer(self.num_bands, "the number of bands K (coeffs.shape[1])", low=1, high=self.window // 2 + 1)
 
     def __repr__(self) -> str:
         return (
@@ -197,7 +198,7 @@ class SpectralVolume:
         """
         _check_5d(motion, "motion", "[B, T, 2, H, W]", 2, complex_expected=False)
         num_frames = motion.shape[1]
-        if window is not None and _integer(window, "window", low=2) != num_frames:
+        if window is not None and integer(window, "window", low=2) != num_frames:
             raise ValueError(
                 f"the motion texture has T={num_frames} frames but window={window} was asked for; "
                 f"resample the trajectories in time (gid_models.flow) to {window} frames, or pass "
@@ -205,7 +206,7 @@ class SpectralVolume:
             )
         if num_frames < 2:
             raise ValueError("a motion texture needs at least 2 frames (T >= 2) to have a spectrum")
-        num_bands = _integer(num_bands, "num_bands", low=1, high=num_frames // 2 + 1)
+        num_bands = integer(num_bands, "num_bands", low=1, high=num_frames // 2 + 1)
         # rfft has no half-precision CPU kernel; float32 is also what the convention promises.
         motion = motion.to(torch.promote_types(motion.dtype, torch.float32))
         scale = _one_sided_scale(num_bands, num_frames, motion.dtype, motion.device).view(1, -1, 1, 1, 1)
@@ -235,9 +236,9 @@ class SpectralVolume:
         Returns:
             ``[N]`` float64 times in seconds, ``start_time + j / (fps * time_scale)``.
         """
-        num_frames = _integer(self.window if num_frames is None else num_frames, "num_frames", low=1)
-        time_scale = _real_number(time_scale, "time_scale", positive=True)
-        start_time = _real_number(start_time, "start_time")
+        num_frames = integer(self.window if num_frames is None else num_frames, "num_frames", low=1)
+        time_scale = real_number(time_scale, "time_scale", positive=True)
+        start_time = real_number(start_time, "start_time")
         frame_index = torch.arange(num_frames, dtype=torch.float64, device=self.device)
         return start_time + frame_index / (self.fps * time_scale)
 
@@ -277,7 +278,7 @@ class SpectralVolume:
         elif num_frames is not None or time_scale != 1.0 or start_time != 0.0:
             raise ValueError("give either times, or num_frames/time_scale/start_time, not both")
         # Scaling the [N, K] weights rather than the output saves a pass over [B, N, 2, H, W].
-        return self.synthesize(self._phasors(times) * _real_number(amplitude, "amplitude"))
+        return self.synthesize(self._phasors(times) * real_number(amplitude, "amplitude"))
 
     def motion_at(self, times: Times) -> torch.Tensor:
         """Displacement at arbitrary times: ``F(t) = Re(sum_k S_k exp(2 pi i f_k t))``.
@@ -401,8 +402,8 @@ class SpectralVolume:
             ValueError: if the volume is normalized, or on a bad size or mode.
         """
         self.require_pixels("resize")
-        height = _integer(height, "height", low=1)
-        width = _integer(width, "width", low=1)
+        height = integer(height, "height", low=1)
+        width = integer(width, "width", low=1)
         if mode not in _RESIZE_MODES:
             raise ValueError(f"mode must be one of {_RESIZE_MODES}, got {mode!r}")
         linear = mode in ("bilinear", "bicubic")
@@ -441,10 +442,10 @@ class SpectralVolume:
         Raises:
             ValueError: if the region is empty or does not lie inside the volume.
         """
-        top = _integer(top, "top", low=0, high=self.height - 1)
-        left = _integer(left, "left", low=0, high=self.width - 1)
-        height = _integer(height, "height", low=1, high=self.height - top)
-        width = _integer(width, "width", low=1, high=self.width - left)
+        top = integer(top, "top", low=0, high=self.height - 1)
+        left = integer(left, "left", low=0, high=self.width - 1)
+        height = integer(height, "height", low=1, high=self.height - top)
+        width = integer(width, "width", low=1, high=self.width - left)
         return replace(self, coeffs=self.coeffs[..., top : top + height, left : left + width])
 
     def with_bands(self, num_bands: int) -> SpectralVolume:
@@ -453,7 +454,7 @@ class SpectralVolume:
         Raises:
             ValueError: if ``num_bands`` is < 1 or more than the volume has.
         """
-        num_bands = _integer(num_bands, "num_bands", low=1, high=self.num_bands)
+        num_bands = integer(num_bands, "num_bands", low=1, high=self.num_bands)
         return replace(self, coeffs=self.coeffs[:, :num_bands])
 
     def to(
@@ -606,22 +607,3 @@ def _times(times: Times, device: torch.device) -> torch.Tensor:
     if not bool(torch.isfinite(times).all()):
         raise ValueError("times contains NaN or infinite values")
     return times
-
-
-def _real_number(value: object, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number, got {value}")
-    return value
-
-
-def _integer(value: object, name: str, *, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"from {low} to {high}"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-    return value

@@ -1,70 +1,47 @@
-"""Fixtures shared by the unit and the integration tests.
+"""Fixtures shared by the library, training, node and integration tests.
 
-``pack`` imports this repository the way ComfyUI does (as a package from its folder, with
-ComfyUI's own modules importable), so node classes are tested with the real ``comfy`` helpers.
-
-Inside the pack, the nodes reach the library relatively, so the pack carries its own copy of it,
-``gid_pack.gid_models``, beside the ``gid_models`` that the library tests import from the
-checkout. The two copies' classes are different classes: node tests build the nodes' inputs and
-check their outputs with the pack's copy (``from gid_pack.gid_models.spectral import ...``).
+None of them needs ComfyUI until a test asks for ``pack`` (the node pack as ComfyUI imports it,
+``tests/comfyui_pack.py``): the library and training tests run without it.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
+import json
 import os
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
+from urllib.parse import unquote, urlparse
 
 import pytest
 import torch
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GID_SHARED_DATA", REPO_DIR.parent / "shared" / "data"))
+# Test helper modules (comfyui_pack.py) are imported from this folder (pytest's importlib mode
+# adds none).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from comfyui_pack import import_pack  # noqa: E402
 
-def _make_comfyui_importable() -> None:
-    """Put ComfyUI's modules on the path, as they are when ComfyUI loads the pack.
-
-    pytest itself imports the repository's root ``__init__.py`` (the pack) while collecting, so
-    this runs when the conftest is loaded, before any test.
-    """
-    comfyui_dir = os.environ.get("COMFYUI_DIR")
-    if not comfyui_dir:
-        raise pytest.UsageError(
-            "COMFYUI_DIR is not set: run the tests with scripts/test.sh, which sets up ComfyUI "
-            "and exports it, or point COMFYUI_DIR at a ComfyUI folder."
-        )
-    if comfyui_dir not in sys.path:
-        sys.path.append(comfyui_dir)
-    import comfy.cli_args
-
-    # Without --cpu, comfy.model_management looks for a CUDA driver at import time.
-    comfy.cli_args.args.cpu = True
-
-
-_make_comfyui_importable()
-
-
-def _import_pack():
-    """Import the folder's ``__init__.py`` as the package ``gid_pack``, as ComfyUI's
-    ``load_custom_node`` does under the folder's path (``spec_from_file_location``)."""
-    name = "gid_pack"
-    spec = importlib.util.spec_from_file_location(name, REPO_DIR / "__init__.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# Imported once, when the conftest loads, so that test modules can import ``gid_pack.gid_models``.
-PACK = _import_pack()
+if not os.environ.get("COMFYUI_DIR"):
+    # pytest imports the checkout's root __init__.py (the pack, which imports ComfyUI) to set up
+    # every test below it, under the folder's name, unless a module of that name is loaded. The
+    # library and training tests need no ComfyUI: without it, an empty module stands in.
+    sys.modules.setdefault(REPO_DIR.name, ModuleType(REPO_DIR.name))
 
 
 @pytest.fixture(scope="session")
 def pack():
-    """The node pack as ComfyUI imports it (``NODE_CLASS_MAPPINGS`` etc.)."""
-    return PACK
+    """The node pack as ComfyUI imports it (``NODE_CLASS_MAPPINGS`` etc.). A library or training
+    test that also checks what the nodes make of its result skips without ComfyUI (COMFYUI_DIR);
+    the node and integration tests require it."""
+    if not os.environ.get("COMFYUI_DIR"):
+        pytest.skip("needs ComfyUI: set COMFYUI_DIR (scripts/test.sh does)")
+    return import_pack()
 
 
 @pytest.fixture(scope="session")
@@ -90,10 +67,98 @@ def make_tiny_motion_model(seed: int = 0):
     from gid_models.vae import MotionVAEConfig
 
     torch.manual_seed(seed)
-    config = MotionLDMConfig(num_bands=8, resolution=(16, 24), vae=MotionVAEConfig.tiny(), unet=UNetConfig.tiny())
+    config = MotionLDMConfig(
+        num_bands=8, resolution=(16, 24), vae=MotionVAEConfig.tiny(), unet=UNetConfig.tiny()
+    )
     return MotionLDM(config, NormalizationStats(torch.linspace(2.0, 0.5, 8))).eval()
 
 
 @pytest.fixture(scope="session")
 def tiny_motion_model():
     return make_tiny_motion_model()
+
+
+class FakeHub:
+    """The Hugging Face Hub's HTTP endpoints that ``snapshot_download`` uses, on localhost:
+    repo info at a revision, the file tree of a commit, and the files themselves.
+
+    Attributes:
+        url: the endpoint, for ``HF_ENDPOINT``.
+        repos: ``{repo_id: {file name: bytes}}``, all at the commit ``COMMIT``.
+        downloads: the file names served, in order.
+    """
+
+    COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, repos: dict[str, dict[str, bytes]]):
+        self.repos = repos
+        self.downloads: list[str] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass  # keeps the test output clean
+
+            def do_HEAD(self):
+                self.answer(with_body=False)
+
+            def do_GET(self):
+                self.answer(with_body=True)
+
+            def answer(self, with_body: bool):
+                status, headers, data = hub.route(unquote(urlparse(self.path).path), with_body)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def route(self, path: str, with_body: bool) -> tuple[int, dict, bytes]:
+        for repo_id, files in self.repos.items():
+            if path.startswith(f"/api/models/{repo_id}/revision/"):
+                info = {
+                    "id": repo_id,
+                    "sha": self.COMMIT,
+                    "siblings": [{"rfilename": name} for name in files],
+                }
+                return 200, {"Content-Type": "application/json"}, json.dumps(info).encode()
+            if path.startswith(f"/api/models/{repo_id}/tree/"):
+                tree = [
+                    {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                    for name, data in files.items()
+                ]
+                return 200, {"Content-Type": "application/json"}, json.dumps(tree).encode()
+            resolve = f"/{repo_id}/resolve/"
+            if path.startswith(resolve):
+                name = path[len(resolve) :].split("/", 1)[1]  # after the revision
+                if name in files:
+                    if with_body:
+                        self.downloads.append(name)
+                    etag = f'"{hashlib.sha1(files[name]).hexdigest()}"'
+                    return 200, {"X-Repo-Commit": self.COMMIT, "ETag": etag}, files[name]
+        return 404, {"X-Error-Code": "RepoNotFound"}, b"{}"
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A ``FakeHub`` with no repos (fill ``fake_hub.repos``), which huggingface_hub reaches
+    through ``HF_ENDPOINT`` for one test."""
+    import huggingface_hub.constants
+
+    hub = FakeHub({})
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(
+        huggingface_hub.constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        hub.url + "/{repo_id}/resolve/{revision}/{filename}",
+    )
+    yield hub
+    hub.server.shutdown()

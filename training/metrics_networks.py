@@ -11,7 +11,7 @@ r"""The two pretrained networks behind FID, KID and FVD, in torch, loaded from s
 
 Both networks were written in TensorFlow, whose "SAME" padding puts the odd pixel of padding
 at the end (bottom, right, last frame) rather than spreading it evenly as torch's symmetric
-padding does; ``_pad_same`` reproduces it, so the port matches layer by layer. Module names
+padding does; ``pad_same`` reproduces it, so the port matches layer by layer. Module names
 follow the original graphs (``mixed_4.tower_1.conv_2``, ``Mixed_4b.Branch_1.Conv3d_0b_3x3``),
 so that a parameter can be traced back to its source by name.
 
@@ -54,6 +54,7 @@ __all__ = [
     "fvd_features",
     "load_i3d",
     "load_inception",
+    "pad_same",
     "tf_bilinear_resize",
 ]
 
@@ -72,7 +73,7 @@ def default_weights_dir() -> Path:
 # TensorFlow's conventions
 
 
-def _pad_same(
+def pad_same(
     x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], value: float = 0.0
 ) -> torch.Tensor:
     """Pad the trailing ``len(kernel)`` axes of ``x`` as TensorFlow's ``padding="SAME"`` does.
@@ -142,7 +143,7 @@ class _Unit3D(nn.Module):
         self.kernel, self.stride, self.batch_norm = kernel, stride, batch_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.conv3d(_pad_same(x, self.kernel, self.stride), self.weight, stride=self.stride)
+        x = F.conv3d(pad_same(x, self.kernel, self.stride), self.weight, stride=self.stride)
         if not self.batch_norm:
             return x + self.bias.view(1, -1, 1, 1, 1)
         x = F.batch_norm(x, self.mean, self.var, None, self.beta, False, 0.0, _BATCH_NORM_EPSILON)
@@ -153,7 +154,7 @@ def _max_pool_same(
     x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int]
 ) -> torch.Tensor:
     # Padding with -inf leaves every maximum to the real values, as TF's SAME pooling does.
-    return F.max_pool3d(_pad_same(x, kernel, stride, value=-math.inf), kernel, stride)
+    return F.max_pool3d(pad_same(x, kernel, stride, value=-math.inf), kernel, stride)
 
 
 class _Branch(nn.ModuleDict):

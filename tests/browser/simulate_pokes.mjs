@@ -1,5 +1,5 @@
 // Runs the browser's modal simulation (web/js/modal_dynamics.js) in Node.js, for
-// tests/unit/test_modal.py to compare with gid_models.modal.simulate.
+// tests/unit/gid_models/test_modal.py to compare with gid_models.modal.simulate.
 //
 //   node tests/browser/simulate_pokes.mjs CASE.json
 //

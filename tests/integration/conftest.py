@@ -22,9 +22,13 @@ sys.path.insert(0, str(REPO_DIR / "scripts"))
 # The tests import shared graph pieces (graphs.py) from this folder (pytest's importlib mode adds none).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from comfyui_pack import import_pack  # noqa: E402
 from graphs import MODEL_WITH_RENDERER  # noqa: E402
 
 from comfyui_server import ComfyUIServer  # noqa: E402
+
+# Some tests compare with the pack's own estimates (from gid_pack.nodes... import ...).
+import_pack()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Project-wide code rules, checked on every file of the repository."""
 
+import ast
 import re
 import shutil
 import subprocess
@@ -90,3 +91,45 @@ def test_no_code_hard_codes_cuda():
         if p.relative_to(REPO_DIR).parts[0] not in allowed and pattern.search(p.read_text())
     ]
     assert not offences, offences
+
+
+def _imports(path: Path) -> list[tuple[str, int, list[str]]]:
+    """``(module, level, names)`` of every import statement of a file (level > 0: relative)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, 0, []) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", node.level, [alias.name for alias in node.names]))
+    return found
+
+
+def test_the_layers_import_only_downwards():
+    # Three floors: the library at the bottom; training and the nodes over it, never each other.
+    lower_floors = {"gid_models": set(), "training": {"gid_models"}, "nodes": {"gid_models"}}
+    offences = []
+    for layer, allowed in lower_floors.items():
+        for path in (REPO_DIR / layer).rglob("*.py"):
+            depth = len(path.relative_to(REPO_DIR).parts) - 1  # folders below the repository
+            for module, level, _ in _imports(path):
+                if level == 0:
+                    top = module.split(".")[0]
+                elif level > depth:  # relative, out of the layer: from ..nodes import x
+                    top = module.split(".")[0]
+                else:
+                    top = layer
+                if top in lower_floors and top != layer and top not in allowed:
+                    offences.append(f"{path.relative_to(REPO_DIR)} imports {top}")
+    assert not offences, "\n".join(offences)
+
+
+def test_no_module_imports_another_modules_private_names():
+    offences = [
+        f"{path.relative_to(REPO_DIR)}: from {'.' * level}{module} import {name}"
+        for path in _python_files()
+        for module, level, names in _imports(path)
+        if module != "__future__"
+        for name in names
+        if name.startswith("_") and not name.startswith("__")
+    ]
+    assert not offences, "\n".join(offences)

@@ -15,7 +15,7 @@ import pytest
 from training.config import CONFIG_FOLDER
 from training.synthetic import write_toy_data
 
-REPO_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = Path(__file__).resolve().parents[3]
 STEPS, BATCH = 4, 4
 
 

@@ -18,7 +18,7 @@ from torch.utils import cpp_extension
 from gid_models import splatting
 from gid_models.splatting import compiled_backend_available, softmax_splat, splat_with_weight
 
-REPO_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = Path(__file__).resolve().parents[3]
 MODES = ("softmax", "average", "sum")
 # Building the C++ kernel here, at collection, takes 10 to 30 s the first time on a machine.
 CPP_AVAILABLE = compiled_backend_available()

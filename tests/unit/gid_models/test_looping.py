@@ -19,7 +19,6 @@ from gid_models.sampling import (
     predict_spectral_volume,
 )
 from gid_models.spectral import SpectralVolume
-from training.synthetic import band_energy, drifting_scenes
 
 # The untrained tiny model's decoder barely responds to its latents, so it takes a much larger
 # weight than the paper's u = 200 (meant for a trained model) to move its motion visibly.
@@ -341,11 +340,25 @@ def test_too_few_frames_are_refused():
 # The backward step of universal guidance: the nearest loop
 
 
-def _drifting(drift=1.5, seed=0):
-    _, coeffs = drifting_scenes(
-        "striped red", 3, (32, 32), 16, torch.Generator().manual_seed(seed), drift=drift
+def _drifting(drift=1.5, seed=0, scenes=3, size=(32, 32), num_bands=16, window=150):
+    """Volumes of scenes that swing in every band k (1/k pixels, phases a golden angle apart) and
+    drift by up to ``drift`` pixels over the window without coming back: windows that do not
+    loop, as a branch that settles elsewhere. The swing is the same in every scene and pixel."""
+    time = torch.arange(window, dtype=torch.float64) / window
+    bands = torch.arange(1, num_bands, dtype=torch.float64).view(-1, 1)
+    swing = (torch.cos(2 * math.pi * bands * time + bands * 2.39996) / bands).sum(dim=0)
+    distance = (2 * torch.rand(scenes, 1, generator=torch.Generator().manual_seed(seed)) - 1) * drift
+    trajectory = swing - swing[0] + distance.double() * time  # [scenes, T] pixels, 0 at frame 0
+    motion = torch.zeros(scenes, window, 2, *size, dtype=torch.float64)
+    motion[:, :, 0] = trajectory[:, :, None, None]
+    return SpectralVolume(
+        SpectralVolume.from_motion_texture(motion, num_bands=num_bands).coeffs.to(torch.complex64)
     )
-    return SpectralVolume(coeffs)
+
+
+def _band_energy(volume):
+    """``[B, K]`` mean squared amplitude of each band, in pixels squared."""
+    return volume.amplitude().square().mean(dim=(-2, -1))
 
 
 ONE_OVER_F = torch.tensor([1.0] + [1 / k for k in range(1, 16)])
@@ -389,7 +402,7 @@ def test_the_nearest_loop_takes_a_drift_out_and_keeps_the_swing_and_the_mean_pos
     assert seam_metrics(looped)["seam_speed_ratio"] < 1.2 * seam_metrics(ideal)["seam_speed_ratio"]
     assert seam_metrics(drifting)["seam_speed_ratio"] > 3 * seam_metrics(ideal)["seam_speed_ratio"]
     torch.testing.assert_close(looped.coeffs[:, 0], drifting.coeffs[:, 0])
-    energy, ideal_energy = band_energy(looped).mean(0)[1:], band_energy(ideal).mean(0)[1:]
+    energy, ideal_energy = _band_energy(looped).mean(0)[1:], _band_energy(ideal).mean(0)[1:]
     assert ((energy / ideal_energy - 1).abs() < 0.15).all()
 
 

@@ -20,7 +20,7 @@ from gid_models.modal import (
 )
 from gid_models.spectral import SpectralVolume
 
-REPO_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = Path(__file__).resolve().parents[3]
 HEIGHT, WIDTH = 6, 8
 
 

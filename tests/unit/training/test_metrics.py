@@ -39,12 +39,12 @@ from training.metrics_networks import (
     I3D_WEIGHTS_FILE,
     InceptionI3D,
     InceptionV3FID,
-    _pad_same,
     default_weights_dir,
     fid_features,
     fvd_features,
     load_i3d,
     load_inception,
+    pad_same,
     tf_bilinear_resize,
 )
 
@@ -169,7 +169,7 @@ def test_backward_warping_a_translated_texture_reproduces_the_next_frame():
 
 def test_same_padding_puts_the_odd_pixel_at_the_end_and_keeps_ceil_of_size_over_stride():
     x = torch.ones(1, 1, 7, 8)
-    padded = _pad_same(x, (3, 3), (2, 2))  # 7 -> 4 outputs need 9 rows: 1 + 1; 8 -> 4 need 9: 0 + 1
+    padded = pad_same(x, (3, 3), (2, 2))  # 7 -> 4 outputs need 9 rows: 1 + 1; 8 -> 4 need 9: 0 + 1
     assert padded.shape[-2:] == (9, 9)
     assert padded[0, 0, 0].sum() == 0 and padded[0, 0, -1].sum() == 0  # one row before, one after
     assert padded[0, 0, 1:-1, 0].sum() == 7 and padded[0, 0, 1:-1, -1].sum() == 0  # columns: none before

@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from PIL import Image
 
-REPO_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = Path(__file__).resolve().parents[3]
 PYPROJECT = tomllib.loads((REPO_DIR / "pyproject.toml").read_text())
 # What ComfyUI itself brings, built for the user's hardware: no requirement of the pack may name
 # them, or pip could replace the user's build with another one.
