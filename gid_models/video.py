@@ -5,8 +5,8 @@ it cannot open or decode the file, PyAV (an optional dependency) tries. Either w
 gets the same thing: RGB frames, whatever the file stores (grey, RGB, RGBA), and the frame rate.
 
 Example:
-    >>> frames, fps = read_video("clip.mp4", size=(256, 160), max_frames=150)
-    >>> frames.shape, frames.dtype
+    >>> frames, fps = read_video("clip.mp4", size=(256, 160), max_frames=150)  # doctest: +SKIP
+    >>> frames.shape, frames.dtype  # doctest: +SKIP
     (torch.Size([150, 3, 160, 256]), torch.uint8)
 """
 
