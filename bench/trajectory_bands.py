@@ -3,7 +3,7 @@
 For every full window (150 frames at 30 fps, one every 5 s) of the clips of ``MANIFEST.tsv``
 marked YES or partly, the motion texture from ``gid_models.flow`` (default method and strategy)
 is Fourier transformed with all its bands, then rebuilt from the first K bands only
-(``SpectralVolume.with_bands(K).to_motion_texture()``). The error is the distance in pixels
+(``MotionTexture.from_spectral_volume(volume.with_bands(K))``). The error is the distance in pixels
 between the rebuilt and the measured displacement, averaged over pixels and frames; the table
 gives it per clip (mean over its windows) for K = 4, 8, 16, 24, with the clip's mean displacement
 for scale. Prints the table, writes nothing.
@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flow_quality import shared_data_dir  # noqa: E402
 
 from gid_models.analysis import clips_from_manifest, motion_windows  # noqa: E402
+from gid_models.motion import MotionTexture  # noqa: E402
 from gid_models.spectral import SpectralVolume  # noqa: E402
 
 BANDS = (4, 8, 16, 24)
@@ -33,7 +34,10 @@ FPS = 30.0
 def reconstruction_errors(motion: torch.Tensor) -> dict[int, float]:
     """``K -> mean distance (px)`` between ``motion`` and its rebuild from the first K bands."""
     volume = SpectralVolume.from_motion_texture(motion, num_bands=motion.shape[1] // 2 + 1, fps=FPS)
-    return {k: (volume.with_bands(k).to_motion_texture() - motion).norm(dim=2).mean().item() for k in BANDS}
+    return {
+        k: (MotionTexture.from_spectral_volume(volume.with_bands(k)).frames() - motion).norm(dim=2).mean().item()
+        for k in BANDS
+    }
 
 
 def main() -> None:

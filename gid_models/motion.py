@@ -23,7 +23,8 @@ from typing import Callable, Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from .spectral import SpectralVolume, band_frequencies
+from .configs import real_number
+from .spectral import SpectralVolume
 
 __all__ = ["MotionTexture", "resize_mask"]
 
@@ -98,22 +99,14 @@ class MotionTexture:
             start_time: scene time of the first frame in seconds.
             mask: optional ``[B or 1, 1, H, W]`` per-pixel scale of the motion.
         """
-        volume.require_pixels("SpectrumToMotion")
-        fps = volume.fps if fps is None else float(fps)
-        if not math.isfinite(fps) or fps <= 0:
-            raise ValueError(f"fps must be a finite positive number of frames per second, got {fps}")
+        volume.require_pixels("from_spectral_volume")
+        fps = volume.fps if fps is None else real_number(fps, "fps", positive=True)
+        amplitude = real_number(amplitude, "amplitude")
         # The volume's own frame clock is fps_volume * time_scale; a playback rate that differs
         # stretches time by the same ratio, so both become one effective slow-motion factor.
         times = volume.frame_times(num_frames, time_scale * fps / volume.fps, start_time)
-        phase = (
-            2
-            * math.pi
-            * times[:, None]
-            * band_frequencies(
-                volume.num_bands, volume.fps, volume.window, dtype=torch.float64, device=volume.device
-            )
-        )
-        weights = torch.polar(torch.full_like(phase, float(amplitude)), phase)
+        # In place: the [N, K] weights are the largest array here (N can be 10^5 frames).
+        weights = volume.phasors(times).mul_(amplitude)
         return cls(volume, weights.to(volume.coeffs.dtype), fps, mask)
 
     @property

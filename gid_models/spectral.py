@@ -224,7 +224,7 @@ class SpectralVolume:
     def frame_times(
         self, num_frames: int | None = None, time_scale: float = 1.0, start_time: float = 0.0
     ) -> torch.Tensor:
-        """Times at which output frames are shown, for ``motion_at`` and chunked rendering.
+        """Times at which output frames are shown, for ``phasors`` and ``motion_at``.
 
         Args:
             num_frames: N, frames to produce, >= 1; defaults to the window T.
@@ -242,44 +242,6 @@ class SpectralVolume:
         frame_index = torch.arange(num_frames, dtype=torch.float64, device=self.device)
         return start_time + frame_index / (self.fps * time_scale)
 
-    def to_motion_texture(
-        self,
-        num_frames: int | None = None,
-        time_scale: float = 1.0,
-        amplitude: float = 1.0,
-        start_time: float = 0.0,
-        times: Times | None = None,
-    ) -> torch.Tensor:
-        """Inverse transform: the displacement of every pixel at every output frame.
-
-        Args:
-            num_frames: N, frames to produce; defaults to the window T.
-            time_scale: slow-motion factor, > 0 (see ``frame_times``).
-            amplitude: multiplies the motion: > 1 magnifies it, < 1 calms it, 0 freezes it.
-            start_time: time of the first frame in seconds.
-            times: ``[N]`` explicit times in seconds, instead of ``num_frames``, ``time_scale``
-                and ``start_time``.
-
-        Returns:
-            ``[B, N, 2, H, W]`` displacement in pixels (float32 for a complex64 volume).
-
-        Raises:
-            ValueError: if the volume is normalized, or ``times`` is given together with
-                ``num_frames``, ``time_scale`` or ``start_time``.
-
-        Example:
-            >>> volume = SpectralVolume(torch.zeros(1, 16, 2, 8, 8, dtype=torch.complex64))
-            >>> volume.to_motion_texture(num_frames=300, time_scale=2.0).shape
-            torch.Size([1, 300, 2, 8, 8])
-        """
-        self.require_pixels("to_motion_texture")
-        if times is None:
-            times = self.frame_times(num_frames, time_scale, start_time)
-        elif num_frames is not None or time_scale != 1.0 or start_time != 0.0:
-            raise ValueError("give either times, or num_frames/time_scale/start_time, not both")
-        # Scaling the [N, K] weights rather than the output saves a pass over [B, N, 2, H, W].
-        return self.synthesize(self._phasors(times) * real_number(amplitude, "amplitude"))
-
     def motion_at(self, times: Times) -> torch.Tensor:
         """Displacement at arbitrary times: ``F(t) = Re(sum_k S_k exp(2 pi i f_k t))``.
 
@@ -291,7 +253,7 @@ class SpectralVolume:
             ``coeffs`` (loop guidance backpropagates through it).
         """
         self.require_pixels("motion_at")
-        return self.synthesize(self._phasors(times))
+        return self.synthesize(self.phasors(times))
 
     def velocity_at(self, times: Times) -> torch.Tensor:
         """Time derivative of ``motion_at``: ``Re(sum_k S_k 2 pi i f_k exp(2 pi i f_k t))``.
@@ -304,12 +266,12 @@ class SpectralVolume:
         """
         self.require_pixels("velocity_at")
         # d/dt exp(i w t) = i w exp(i w t)
-        return self.synthesize(self._phasors(times) * (1j * self._angular_frequencies()))
+        return self.synthesize(self.phasors(times) * (1j * self._angular_frequencies()))
 
     def synthesize(self, band_weights: torch.Tensor) -> torch.Tensor:
         """Weighted sum of the bands: ``F_n = Re(sum_k S_k w_nk)`` for every output frame n.
 
-        ``motion_at`` uses ``w_nk = exp(2 pi i f_k t_n)``; modal dynamics (paper Sec. 6) use the
+        ``motion_at`` and ``MotionTexture`` use ``w_nk = exp(2 pi i f_k t_n)`` (``phasors``); modal dynamics (paper Sec. 6) use the
         modal coordinates ``q_k(t_n)`` of a simulation.
 
         Args:
@@ -332,8 +294,16 @@ class SpectralVolume:
         parts = torch.view_as_real(self.coeffs).movedim(-1, 2).flatten(1, 2).flatten(2)  # [B, 2K, 2HW]
         return (basis @ parts).view(self.batch_size, -1, 2, self.height, self.width)
 
-    def _phasors(self, times: Times) -> torch.Tensor:
-        """``[N, K]`` complex128 ``exp(2 pi i f_k t_n)``."""
+    def phasors(self, times: Times) -> torch.Tensor:
+        """The band weights of the motion at ``times``, ``w_nk = exp(2 pi i f_k t_n)``.
+
+        Args:
+            times: ``[N]`` times in seconds (``frame_times`` gives those of video frames).
+
+        Returns:
+            ``[N, K]`` complex128 weights for ``synthesize`` (and ``MotionTexture``), on the
+            volume's device; complex128 so that phases stay accurate when t grows large.
+        """
         phase = _times(times, self.device)[:, None] * self._angular_frequencies()
         return torch.polar(torch.ones_like(phase), phase)
 

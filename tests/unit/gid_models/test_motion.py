@@ -14,13 +14,69 @@ def _volume(batch=1, bands=16, height=6, width=8) -> SpectralVolume:
     )
 
 
-def test_frames_equal_the_spectral_volumes_own_motion_texture():
+def test_frames_show_the_volumes_motion_at_the_frame_times():
     volume = _volume()
     motion = MotionTexture.from_spectral_volume(
         volume, num_frames=40, time_scale=1.5, amplitude=2.0, start_time=0.3
     )
-    expected = volume.to_motion_texture(num_frames=40, time_scale=1.5, amplitude=2.0, start_time=0.3)
+    expected = 2.0 * volume.motion_at(volume.frame_times(40, time_scale=1.5, start_time=0.3))
     torch.testing.assert_close(motion.frames(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_one_window_of_frames_at_the_volumes_fps_loops_seamlessly():
+    volume = _volume()
+    motion = MotionTexture.from_spectral_volume(volume, num_frames=volume.window + 1)
+    torch.testing.assert_close(motion.frames(volume.window), motion.frames(0, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_time_scale_2_shows_at_frame_2j_what_time_scale_1_shows_at_frame_j():
+    volume = _volume()
+
+    normal = MotionTexture.from_spectral_volume(volume, num_frames=40).frames()
+    slow = MotionTexture.from_spectral_volume(volume, num_frames=80, time_scale=2.0).frames()
+
+    assert slow.shape == (1, 80, 2, 6, 8)
+    torch.testing.assert_close(slow[:, ::2], normal, rtol=0, atol=1e-5)
+
+
+def test_frames_are_a_contiguous_float32_tensor_for_the_renderer():
+    frames = MotionTexture.from_spectral_volume(_volume(batch=2), num_frames=7).frames()
+
+    assert frames.shape == (2, 7, 2, 6, 8)
+    assert frames.dtype == torch.float32 and frames.is_contiguous()
+
+
+def test_amplitude_scales_the_motion_linearly():
+    volume = _volume()
+    once = MotionTexture.from_spectral_volume(volume).frames()
+
+    torch.testing.assert_close(MotionTexture.from_spectral_volume(volume, amplitude=2.5).frames(), 2.5 * once)
+    assert MotionTexture.from_spectral_volume(volume, amplitude=0.0).frames().abs().max() == 0
+
+
+def test_start_time_shifts_the_motion_in_time():
+    volume = _volume()
+    skipped = 10
+
+    shifted = MotionTexture.from_spectral_volume(volume, num_frames=20, start_time=skipped / 30).frames()
+    longer = MotionTexture.from_spectral_volume(volume, num_frames=20 + skipped).frames()
+
+    torch.testing.assert_close(shifted, longer[:, skipped:], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"fps": 0.0}, "fps must be a finite positive number"),
+        ({"fps": float("nan")}, "fps must be a finite positive number"),
+        ({"amplitude": float("inf")}, "amplitude must be a finite number"),
+        ({"time_scale": 0.0}, "time_scale must be a finite positive number"),
+        ({"num_frames": 0}, "num_frames must be >= 1"),
+    ],
+)
+def test_bad_playback_arguments_are_refused_naming_the_argument(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        MotionTexture.from_spectral_volume(_volume(), **arguments)
 
 
 def test_chunks_together_are_the_whole_motion():

@@ -1,4 +1,4 @@
-"""Specification of gid_models.spectral: spectral volumes and their motion textures."""
+"""Specification of gid_models.spectral: spectral volumes, and the motion they describe at any time."""
 
 import math
 
@@ -41,7 +41,8 @@ def test_keeping_all_bands_reproduces_the_motion_texture_at_integer_frames():
         motion = 5 * torch.randn(2, num_frames, 2, 7, 6, generator=torch.Generator().manual_seed(num_frames))
         volume = SpectralVolume.from_motion_texture(motion, num_bands=num_frames // 2 + 1, fps=FPS)
 
-        torch.testing.assert_close(volume.to_motion_texture(), motion, rtol=0, atol=1e-5)
+        times = volume.frame_times(num_frames)
+        torch.testing.assert_close(volume.motion_at(times), motion, rtol=0, atol=1e-5)
 
 
 def test_coefficients_are_amplitude_and_phase_in_pixels_of_each_bands_sinusoid():
@@ -86,54 +87,25 @@ def test_from_motion_texture_keeps_16_bands_by_default_and_records_fps_and_windo
 # Evaluation at any time
 
 
-def test_time_scale_2_shows_at_frame_2j_what_time_scale_1_shows_at_frame_j():
-    volume = random_volume()
+def test_frame_times_step_by_one_frame_of_the_slowed_clock_from_the_start_time():
+    times = random_volume().frame_times(num_frames=12, time_scale=3.0, start_time=0.5)
 
-    normal = volume.to_motion_texture(num_frames=40)
-    slow = volume.to_motion_texture(num_frames=80, time_scale=2.0)
-
-    assert slow.shape == (1, 80, 2, 6, 5)
-    torch.testing.assert_close(slow[:, ::2], normal, rtol=0, atol=1e-5)
-
-
-def test_the_motion_texture_is_a_contiguous_float32_tensor_for_the_renderer():
-    motion = random_volume(batch=2).to_motion_texture(num_frames=7)
-
-    assert motion.shape == (2, 7, 2, 6, 5)
-    assert motion.dtype == torch.float32 and motion.is_contiguous()
-
-
-def test_amplitude_scales_the_motion_linearly():
-    volume = random_volume()
-
-    torch.testing.assert_close(volume.to_motion_texture(amplitude=2.5), 2.5 * volume.to_motion_texture())
-    assert volume.to_motion_texture(amplitude=0.0).abs().max() == 0
-
-
-def test_start_time_shifts_the_motion_in_time():
-    volume = random_volume()
-    skipped = 10
-
-    shifted = volume.to_motion_texture(num_frames=20, start_time=skipped / FPS)
-    longer = volume.to_motion_texture(num_frames=20 + skipped)
-
-    torch.testing.assert_close(shifted, longer[:, skipped:], rtol=0, atol=1e-5)
-
-
-def test_explicit_times_match_the_frame_times_they_equal():
-    volume = random_volume()
-    times = volume.frame_times(num_frames=12, time_scale=3.0, start_time=0.5)
-
-    torch.testing.assert_close(
-        volume.to_motion_texture(times=times),
-        volume.to_motion_texture(num_frames=12, time_scale=3.0, start_time=0.5),
-    )
+    assert times.dtype == torch.float64 and times.shape == (12,) and times[0] == 0.5
     torch.testing.assert_close(times[1] - times[0], torch.tensor(1 / 90, dtype=torch.float64))
 
 
-def test_times_together_with_frame_arguments_are_refused():
-    with pytest.raises(ValueError, match="either times"):
-        random_volume().to_motion_texture(num_frames=3, times=[0.0, 0.1, 0.2])
+def test_the_motion_at_a_time_is_the_sum_of_the_bands_weighted_by_their_phasors():
+    volume = random_volume()
+    times = torch.tensor([0.0, 0.37, 12.5], dtype=torch.float64)
+
+    phasors = volume.phasors(times)
+
+    assert phasors.shape == (3, 16) and phasors.dtype == torch.complex128
+    torch.testing.assert_close(volume.motion_at(times), volume.synthesize(phasors))
+    expected = torch.exp(
+        2j * math.pi * times[:, None] * band_frequencies(16, FPS, WINDOW, dtype=torch.float64)
+    )
+    torch.testing.assert_close(phasors, expected)
 
 
 def test_velocity_is_the_time_derivative_of_the_motion():
@@ -280,14 +252,13 @@ def test_amplitude_is_the_length_of_the_xy_coefficient_vector_in_pixels():
 @pytest.mark.parametrize(
     "operation",
     [
-        lambda volume: volume.to_motion_texture(),
         lambda volume: volume.motion_at([0.0]),
         lambda volume: volume.velocity_at([0.0]),
         lambda volume: volume.resize(3, 3),
         lambda volume: volume.amplitude(),
         lambda volume: volume.synthesize(torch.ones(1, 16, dtype=torch.complex64)),
     ],
-    ids=["to_motion_texture", "motion_at", "velocity_at", "resize", "amplitude", "synthesize"],
+    ids=["motion_at", "velocity_at", "resize", "amplitude", "synthesize"],
 )
 def test_operations_needing_pixels_refuse_a_normalized_volume_and_say_how_to_fix_it(operation):
     normalized = SpectralVolume(random_volume().coeffs, normalized=True)
@@ -347,9 +318,9 @@ def test_bad_evaluation_arguments_are_refused():
     volume = random_volume()
 
     with pytest.raises(ValueError, match="time_scale must be a finite positive"):
-        volume.to_motion_texture(time_scale=0.0)
+        volume.frame_times(time_scale=0.0)
     with pytest.raises(ValueError, match="num_frames must be >= 1"):
-        volume.to_motion_texture(num_frames=0)
+        volume.frame_times(num_frames=0)
     with pytest.raises(ValueError, match="1-D"):
         volume.motion_at(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="NaN or infinite"):
