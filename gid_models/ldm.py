@@ -24,8 +24,9 @@ from torch import nn
 
 from .configs import config_from_dict, is_int, number_in_range, one_of, positive_int, set_field
 from .hub import load_weights, read_config, required_file, resolve_model_folder, save_weights, write_config
-from .normalization import NormalizationStats
+from .normalization import NormalizationStats, denormalize
 from .pretrained_encoder import PretrainedImageEncoder
+from .spectral import SpectralVolume
 from .unet import FrequencyCoordinatedUNet, UNetConfig
 from .vae import MotionVAE, MotionVAEConfig
 
@@ -195,6 +196,21 @@ class MotionLDM(nn.Module):
         self.normalization = normalization
         self.vae = MotionVAE(config.vae)
         self.unet = FrequencyCoordinatedUNet(config.unet)
+
+    def decode_spectral_volume(self, latents: torch.Tensor) -> SpectralVolume:
+        """Clean latents ``[B, K, 4, h, w]`` -> the spectral volume in pixels, at the model's
+        resolution ``[B, K, 2, H_m, W_m]``: the VAE decodes every band's slice (normalized
+        units), which are then denormalized."""
+        return self.spectral_volume_from_slices(self.vae.decode_latents(latents).float())
+
+    def spectral_volume_from_slices(self, slices: torch.Tensor) -> SpectralVolume:
+        """Decoded slices ``[B, K, 4, H_m, W_m]`` (normalized units) -> the spectral volume in
+        pixels. Differentiable with respect to ``slices`` (loop guidance takes its gradient there).
+        """
+        normalized = SpectralVolume.from_channels(
+            slices, fps=self.config.fps, window=self.config.window, normalized=True
+        )
+        return denormalize(normalized, self.normalization)
 
     def weights_placement(self) -> tuple[torch.device, torch.dtype]:
         """Device and dtype of the weights (inputs must follow them).

@@ -100,7 +100,7 @@ import torch
 
 from .ldm import MotionLDM
 from .normalization import normalize
-from .sampling import SamplingStep, decode_spectral_volume, spectral_volume_from_slices
+from .sampling import SamplingStep
 from .spectral import SpectralVolume, band_frequencies
 
 __all__ = ["DIRECTIONS", "LoopGuidance", "nearest_loop", "rendered_seam_ratio", "seam_gaps", "seam_metrics"]
@@ -199,7 +199,7 @@ class LoopGuidance:
         """``[B, K, 4, h, w]`` change of the clean latent z_0 that moves the volume it decodes to
         ``backward`` of the way to its nearest loop (``nearest_loop``)."""
         with torch.no_grad():
-            volume = decode_spectral_volume(model, step.predicted_clean())
+            volume = model.decode_spectral_volume(step.predicted_clean())
             target = nearest_loop(
                 volume,
                 model.normalization.scales.to(volume.device),
@@ -228,7 +228,7 @@ class LoopGuidance:
 
     def _decoder_gradient(self, step: SamplingStep, model: MotionLDM) -> torch.Tensor:
         latents = step.latents.clone().requires_grad_()
-        volume = decode_spectral_volume(model, replace(step, latents=latents).predicted_clean())
+        volume = model.decode_spectral_volume(replace(step, latents=latents).predicted_clean())
         (gradient,) = torch.autograd.grad(self.loss(volume).sum(), latents)
         return gradient
 
@@ -236,7 +236,7 @@ class LoopGuidance:
         with torch.no_grad():
             slices = model.vae.decode_latents(step.predicted_clean()).float()  # [B, K, 4, H, W] normalized
         variable = slices.clone().requires_grad_()
-        loss = self.loss(spectral_volume_from_slices(model, variable)).sum()
+        loss = self.loss(model.spectral_volume_from_slices(variable)).sum()
         (slice_gradient,) = torch.autograd.grad(loss, variable)
         with torch.no_grad():
             # A central difference of the encoder: a step of ENCODER_STEP normalized units at the

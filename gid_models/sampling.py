@@ -36,17 +36,14 @@ from diffusers import (
 )
 
 from .ldm import MotionLDM
-from .normalization import denormalize
 from .spectral import SpectralVolume
 
 __all__ = [
     "SCHEDULERS",
     "SamplingStep",
     "StepGuidance",
-    "decode_spectral_volume",
     "make_scheduler",
     "predict_spectral_volume",
-    "spectral_volume_from_slices",
 ]
 
 # Scheduler names users pick from, with the diffusers class and its extra settings.
@@ -133,25 +130,6 @@ class StepGuidance(Protocol):
     """
 
     def __call__(self, step: SamplingStep, model: MotionLDM, predict_noise) -> SamplingStep: ...
-
-
-def decode_spectral_volume(model: MotionLDM, latents: torch.Tensor) -> SpectralVolume:
-    """Clean latents ``[B, K, 4, h, w]`` -> the pixel-unit spectral volume at model resolution.
-
-    The VAE decodes every band's slice (normalized units), which are then denormalized.
-    """
-    return spectral_volume_from_slices(model, model.vae.decode_latents(latents).float())
-
-
-def spectral_volume_from_slices(model: MotionLDM, slices: torch.Tensor) -> SpectralVolume:
-    """Decoded slices ``[B, K, 4, H_m, W_m]`` (normalized units) -> the pixel-unit spectral volume.
-
-    Differentiable with respect to ``slices`` (loop guidance takes its gradient there).
-    """
-    normalized = SpectralVolume.from_channels(
-        slices, fps=model.config.fps, window=model.config.window, normalized=True
-    )
-    return denormalize(normalized, model.normalization)
 
 
 def _alpha_bar(scheduler, timestep: torch.Tensor) -> float:
@@ -316,7 +294,7 @@ def _predict(
         if callback is not None:
             callback(step)
 
-    volume = decode_spectral_volume(model, latents)
+    volume = model.decode_spectral_volume(latents)
     height, width = output_size or tuple(image.shape[-2:])
     if (height, width) != (volume.height, volume.width):
         volume = volume.resize(height, width)

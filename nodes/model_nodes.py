@@ -13,7 +13,7 @@ from ..gid_models.hub import DTYPES, ModelFolderError, download_model_folder
 from ..gid_models.ldm import CONFIG_FILE, MotionLDM
 from ..gid_models.renderer import CONFIG_FILE as RENDERER_CONFIG_FILE
 from ..gid_models.renderer import ImageBasedRenderer
-from ..gid_models.sampling import SCHEDULERS, SamplingStep, decode_spectral_volume, predict_spectral_volume
+from ..gid_models.sampling import SCHEDULERS, SamplingStep, predict_spectral_volume
 from ..gid_models.visualize import motion_colors
 from . import types
 from .comfy_io import GB, Progress, compute_device, image_to_tensor, require_memory
@@ -216,7 +216,7 @@ class PredictSpectralVolume:
         def on_step(step: SamplingStep) -> None:
             preview = None
             if (step.index + 1) % preview_every == 0 and step.index + 1 < step.total:
-                volume = decode_spectral_volume(model, step.predicted_clean())
+                volume = model.decode_spectral_volume(step.predicted_clean())
                 preview = motion_colors(volume)[0]
             progress.update(step.index + 1, step.total, preview=preview)
 

@@ -14,7 +14,6 @@ from gid_models.normalization import denormalize, normalize
 from gid_models.sampling import (
     SCHEDULERS,
     SamplingStep,
-    decode_spectral_volume,
     make_scheduler,
     predict_spectral_volume,
 )
@@ -47,7 +46,7 @@ def _step_of(model, index=2, steps=5) -> SamplingStep:
 
 def _looping_loss(model, step: SamplingStep) -> float:
     """L_g of the clean volume a step predicts."""
-    return LoopGuidance().loss(decode_spectral_volume(model, step.predicted_clean())).item()
+    return LoopGuidance().loss(model.decode_spectral_volume(step.predicted_clean())).item()
 
 
 def _drift(num_bands=8, window=150) -> SpectralVolume:
@@ -419,7 +418,7 @@ def test_the_backward_step_moves_the_predicted_clean_latent_by_the_encoded_chang
 
 def test_the_backward_change_is_the_encoding_of_the_nearest_loop_minus_that_of_the_volume(model):
     step = _step_of(model)
-    volume = decode_spectral_volume(model, step.predicted_clean())
+    volume = model.decode_spectral_volume(step.predicted_clean())
     target = nearest_loop(volume, model.normalization.scales, strength=0.5)
 
     change = LoopGuidance(backward=0.5).backward_change(step, model)

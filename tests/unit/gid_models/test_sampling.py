@@ -12,7 +12,6 @@ from gid_models.ldm import MotionLDM
 from gid_models.sampling import (
     SCHEDULERS,
     SamplingStep,
-    decode_spectral_volume,
     make_scheduler,
     predict_spectral_volume,
     prepare_image,
@@ -175,7 +174,7 @@ def test_a_velocity_model_samples_and_previews_as_diffusers_ddim_would_with_its_
                 step.predicted_clean(), result.pred_original_sample, rtol=1e-4, atol=1e-5
             )
             latents = result.prev_sample
-        theirs = decode_spectral_volume(velocity_model, latents).resize(20, 30)
+        theirs = velocity_model.decode_spectral_volume(latents).resize(20, 30)
 
     torch.testing.assert_close(ours.coeffs, theirs.coeffs, rtol=1e-4, atol=1e-5)
 
