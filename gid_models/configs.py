@@ -14,8 +14,10 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, fields
+from typing import ClassVar
 
 __all__ = [
+    "ConfigMixin",
     "config_from_dict",
     "config_to_dict",
     "divisor",
@@ -161,3 +163,31 @@ def config_from_dict(cls: type, data: object, source: str):
         return cls(**data)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{source}: {error}") from None
+
+
+class ConfigMixin:
+    """``to_dict`` / ``from_dict`` for a frozen dataclass config, as diffusers' ``ConfigMixin``:
+    every field, JSON-ready, and back with every error naming where the data came from.
+
+    A subclass sets ``config_name``, what its data is called in messages ("the motion VAE
+    config"); a model folder's loader passes the file and section instead.
+    """
+
+    config_name: ClassVar[str] = "the config"
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary of every field (tuples become lists)."""
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: object, source: str | None = None):
+        """Inverse of ``to_dict``; missing entries take their defaults.
+
+        Args:
+            data: the dictionary, e.g. a section of ``config.json``.
+            source: names the data in errors (the file and its section); ``config_name`` if None.
+
+        Raises:
+            ValueError: if the data is not a dictionary, has unknown entries or invalid values.
+        """
+        return config_from_dict(cls, data, source or cls.config_name)

@@ -16,13 +16,13 @@ training and carries its own licence); a renderer may sit beside them
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .configs import config_from_dict, is_int, number_in_range, one_of, positive_int, set_field
+from .configs import ConfigMixin, is_int, number_in_range, one_of, positive_int, set_field
 from .hub import load_weights, read_config, required_file, resolve_model_folder, save_weights, write_config
 from .normalization import NormalizationStats, denormalize
 from .pretrained_encoder import PretrainedImageEncoder
@@ -54,7 +54,7 @@ _CONTENTS = f"a motion model folder holds {CONFIG_FILE}, {VAE_FILE} and {UNET_FI
 
 
 @dataclass(frozen=True)
-class DiffusionSchedule:
+class DiffusionSchedule(ConfigMixin):
     """The forward diffusion process the denoiser was trained with (paper Sec. 7).
 
     Attributes:
@@ -68,6 +68,8 @@ class DiffusionSchedule:
             condition (all-zero image features) for classifier-free guidance; the paper gives
             none, 0.1 is the usual choice.
     """
+
+    config_name = "the diffusion schedule"
 
     num_train_timesteps: int = 1000
     beta_schedule: str = "scaled_linear"
@@ -237,7 +239,7 @@ class MotionLDM(nn.Module):
                 "resolution": list(config.resolution),
                 "vae": config.vae.to_dict(),
                 "unet": config.unet.to_dict(),
-                "schedule": asdict(config.schedule),
+                "schedule": config.schedule.to_dict(),
                 "normalization": self.normalization.to_dict(),
             },
         )
@@ -278,9 +280,7 @@ class MotionLDM(nn.Module):
                 **entries,
                 vae=MotionVAEConfig.from_dict(data["vae"], source=f"{config_path} (vae)"),
                 unet=UNetConfig.from_dict(data["unet"], source=f"{config_path} (unet)"),
-                schedule=config_from_dict(
-                    DiffusionSchedule, data.get("schedule", {}), f"{config_path} (schedule)"
-                ),
+                schedule=DiffusionSchedule.from_dict(data.get("schedule", {}), f"{config_path} (schedule)"),
             )
             try:
                 normalization = NormalizationStats.from_dict(data["normalization"])

@@ -21,11 +21,12 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .configs import ConfigMixin
 from .motion import resize_mask
 from .spectral import SpectralVolume
 
@@ -52,7 +53,7 @@ _ONE_OVER_E = math.exp(-1.0)
 
 
 @dataclass(frozen=True)
-class MaterialStatistics:
+class MaterialStatistics(ConfigMixin):
     """How one material moves, band by band (all tuples have one entry per band).
 
     Attributes:
@@ -70,6 +71,8 @@ class MaterialStatistics:
             [0, 1] (1 = the region swings as one piece).
         sources: the clips (or volumes) it was measured on.
     """
+
+    config_name = "a material"
 
     name: str
     frequencies: tuple[float, ...]
@@ -121,23 +124,6 @@ class MaterialStatistics:
             "x_share": np.interp(query, known, self.x_share),
             "phase_coherence": np.interp(query, known, self.phase_coherence),
         }
-
-    def to_dict(self) -> dict:
-        return {
-            key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "material") -> MaterialStatistics:
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        missing = names - set(data) - {"sources"}
-        if unknown or missing:
-            raise ValueError(
-                f"{where}: unknown fields {sorted(unknown)} / missing fields {sorted(missing)}; "
-                f"a material has {sorted(names)}"
-            )
-        return cls(**data)
 
 
 def moving_region(volume: SpectralVolume, threshold: float = REGION_THRESHOLD) -> torch.Tensor:

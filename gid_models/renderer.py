@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from .configs import config_from_dict, is_int
+from .configs import ConfigMixin, is_int
 from .hub import load_weights, read_config, read_safetensors, required_file, save_weights, write_config
 from .motion import MotionTexture
 from .splatting import splat_with_weight
@@ -292,7 +292,7 @@ def _push(colour: torch.Tensor, confidence: torch.Tensor) -> tuple[torch.Tensor,
 
 
 @dataclass(frozen=True)
-class RendererConfig:
+class RendererConfig(ConfigMixin):
     """Architecture of an ``ImageBasedRenderer``; the paper gives none of these numbers.
 
     Attributes:
@@ -308,6 +308,8 @@ class RendererConfig:
             the paper trains with a perceptual loss only, under which a network learns to ignore
             a random input. Use it when training with an adversarial loss, as CoModGAN does.
     """
+
+    config_name = "the renderer config"
 
     encoder_levels: int = 4
     channels: tuple[int, ...] = (32, 64, 128, 192, 256)
@@ -341,17 +343,17 @@ class RendererConfig:
 
     def to_dict(self) -> dict:
         """The content of ``renderer_config.json``: type, format version and the fields."""
-        return {"type": RENDERER_TYPE, "version": FORMAT_VERSION, **asdict(self)}
+        return {"type": RENDERER_TYPE, "version": FORMAT_VERSION, **super().to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "the renderer config") -> RendererConfig:
+    def from_dict(cls, data: dict, source: str | None = None) -> RendererConfig:
         """Inverse of ``to_dict`` (type and version are checked by ``hub.read_config``).
 
         Raises:
             ValueError: on unknown entries or invalid values; ``source`` names the file.
         """
         entries = {key: value for key, value in data.items() if key not in ("type", "version")}
-        return config_from_dict(cls, entries, source)
+        return super().from_dict(entries, source)
 
 
 class ImageBasedRenderer(nn.Module):

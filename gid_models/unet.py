@@ -80,7 +80,7 @@ from einops import rearrange
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from .configs import config_from_dict, config_to_dict, divisor, is_int, positive_int, positive_ints, set_field
+from .configs import ConfigMixin, divisor, is_int, positive_int, positive_ints, set_field
 from .inception import BLOCKS
 from .pretrained_encoder import PRETRAINED_ENCODERS, PretrainedImageEncoder
 
@@ -93,7 +93,7 @@ _INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(ConfigMixin):
     """Architecture of a ``FrequencyCoordinatedUNet``.
 
     Attributes:
@@ -135,6 +135,8 @@ class UNetConfig:
     Raises:
         ValueError: on a value of the wrong type or out of range, with the field named.
     """
+
+    config_name = "the denoiser config"
 
     num_bands: int = 16
     latent_channels: int = 4
@@ -217,19 +219,6 @@ class UNetConfig:
             norm_num_groups=8,
             image_encoder_channels=16,
         )
-
-    def to_dict(self) -> dict:
-        """JSON-ready dictionary of every field (tuples become lists)."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: object, source: str = "the denoiser config") -> UNetConfig:
-        """Inverse of ``to_dict``; missing entries take their defaults, ``source`` names the data in errors.
-
-        Raises:
-            ValueError: if the data is not a dictionary, has unknown entries or invalid values.
-        """
-        return config_from_dict(cls, data, source)
 
 
 class FrequencyCoordinatedUNet(nn.Module):

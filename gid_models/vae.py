@@ -39,8 +39,7 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
 from .configs import (
-    config_from_dict,
-    config_to_dict,
+    ConfigMixin,
     divisor,
     finite_floats,
     positive_int,
@@ -52,8 +51,9 @@ __all__ = ["MotionVAE", "MotionVAEConfig", "gradient_consistency_loss", "vae_los
 
 
 @dataclass(frozen=True)
-class MotionVAEConfig:
-    """Architecture and latent statistics of a ``MotionVAE``.
+class MotionVAEConfig(ConfigMixin):
+    """Architecture and latent statistics of a ``MotionVAE`` (``to_dict`` / ``from_dict``:
+    ``ConfigMixin``).
 
     Attributes:
         in_channels: real channels of one frequency slice; 4 = (Re x, Im x, Re y, Im y).
@@ -73,6 +73,8 @@ class MotionVAEConfig:
     Raises:
         ValueError: on a value of the wrong type or out of range, with the field named.
     """
+
+    config_name = "the motion VAE config"
 
     in_channels: int = 4
     latent_channels: int = 4
@@ -105,19 +107,6 @@ class MotionVAEConfig:
     def tiny(cls) -> MotionVAEConfig:
         """A VAE of about 60 thousand parameters for tests, with the default's downsampling factor 4."""
         return cls(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=8)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dictionary of every field (tuples become lists)."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: object, source: str = "the motion VAE config") -> MotionVAEConfig:
-        """Inverse of ``to_dict``; missing entries take their defaults, ``source`` names the data in errors.
-
-        Raises:
-            ValueError: if the data is not a dictionary, has unknown entries or invalid values.
-        """
-        return config_from_dict(cls, data, source)
 
 
 class MotionVAE(nn.Module):
