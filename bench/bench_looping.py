@@ -45,9 +45,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gid_models.ldm import MotionLDM, MotionLDMConfig  # noqa: E402
 from gid_models.looping import DIRECTIONS, LoopGuidance, rendered_seam_ratio, seam_metrics  # noqa: E402
-from gid_models.motion import MotionTexture  # noqa: E402
 from gid_models.normalization import NormalizationStats  # noqa: E402
-from gid_models.renderer import WeightFreeRenderer, render_video  # noqa: E402
+from gid_models.pipeline import loop  # noqa: E402
 from gid_models.sampling import SCHEDULERS, predict_spectral_volume  # noqa: E402
 from gid_models.spectral import SpectralVolume  # noqa: E402
 from gid_models.unet import UNetConfig  # noqa: E402
@@ -126,8 +125,7 @@ def conditioning_images(
 def measure(volume: SpectralVolume, image: torch.Tensor) -> dict:
     """Seam metrics, the rendered loop's seam ratio and ``[K]`` band energy of one volume."""
     image = F.interpolate(image, size=(volume.height, volume.width), mode="area")
-    motion = MotionTexture.from_spectral_volume(volume)
-    frames = torch.cat([chunk for _, chunk in render_video(WeightFreeRenderer(), image, motion)], dim=1)
+    frames = loop(image, volume)
     metrics = seam_metrics(volume)
     metrics["rendered_seam_ratio"] = rendered_seam_ratio(frames[0])
     return {"metrics": metrics, "energy": band_energy(volume)[0]}

@@ -1,9 +1,15 @@
-"""The end-to-end calls a library user makes: video -> spectral volume, image -> spectral volume,
-spectral volume -> video frames.
+"""The end-to-end calls a library user makes, each one call:
+
+- a video -> its spectral volume (paper Sec. 4.1, 7): ``spectral_volume_from_video`` (frames)
+  and ``spectral_volume_from_video_file`` (a file, decoding only the window);
+- a photo -> a predicted spectral volume (Sec. 4.2): ``gid_models.sampling.predict_spectral_volume``;
+- a photo and its spectral volume -> a looping video (Sec. 5): ``loop``;
+- a photo and any motion -> a video: ``animate``, e.g. of a poke's response
+  (``gid_models.modal.poke_motion``, Sec. 6) or of a brushed volume's motion.
 
 Each call strings together the modules that follow the paper's sections (``flow`` and
-``spectral`` for Sec. 4.1, ``sampling`` for Sec. 4.2, ``motion`` and ``renderer`` for Sec. 5)
-and adds nothing of its own but the plumbing.
+``spectral``, ``sampling``, ``motion`` and ``renderer``, ``modal``) and adds nothing of its own
+but the plumbing.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from .renderer import Renderer, WeightFreeRenderer, render_video
 from .spectral import SpectralVolume
 from .video import read_video
 
-__all__ = ["render_frames", "spectral_volume_from_video", "spectral_volume_from_video_file"]
+__all__ = ["animate", "loop", "spectral_volume_from_video", "spectral_volume_from_video_file"]
 
 
 def _flow_size(height: int, width: int, flow_max_side: int | None) -> tuple[int, int]:
@@ -184,7 +190,32 @@ def spectral_volume_from_video_file(
     return volume, first.float().div_(255)
 
 
-def render_frames(
+def animate(
+    image: torch.Tensor,
+    motion: MotionTexture,
+    renderer: Renderer | None = None,
+    chunk_size: int = 8,
+) -> torch.Tensor:
+    """A whole video of ``image`` moved by ``motion``: a loop (``loop``), a poke's response
+    (``gid_models.modal.poke_motion``), or any ``MotionTexture``.
+
+    Args:
+        image: ``[B, 3, H, W]`` RGB in [0, 1].
+        motion: N frames of motion of any resolution (the renderer resizes it to the image's).
+        renderer: a trained ``ImageBasedRenderer``; None renders weight-free.
+        chunk_size: frames rendered at once.
+
+    Returns:
+        ``[B, N, 3, H, W]`` frames in [0, 1]. For long or large videos, iterate
+        ``renderer.render_video`` instead, to keep memory bounded.
+    """
+    chunks = [
+        frames for _, frames in render_video(renderer or WeightFreeRenderer(), image, motion, chunk_size)
+    ]
+    return torch.cat(chunks, dim=1)
+
+
+def loop(
     image: torch.Tensor,
     volume: SpectralVolume,
     renderer: Renderer | None = None,
@@ -193,25 +224,27 @@ def render_frames(
     amplitude: float = 1.0,
     chunk_size: int = 8,
 ) -> torch.Tensor:
-    """A whole video from an image and its spectral volume (a seamless loop by default).
+    """The looping video of an image and its spectral volume (paper Sec. 5).
 
     Args:
         image: ``[B, 3, H, W]`` RGB in [0, 1].
-        volume: pixel-unit spectral volume of any resolution (resized to the image's).
+        volume: spectral volume in pixels, of any resolution.
         renderer: a trained ``ImageBasedRenderer``; None renders weight-free.
-        num_frames: frames of the video; defaults to the volume's window (one loop).
-        time_scale: slow-motion factor (2 = half speed).
+        num_frames: frames of the video; defaults to the volume's window T (one seamless loop).
+        time_scale: slow-motion factor, > 0 (2 = half speed).
         amplitude: motion magnification (1 = as predicted).
         chunk_size: frames rendered at once.
 
     Returns:
-        ``[B, N, 3, H, W]`` frames in [0, 1]. For long or large videos, iterate
-        ``renderer.render_video`` instead to keep memory bounded.
+        ``[B, N, 3, H, W]`` frames in [0, 1].
+
+    Example:
+        >>> image = torch.rand(1, 3, 32, 48)
+        >>> volume = SpectralVolume(torch.zeros(1, 16, 2, 16, 24, dtype=torch.complex64))
+        >>> loop(image, volume, num_frames=4).shape
+        torch.Size([1, 4, 3, 32, 48])
     """
     motion = MotionTexture.from_spectral_volume(
         volume, num_frames, time_scale=time_scale, amplitude=amplitude
     )
-    chunks = [
-        frames for _, frames in render_video(renderer or WeightFreeRenderer(), image, motion, chunk_size)
-    ]
-    return torch.cat(chunks, dim=1)
+    return animate(image, motion, renderer, chunk_size)

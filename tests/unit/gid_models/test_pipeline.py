@@ -1,9 +1,12 @@
-"""The library's front door: spectral volumes measured from a video."""
+"""The library's front door: spectral volumes measured from a video, and videos rendered from
+a photo and its motion."""
 
 import pytest
 import torch
 
-from gid_models.pipeline import spectral_volume_from_video
+from gid_models.motion import MotionTexture
+from gid_models.pipeline import animate, loop, spectral_volume_from_video
+from gid_models.spectral import SpectralVolume
 
 
 def _clip(frames: int) -> torch.Tensor:
@@ -34,3 +37,27 @@ def test_frames_too_small_for_the_flow_are_named_at_their_own_size_not_the_shrun
         match=r"frames of 2000x40 pixels \(tracked at 512x10 .*flow_max_side = 512\) are too small",
     ):
         spectral_volume_from_video(clip, 30.0, flow_max_side=512)
+
+
+def test_a_loop_of_one_window_returns_to_its_first_frame():
+    image = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+    coeffs = torch.zeros(1, 16, 2, 12, 16, dtype=torch.complex64)
+    coeffs[:, 1, 0] = 2.0  # a 2-pixel sway at 0.2 Hz, at half the image's resolution
+    volume = SpectralVolume(coeffs)
+
+    frames = loop(image, volume, num_frames=volume.window + 1)
+
+    assert frames.shape == (1, 151, 3, 24, 32)
+    torch.testing.assert_close(frames[:, -1], frames[:, 0], atol=1e-4, rtol=0)
+    assert (frames[:, 38] - frames[:, 0]).abs().max() > 0.05  # a quarter period later it has moved
+
+
+def test_animate_renders_any_motion_like_the_loop_it_was_made_from():
+    image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    volume = SpectralVolume(
+        torch.randn(1, 16, 2, 16, 16, dtype=torch.complex64, generator=torch.Generator().manual_seed(2))
+    )
+
+    motion = MotionTexture.from_spectral_volume(volume, num_frames=5, amplitude=0.5)
+
+    torch.testing.assert_close(animate(image, motion), loop(image, volume, num_frames=5, amplitude=0.5))
