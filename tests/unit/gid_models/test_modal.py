@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from gid_models.modal import (
+    ANCHOR_CORE,
     MIN_MOBILITY,
+    Anchor,
     ModalParameters,
     Poke,
+    anchor_mask,
     export_modal_basis,
     modal_force,
     poke_motion,
@@ -260,6 +263,74 @@ def test_a_batch_of_volumes_is_refused():
 def test_a_malformed_poke_is_refused(arguments, message):
     with pytest.raises(ValueError, match=message):
         Poke(**{"x": 1, "y": 1, "force_x": 1.0, "force_y": 0.0, **arguments})
+
+
+# ------------------------------------------------------------------------------------------------
+# Static anchors
+
+
+def test_an_anchor_holds_its_core_still_and_leaves_everything_beyond_its_radius_alone():
+    anchor = Anchor(x=20.0, y=10.0, radius=8.0)
+    mask = anchor_mask([anchor], height=21, width=41)[0, 0]
+    assert mask.shape == (21, 41) and mask.dtype == torch.float32
+    distance = torch.hypot(torch.arange(41.0).view(1, 41) - 20, torch.arange(21.0).view(21, 1) - 10)
+    assert mask[distance <= ANCHOR_CORE * 8].max() == 0
+    assert mask[distance >= 8].min() == 1
+    assert mask.min() >= 0 and mask.max() <= 1
+    # Between the core and the radius the hold fades out steadily, halfway at 3/4 of the radius.
+    along_row = mask[10, 24:29]
+    assert bool((along_row[1:] > along_row[:-1]).all())
+    assert float(mask[10, 26]) == pytest.approx(0.5)
+
+
+def test_the_masks_of_several_anchors_multiply():
+    first, second = Anchor(5.0, 5.0, 6.0), Anchor(9.0, 6.0, 5.0)
+    both = anchor_mask([first, second], 12, 16)
+    torch.testing.assert_close(both, anchor_mask([first], 12, 16) * anchor_mask([second], 12, 16))
+    assert anchor_mask([], 12, 16).eq(1).all()
+
+
+def test_an_anchor_may_sit_on_the_edge_of_the_picture_but_not_beyond():
+    assert anchor_mask([Anchor(-0.5, 11.5, 3.0)], 12, 16)[0, 0, 11, 0] == 0
+    with pytest.raises(
+        ValueError, match=r"anchor at \(x=16, y=3\) is outside the 16x12 spectral volume; x must"
+    ):
+        anchor_mask([Anchor(16.0, 3.0, 2.0)], 12, 16)
+    with pytest.raises(TypeError, match="must be gid_models.modal.Anchor objects, got tuple"):
+        anchor_mask([(1.0, 1.0, 2.0)], 12, 16)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"radius": 0.0}, r"the anchor's radius must be a number in \(0, inf\), got 0.0"),
+        ({"radius": -2.0}, r"the anchor's radius must be a number in \(0, inf\), got -2.0"),
+        ({"x": math.nan}, r"the anchor's x must be a number in \(-inf, inf\), got nan"),
+        ({"y": "3"}, r"the anchor's y must be a number .*got '3'"),
+        ({"radius": math.inf}, r"the anchor's radius must be a number in \(0, inf\), got inf"),
+    ],
+)
+def test_a_malformed_anchor_is_refused(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        Anchor(**{"x": 1.0, "y": 1.0, "radius": 2.0, **arguments})
+
+
+def test_several_pokes_with_their_own_times_and_an_anchor_leave_the_anchored_region_still():
+    volume = _random_volume()
+    pokes = [
+        Poke(1, 1, 3.0, 0.0),
+        Poke(6, 4, -2.0, 1.0, time=0.3, kind="impulse"),
+        Poke(2, 4, 0.0, 2.0, time=0.6),
+    ]
+    anchor = Anchor(x=6.0, y=1.0, radius=3.0)
+    free = poke_motion(volume, pokes, num_frames=30, fps=30.0).frames()
+    held = poke_motion(volume, pokes, num_frames=30, fps=30.0, anchors=[anchor])
+    assert held.mask.shape == (1, 1, HEIGHT, WIDTH)
+    torch.testing.assert_close(held.frames(), free * anchor_mask([anchor], HEIGHT, WIDTH)[:, None])
+    core = free[0, :, :, 0:3, 5:8].abs().max()  # within 1.5 px of the anchor
+    assert core > 0.5 and held.frames()[0, :, :, 0:3, 5:8].abs().max() == 0
+    # Far from the anchor the pokes move the picture as they would without it.
+    torch.testing.assert_close(held.frames()[0, :, :, 4:, :2], free[0, :, :, 4:, :2])
 
 
 # ------------------------------------------------------------------------------------------------
