@@ -48,7 +48,7 @@ export async function openComfyUI(browser, serverURL, { beforeLoad } = {}) {
         });
         if (!response.ok) throw new Error(`setting ${name} failed: HTTP ${response.status}`);
     }
-    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1300 } });
     if (beforeLoad) await beforeLoad(page);
     await page.goto(serverURL);
     await page.waitForFunction(() => window.app?.graph && window.app.canvas, null, { timeout: 60_000 });

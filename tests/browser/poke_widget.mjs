@@ -3,21 +3,25 @@
 //   node tests/browser/poke_widget.mjs SERVER_URL WORKFLOW.json SCREENSHOT.png PLAN_JSON
 //
 // The workflow feeds one ModalPoke node a Load Image picture and a spectral volume. PLAN_JSON:
-// {"before": [DRAG...], "after": [DRAG...]}, each DRAG {"from": [x, y], "to": [x, y], "anchor":
-// bool, "time": seconds or absent}, points in fractions of the picture. The script
+// {"before": [DRAG...], "after": [DRAG...], "deleted": DRAG, "swapTo": FILE}, each DRAG {"from":
+// [x, y], "to": [x, y], "anchor": bool, "time": seconds or absent}, points in fractions of the
+// picture. The script
 //
 // 1. loads the workflow and, before any run, waits for the widget to show Load Image's picture,
 //    makes the "before" drags (an anchor with shift held; after a poke's drag it types the poke's
 //    time in the time field, if given) and reads the node's inputs back from app.graphToPrompt();
 // 2. queues the workflow, waits for the live preview, makes the "after" drags (the first one is
-//    watched while held and after its release), then presses Play and counts, over TIMING_SECONDS,
-//    the frames the preview draws and the display's requestAnimationFrame callbacks.
+//    watched while held and after its release), makes the "deleted" drag and right-clicks its
+//    start, reads the inputs again, then presses Play and counts, over TIMING_SECONDS, the frames
+//    the preview draws and the display's requestAnimationFrame callbacks;
+// 3. selects FILE in Load Image and waits for the widget to show it.
 //
 // It prints one JSON object: the front end's version and mode, the picture shown before the run
 // (its source, size and mean colour), the inputs read before and after the run, whether holding a
 // poke moved the picture, how many distinct frames followed its release, the preview's frame rate,
-// the display's, the median milliseconds of computation per frame, and the browser's errors that
-// the pack's scripts logged. tests/integration/test_poke.py runs it; Chromium is /usr/bin/chromium
+// the display's, the median milliseconds of computation per frame, the picture shown after the
+// swap (its source and whether the run's preview was dropped), and the browser's errors that the
+// pack's scripts logged. tests/integration/test_poke.py runs it; Chromium is /usr/bin/chromium
 // unless GID_CHROMIUM says otherwise, the mode GID_NODES_MODE's (see chromium.mjs).
 
 import { createHash } from "node:crypto";
@@ -76,8 +80,9 @@ try {
     await page.evaluate(() => window.app.queuePrompt(0, 1));
     await page.waitForFunction(() => pokeNode()?.gidPoke?.scene?.simulator, null, { timeout: 180_000 });
     await showNode(page);
-    await page.waitForFunction(() => !pokeNode().gidPoke.playing, null, { timeout: 30_000 });
     const [held, ...rest] = plan.after;
+    // The run's preview plays the pokes; stopped, the picture holds still until the next drag.
+    await page.evaluate(() => pokeNode().gidPoke.stop());
     const still = await canvasHash(page);
     const heldHash = await dragOn(page, held, { whileHeld: () => canvasHash(page) });
     const hashes = new Set();
@@ -86,6 +91,8 @@ try {
         await page.waitForTimeout(100);
     }
     for (const drag of rest) await dragOn(page, drag);
+    await dragOn(page, plan.deleted);
+    await page.mouse.click(...(await screenPoint(page, plan.deleted.from)), { button: "right" });
     const inputsAfterRun = await modalPokeInputs(page);
 
     await page.evaluate(() => pokeNode().gidPoke.replay());
@@ -114,6 +121,22 @@ try {
         };
     }, TIMING_SECONDS);
     await page.screenshot({ path: screenshotPath });
+
+    await page.evaluate((file) => {
+        const loader = window.app.graph.nodes.find((node) => node.type === "LoadImage");
+        const widget = loader.widgets.find((candidate) => candidate.name === "image");
+        widget.value = file;
+        widget.callback?.(file);
+    }, plan.swapTo);
+    await page.waitForFunction(
+        (file) => pokeNode().gidPoke.picture?.key.includes(file),
+        plan.swapTo,
+        { timeout: 10_000 },
+    );
+    const afterSwap = await page.evaluate(() => {
+        const editor = pokeNode().gidPoke;
+        return { source: JSON.parse(editor.picture.key), sceneDropped: editor.scene === null };
+    });
     console.log(
         JSON.stringify({
             frontEndVersion,
@@ -124,6 +147,7 @@ try {
             heldChangedPicture: heldHash !== still,
             distinctFramesAfterRelease: hashes.size,
             ...timing,
+            afterSwap,
             extensionErrors,
         }),
     );

@@ -129,7 +129,8 @@ def test_a_poke_outside_the_picture_fails_naming_the_point_and_the_size(comfyui,
 
 
 # Drags on the widget, in fractions of the picture: three pokes and an anchor before any run (the
-# second and third pokes get their times typed after their drags), two more pokes after it.
+# second and third pokes get their times typed after their drags), two more pokes after it, and one
+# deleted by a right-click; then Load Image's selection changes to ComfyUI's example.png.
 PLAN = {
     "before": [
         {"from": [0.5, 0.35], "to": [0.58, 0.38]},
@@ -141,6 +142,8 @@ PLAN = {
         {"from": [0.45, 0.2], "to": [0.5, 0.25], "time": 0.3},
         {"from": [0.55, 0.5], "to": [0.55, 0.58], "time": 0.6},
     ],
+    "deleted": {"from": [0.15, 0.7], "to": [0.2, 0.7]},
+    "swapTo": "example.png",
 }
 
 
@@ -205,5 +208,10 @@ def test_pokes_and_an_anchor_dragged_before_any_run_reach_the_prompt_and_animate
     assert report["heldChangedPicture"]
     assert report["distinctFramesAfterRelease"] >= 5
     assert report["previewFps"] >= 5 and report["medianComputeMs"] > 0
+    # Another selection in Load Image shows its picture, and the run's preview, now stale, goes.
+    assert report["afterSwap"] == {
+        "source": {"filename": "example.png", "subfolder": "", "type": "input"},
+        "sceneDropped": True,
+    }
     assert not report["extensionErrors"], report["extensionErrors"]
     assert screenshot.stat().st_size > 0

@@ -12,7 +12,7 @@
  * force. Shift-drag, or drag in Anchor mode, to add a static anchor: a circle whose radius the drag
  * sets; nothing moves in its dashed core, motion fades back in up to the circle. Drag a poke's
  * start or tip, or an anchor's centre or rim, to change it; right-click one to delete it, or select
- * it and press Delete. The time field sets the selected poke's time (seconds after frame 0) and
+ * it and click Delete. The time field sets the selected poke's time (seconds after frame 0) and
  * the time of the pokes made next. The widget writes them into the node's `pokes` and `anchors`
  * inputs as JSON in fractions of the picture (x, dx and radius of its width, y and dy of its
  * height), which the node scales to the spectral volume's pixels: the volume's size is only known
@@ -528,9 +528,10 @@ class PokeEditor {
                 this.status.textContent = `At most ${MAX_ENTRIES} ${list} per node.`;
                 return;
             }
-            if (list === "pokes" && !this.items.pokes.length && this.scene) {
+            const single = this.scene && !this.items.pokes.length && this.singlePoke(this.scene.entry);
+            if (list === "pokes" && single && onPicture(single)) {
                 // The single poke was shown and simulated: it stays, as the first listed poke.
-                this.items.pokes.push(this.singlePoke(this.scene.entry));
+                this.items.pokes.push(single);
             }
             const { x, y } = point;
             const item =
@@ -648,6 +649,11 @@ class PokeEditor {
         this.stop();
         clearInterval(this.follower);
     }
+}
+
+/** Whether a poke in fractions lies on the picture, within the ranges the node accepts. */
+function onPicture({ x, y, dx, dy }) {
+    return x >= 0 && x <= 1 && y >= 0 && y <= 1 && Math.abs(dx) <= 1 && Math.abs(dy) <= 1;
 }
 
 function circle(context, x, y, radius) {
