@@ -433,7 +433,10 @@ class PokeEditor {
     drawItems() {
         const context = this.context;
         const { width, height } = this.canvas;
-        const unit = Math.max(1, width / 300); // lines and rings grow with the picture
+        // One screen pixel in canvas pixels: marks keep their size on screen at any zoom.
+        const rect = this.canvas.getBoundingClientRect();
+        const shown = Math.min(rect.width / width, rect.height / height);
+        const unit = shown > 0 ? 1 / shown : 1;
         context.save();
         context.lineWidth = 2 * unit;
         context.shadowColor = "black";
@@ -459,7 +462,7 @@ class PokeEditor {
             context.strokeStyle = dashed ? "rgba(255, 255, 255, 0.7)" : colour("pokes", index);
             context.fillStyle = context.strokeStyle;
             context.setLineDash(dashed ? [4 * unit, 3 * unit] : []);
-            arrow(context, poke.x * width, poke.y * height, poke.dx * width, poke.dy * height, 5 * unit);
+            arrow(context, poke.x * width, poke.y * height, poke.dx * width, poke.dy * height, 6 * unit);
             const label = `${dashed ? "x/y poke " : ""}${Number(poke.time.toFixed(2))} s`;
             context.fillText(label, poke.x * width + 7 * unit, poke.y * height - 7 * unit);
         }
