@@ -79,7 +79,24 @@ letting it grow. It is stable for a band when ``h^2 omega^2 + 2 h gamma < 4``;
 ``q_f(t_n)`` at the output frames, which ``poke_motion`` turns into a ``MotionTexture``:
 its band weights are exactly these coordinates (``w_f(n) = q_f(t_n)``).
 
-The live preview of the ModalPoke node runs the same simulation in the browser
+Anchors
+-------
+A static anchor holds a region of the picture still while the rest responds: users of motion
+tools pin a building or a face while a branch is pulled. The paper is silent on anchors; here they
+are a per-pixel damping mask multiplied into the motion, ``F_t(p) -> m(p) F_t(p)``, not a change
+of the modes: the modal coordinates, and so the normalization of every poke, stay as above, and a
+poke next to an anchor moves its pixel less than its drag. One anchor at ``a`` with radius ``r``
+gives
+
+    m(p) = s(clamp(2 d / r - 1, 0, 1)),   d = ||p - a||,   s(t) = 3 t^2 - 2 t^3 (smoothstep),
+
+which is exactly 0 within half the radius (the held core: the region does not move at all), rises
+smoothly (no kink at either end) to exactly 1 at the radius, and leaves everything beyond the
+radius untouched, so the circle a user draws is the whole reach of the anchor. A Gaussian
+``1 - exp(-(d / r)^2)`` would hold only the centre still and reach every pixel of the picture.
+Several anchors multiply their masks. ``anchor_mask`` builds the mask, ``poke_motion`` applies it.
+
+The live preview of the ModalPoke node runs the same simulation, and the same mask, in the browser
 (``web/js/modal_dynamics.js``) on the basis exported by ``export_modal_basis``.
 """
 
@@ -92,19 +109,22 @@ from typing import Literal
 
 import torch
 
-from .configs import integer, real_number
+from .configs import integer, number_in_range, real_number
 from .motion import MotionTexture
 from .spectral import SpectralVolume
 
 __all__ = [
+    "ANCHOR_CORE",
     "MAX_FRAMES",
     "MIN_MOBILITY",
     "POKE_KINDS",
+    "Anchor",
     "ModalBasisExport",
     "ModalParameters",
     "ModalTrajectory",
     "Poke",
     "PokeKind",
+    "anchor_mask",
     "export_modal_basis",
     "modal_force",
     "poke_motion",
@@ -117,6 +137,9 @@ POKE_KINDS: tuple[PokeKind, ...] = ("release", "impulse")
 # Mobility (amplitude relative to the scene's most mobile pixel) below which a poked pixel
 # responds less than the poke's strength; bounds every response by strength / MIN_MOBILITY.
 MIN_MOBILITY = 0.2
+
+# Share of an anchor's radius held completely still (its mask is 0 there), see "Anchors" above.
+ANCHOR_CORE = 0.5
 
 # Most output frames one simulation makes (ModalPoke's widget maximum): the loop runs once per
 # frame, and its result is a [frames, K] table.
@@ -160,6 +183,85 @@ class Poke:
             raise ValueError(f"a poke's time must be >= 0 seconds (the first frame), got {self.time}")
         if self.kind not in POKE_KINDS:
             raise ValueError(f"a poke's kind must be one of {POKE_KINDS}, got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A static anchor: holds the picture still around a point (see "Anchors" in the module docstring).
+
+    Attributes:
+        x: column of the anchor's centre in pixels of the spectral volume, a real number; pixel
+            centres lie at 0 to W - 1, so the picture spans -0.5 to W - 0.5.
+        y: row of the anchor's centre, in pixels; the picture spans -0.5 to H - 0.5.
+        radius: reach of the anchor in pixels, > 0: nothing moves within ``ANCHOR_CORE`` of it,
+            motion fades back in towards it, and beyond it the anchor changes nothing.
+
+    Example:
+        >>> Anchor(x=12.0, y=7.5, radius=6.0).radius
+        6.0
+        >>> Anchor(x=12.0, y=7.5, radius=0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: the anchor's radius must be a number in (0, inf), got 0.0
+    """
+
+    x: float
+    y: float
+    radius: float
+
+    def __post_init__(self) -> None:
+        number_in_range(self.x, "the anchor's x", -math.inf, math.inf, low_open=True, high_open=True)
+        number_in_range(self.y, "the anchor's y", -math.inf, math.inf, low_open=True, high_open=True)
+        number_in_range(self.radius, "the anchor's radius", 0, math.inf, low_open=True, high_open=True)
+
+
+def anchor_mask(
+    anchors: Sequence[Anchor], height: int, width: int, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """The damping mask of static anchors: 0 where they hold the picture still, 1 out of their reach.
+
+    ``m(p) = prod_a s(clamp(2 ||p - a|| / r_a - 1, 0, 1))`` with ``s(t) = 3 t^2 - 2 t^3``, at the
+    pixel centres ``p = (column, row)`` (see "Anchors" in the module docstring).
+
+    Args:
+        anchors: the anchors, in pixels of the H x W grid; an empty sequence gives all ones.
+        height: H, rows of the grid, >= 1.
+        width: W, columns of the grid, >= 1.
+        device: where to make the mask; the CPU when None.
+
+    Returns:
+        ``[1, 1, H, W]`` float32 in [0, 1], ready for ``MotionTexture(mask=...)``.
+
+    Raises:
+        ValueError: if an anchor's centre lies outside the picture (-0.5 to W - 0.5, -0.5 to
+            H - 0.5), naming it and the size.
+        TypeError: if an entry is not an ``Anchor``.
+
+    Example:
+        >>> mask = anchor_mask([Anchor(x=4.0, y=2.0, radius=2.0)], height=5, width=9)
+        >>> mask.shape
+        torch.Size([1, 1, 5, 9])
+        >>> mask[0, 0, 2, 4].item(), mask[0, 0, 2, 5].item(), mask[0, 0, 2, 7].item()
+        (0.0, 0.0, 1.0)
+    """
+    height = integer(height, "the mask's height", low=1)
+    width = integer(width, "the mask's width", low=1)
+    rows = torch.arange(height, dtype=torch.float32, device=device).view(height, 1)
+    columns = torch.arange(width, dtype=torch.float32, device=device).view(1, width)
+    mask = torch.ones(height, width, device=device)
+    for anchor in anchors:
+        if not isinstance(anchor, Anchor):
+            raise TypeError(f"anchors must be gid_models.modal.Anchor objects, got {type(anchor).__name__}")
+        if not (-0.5 <= anchor.x <= width - 0.5 and -0.5 <= anchor.y <= height - 0.5):
+            raise ValueError(
+                f"the anchor at (x={anchor.x:g}, y={anchor.y:g}) is outside the {width}x{height} spectral "
+                f"volume; x must be -0.5 to {width - 0.5:g} and y -0.5 to {height - 0.5:g} (pixels of the "
+                "image the volume was made for)"
+            )
+        distance = torch.hypot(columns - anchor.x, rows - anchor.y)
+        t = (distance / (anchor.radius * (1 - ANCHOR_CORE)) - ANCHOR_CORE / (1 - ANCHOR_CORE)).clamp(0, 1)
+        mask = mask * t.square() * (3 - 2 * t)
+    return mask[None, None]
 
 
 @dataclass(frozen=True)
@@ -411,25 +513,41 @@ def poke_motion(
     fps: float,
     parameters: ModalParameters | None = None,
     progress: Callable[[int, int], None] | None = None,
+    anchors: Sequence[Anchor] = (),
 ) -> MotionTexture:
     """The motion of the scene's response to the pokes, ready for ``render_video``.
 
     Args:
         volume: spectral volume in pixels, batch 1.
-        pokes: the pokes (see ``simulate``).
+        pokes: the pokes, each at its own time (see ``simulate``).
         num_frames: N, output frames, >= 1.
         fps: output frames per second, > 0.
         parameters: damping, frequency factor and sub-step; ``ModalParameters()`` when None.
         progress: as for ``simulate``.
+        anchors: static anchors in pixels of the volume, which hold the picture still around
+            them (``anchor_mask``); none when empty.
 
     Returns:
         A ``MotionTexture`` of N frames at ``fps`` whose band weights are the modal coordinates
         ``q_f(t_n)`` (complex, the DC column zero), on the volume's device:
-        ``F_n(p) = Re(sum_f S_f(p) q_f(t_n))`` in pixels.
+        ``F_n(p) = m(p) Re(sum_f S_f(p) q_f(t_n))`` in pixels, where the mask ``m`` of the
+        anchors is ``[1, 1, H, W]`` (no mask without anchors).
+
+    Example:
+        >>> coeffs = torch.zeros(1, 16, 2, 20, 32, dtype=torch.complex64)
+        >>> coeffs[0, 2, 0] = 1.5  # every pixel sways along x at 0.4 Hz
+        >>> volume = SpectralVolume(coeffs)
+        >>> pokes = [Poke(x=8, y=10, force_x=4.0, force_y=0.0), Poke(24, 10, -2.0, 0.0, time=0.5)]
+        >>> anchors = [Anchor(x=16.0, y=10.0, radius=6.0)]  # holds the middle still
+        >>> motion = poke_motion(volume, pokes, num_frames=30, fps=30.0, anchors=anchors)
+        >>> frames = motion.frames()  # [1, 30, 2, 20, 32] pixels
+        >>> round(frames[0, 0, 0, 10, 8].item(), 3), frames[0, :, :, 10, 16].abs().max().item()
+        (4.0, 0.0)
     """
     trajectory = simulate(volume, pokes, num_frames, fps, parameters, progress)
     weights = trajectory.positions.to(device=volume.device, dtype=volume.coeffs.dtype)
-    return MotionTexture(volume, weights, fps)
+    mask = anchor_mask(anchors, volume.height, volume.width, volume.device) if anchors else None
+    return MotionTexture(volume, weights, fps, mask)
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,34 @@ returns a UI output ``gid_poke`` with two files in ComfyUI's temp folder, served
 - ``basis``: the spectral volume packed as int8 by ``gid_models.modal.export_modal_basis``,
   whose header fields travel in the same UI entry.
 
-With them the widget sets the point and the force by click and drag, and simulates and warps the
-picture live in the browser, without another run.
+With them the widget simulates and warps the picture live in the browser, without another run.
+Before any run the widget shows the picture of the Load Image node that feeds ``image``.
+
+The widget writes its pokes and anchors into the ``pokes`` and ``anchors`` inputs as JSON, in
+fractions of the picture's width and height: the volume's size is only known after a run, and a
+fraction stays where it is whatever size the picture is scaled to (``volume_pokes`` and
+``volume_anchors`` turn them into pixels of the volume).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 
 import folder_paths
 import torch
 from PIL import Image
 
-from ..gid_models.modal import POKE_KINDS, ModalParameters, Poke, export_modal_basis, poke_motion
+from ..gid_models.configs import number_in_range
+from ..gid_models.modal import (
+    POKE_KINDS,
+    Anchor,
+    ModalParameters,
+    Poke,
+    export_modal_basis,
+    poke_motion,
+)
 from ..gid_models.motion import MotionTexture
 from ..gid_models.visualize import motion_colors
 from . import types
@@ -30,16 +45,40 @@ from .spectral_nodes import require_volume
 # Where the widget's files go inside ComfyUI's temp folder (emptied at every server start).
 PREVIEW_PREFIX = "gid_poke/poke"
 
+# Most entries of the pokes and anchors inputs: more than a hand can place, and each poke costs the
+# simulation a modal force over the whole volume.
+MAX_POKES = MAX_ANCHORS = 32
+# Longest text of the pokes or anchors input, read before parsing: 32 entries take about 3000.
+MAX_JSON_CHARACTERS = 20_000
+# Keys of an entry and the range of each (low, high, whether low itself is excluded), in
+# fractions of the picture's width (x, dx, radius) and height (y, dy), and time in seconds.
+POKE_KEYS = {
+    "x": (0, 1, False),
+    "y": (0, 1, False),
+    "dx": (-1, 1, False),
+    "dy": (-1, 1, False),
+    "time": (0, 10_000, False),
+}
+ANCHOR_KEYS = {"x": (0, 1, False), "y": (0, 1, False), "radius": (0, 1, True)}
+POKES_EXAMPLE = '[{"x": 0.5, "y": 0.3, "dx": 0.05, "dy": 0.0, "time": 0.0}]'
+ANCHORS_EXAMPLE = '[{"x": 0.2, "y": 0.7, "radius": 0.1}]'
+
 
 class ModalPoke:
     DESCRIPTION = (
         "Pokes the picture and simulates how it responds (paper Sec. 6): every frequency band of "
-        "the spectral volume is a mode of vibration, a damped oscillator driven by the poke. Pull "
-        "pixel (x, y) by the force (dx, dy) times strength and let go ('release'), or flick it "
+        "the spectral volume is a mode of vibration, a damped oscillator driven by the pokes. A "
+        "poke pulls a pixel by a force times strength and lets go ('release'), or flicks it "
         "('impulse'); the poked pixel swings by about that many pixels and the scene follows as "
-        "its modes allow. Click and drag on the picture in the node to set the point and the "
-        "force, and watch a live preview once the node has run. Connect the motion to "
-        "SoftmaxSplatRender, whose fps output carries the frame rate on to Create Video."
+        "its modes allow. Static anchors hold the picture still around them. On the picture in "
+        "the node (shown as soon as a Load Image feeds image, no run needed): drag to add a poke "
+        "(an arrow), shift-drag or the Anchor mode to add an anchor (a circle, the drag sets its "
+        "radius), drag a handle to move it, right-click it to delete it. Each poke has its own "
+        "time: the time field under the picture sets the selected poke's time, and new pokes take "
+        "it. They go into the pokes and anchors inputs; while pokes is empty the single x, y, dx, "
+        "dy, poke_time poke is used. After a run the picture responds live in the browser. "
+        "Connect the motion to SoftmaxSplatRender, whose fps output carries the frame rate on to "
+        "Create Video."
     )
     CATEGORY = types.CATEGORY
     RETURN_TYPES = (types.MOTION, "FLOAT")
@@ -64,7 +103,7 @@ class ModalPoke:
                         "default": 128,
                         "min": 0,
                         "max": 16384,
-                        "tooltip": "Column of the poked pixel, in pixels of the spectral volume (the image it was predicted from, at the volume's size). Click on the picture in the node to set it.",
+                        "tooltip": "Column of the single poke's pixel, in pixels of the spectral volume (the image it was predicted from, at the volume's size). Used only while pokes is empty; pokes made on the picture go into pokes.",
                     },
                 ),
                 "y": (
@@ -73,7 +112,7 @@ class ModalPoke:
                         "default": 80,
                         "min": 0,
                         "max": 16384,
-                        "tooltip": "Row of the poked pixel, in pixels of the spectral volume. Click on the picture in the node to set it.",
+                        "tooltip": "Row of the single poke's pixel, in pixels of the spectral volume. Used only while pokes is empty.",
                     },
                 ),
                 "dx": (
@@ -83,7 +122,7 @@ class ModalPoke:
                         "min": -4096.0,
                         "max": 4096.0,
                         "step": 0.1,
-                        "tooltip": "Force to the right, in pixels: how far the poked pixel is pulled (left if negative). Drag on the picture to set it.",
+                        "tooltip": "The single poke's force to the right, in pixels: how far its pixel is pulled (left if negative). Used only while pokes is empty.",
                     },
                 ),
                 "dy": (
@@ -93,7 +132,7 @@ class ModalPoke:
                         "min": -4096.0,
                         "max": 4096.0,
                         "step": 0.1,
-                        "tooltip": "Force downwards, in pixels (up if negative). Drag on the picture to set it.",
+                        "tooltip": "The single poke's force downwards, in pixels (up if negative). Used only while pokes is empty.",
                     },
                 ),
                 "strength": (
@@ -103,13 +142,13 @@ class ModalPoke:
                         "min": 0.0,
                         "max": 100.0,
                         "step": 0.05,
-                        "tooltip": "Multiplies the force: the poked pixel swings by about strength x |(dx, dy)| pixels. 0 leaves the picture still.",
+                        "tooltip": "Multiplies the force of every poke: a poked pixel swings by about strength x its drag. 0 leaves the picture still.",
                     },
                 ),
                 "kind": (
                     list(POKE_KINDS),
                     {
-                        "tooltip": "release: the pixel is pulled and let go, the scene starts displaced and swings back. impulse: the pixel is flicked, the scene starts at rest and is thrown along the force."
+                        "tooltip": "Of every poke. release: the pixel is pulled and let go, the scene starts displaced and swings back. impulse: the pixel is flicked, the scene starts at rest and is thrown along the force."
                     },
                 ),
                 "alpha": (
@@ -182,7 +221,7 @@ class ModalPoke:
                 "motion": (
                     types.MOTION,
                     {
-                        "tooltip": "Motion to add this poke's response to, with the same spectral volume, frames and fps: an earlier ModalPoke (several pokes, each at its own time) or SpectrumToMotion (the scene keeps swaying while poked)."
+                        "tooltip": "Motion to add these pokes' response to, with the same spectral volume, frames and fps and no mask: an earlier ModalPoke or SpectrumToMotion (the scene keeps swaying while poked). This node's anchors hold it still too."
                     },
                 ),
                 "poke_time": (
@@ -192,7 +231,23 @@ class ModalPoke:
                         "min": 0.0,
                         "max": 10000.0,
                         "step": 0.1,
-                        "tooltip": "When the poke happens, in seconds after frame 0; the frames before it show the motion input (or stillness).",
+                        "tooltip": "When the single poke happens, in seconds after frame 0; the frames before it show the motion input (or stillness). Used only while pokes is empty.",
+                    },
+                ),
+                "pokes": (
+                    "STRING",
+                    {
+                        "default": "[]",
+                        "multiline": False,
+                        "tooltip": f"The pokes, written by dragging on the picture or by hand: a JSON list like {POKES_EXAMPLE}, up to {MAX_POKES}. x and dx are fractions of the picture's width, y and dy of its height (0.5 is the middle; the node scales them to the volume's pixels, so they fit any size), time is in seconds after frame 0. When not empty, these replace the single x, y, dx, dy, poke_time poke.",
+                    },
+                ),
+                "anchors": (
+                    "STRING",
+                    {
+                        "default": "[]",
+                        "multiline": False,
+                        "tooltip": f"Static anchors that hold the picture still around them, written by shift-dragging on the picture or by hand: a JSON list like {ANCHORS_EXAMPLE}, up to {MAX_ANCHORS}. x is a fraction of the picture's width, y of its height, radius of its width. Nothing moves within half the radius, motion fades back in up to the radius; several anchors multiply.",
                     },
                 ),
             },
@@ -216,16 +271,132 @@ class ModalPoke:
         image=None,
         motion=None,
         poke_time=0.0,
+        pokes="[]",
+        anchors="[]",
     ):
         volume = require_volume(spectral_volume)
         volume.require_pixels("ModalPoke")
         fps = require_positive(fps, "fps", "give the frame rate of the video, for example 30")
-        poke = Poke(x, y, strength * dx, strength * dy, time=poke_time, kind=kind)
+        listed = volume_pokes(pokes, volume.width, volume.height, strength, kind)
+        listed = listed or [Poke(x, y, strength * dx, strength * dy, time=poke_time, kind=kind)]
         parameters = ModalParameters(alpha, beta, frequency_factor, time_step)
-        response = poke_motion(volume, [poke], frames, fps, parameters, progress=Progress(frames))
+        response = poke_motion(
+            volume,
+            listed,
+            frames,
+            fps,
+            parameters,
+            progress=Progress(frames),
+            anchors=volume_anchors(anchors, volume.width, volume.height),
+        )
         if motion is not None:
             response = _superpose(motion, response)
         return {"ui": {"gid_poke": [_save_widget_files(volume, image)]}, "result": (response, fps)}
+
+
+def volume_pokes(text, width: int, height: int, strength: float, kind: str) -> list[Poke]:
+    """The ``pokes`` input as ``Poke``s in pixels of a ``width`` x ``height`` volume.
+
+    A poke's pixel is the one under its point (``x * width`` columns from the left edge), its
+    force is ``strength * (dx * width, dy * height)`` pixels.
+
+    Raises:
+        ValueError: naming the input, the entry and what to fix (see ``_json_entries``).
+    """
+    return [
+        Poke(
+            min(width - 1, math.floor(entry["x"] * width)),
+            min(height - 1, math.floor(entry["y"] * height)),
+            strength * entry["dx"] * width,
+            strength * entry["dy"] * height,
+            time=entry["time"],
+            kind=kind,
+        )
+        for entry in _json_entries(text, "pokes", POKE_KEYS, MAX_POKES, POKES_EXAMPLE)
+    ]
+
+
+def volume_anchors(text, width: int, height: int) -> list[Anchor]:
+    """The ``anchors`` input as ``Anchor``s in pixels of a ``width`` x ``height`` volume.
+
+    Fraction 0 is the picture's left (top) edge and 1 its right (bottom) edge, which in the
+    volume's pixel-centre coordinates are -0.5 and ``width - 0.5``; the radius is ``radius * width``.
+    """
+    return [
+        Anchor(entry["x"] * width - 0.5, entry["y"] * height - 0.5, entry["radius"] * width)
+        for entry in _json_entries(text, "anchors", ANCHOR_KEYS, MAX_ANCHORS, ANCHORS_EXAMPLE)
+    ]
+
+
+def _json_entries(text, name: str, keys: dict, maximum: int, example: str) -> list[dict[str, float]]:
+    """Parse a JSON list of objects with exactly ``keys``, each a number in its range.
+
+    Raises:
+        ValueError: naming the input ``name``, the entry (counted from 1) and what to fix: text
+            that is not JSON or too long, not a list, more than ``maximum`` entries, an entry that
+            is not an object, a missing or unknown key, a value that is not a number, NaN or
+            infinite, or outside its range (a point outside the picture).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be text holding a JSON list like {example}, got {type(text).__name__}")
+    if len(text) > MAX_JSON_CHARACTERS:
+        raise ValueError(
+            f"{name} holds {len(text)} characters, more than the {MAX_JSON_CHARACTERS} that {maximum} "
+            f"entries need; give at most {maximum} entries like {example}"
+        )
+    if not text.strip():
+        return []
+    try:
+        # NaN and Infinity parse as floats here and are refused below with the entry named.
+        entries = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        # ValueError: bad syntax or an integer of thousands of digits; RecursionError: lists
+        # nested thousands deep.
+        raise ValueError(
+            f"{name} is not valid JSON ({error}); write a list like {example}, or [] for none"
+        ) from None
+    if not isinstance(entries, list):
+        raise ValueError(f"{name} must be a JSON list like {example}, got {_json_type(entries)}")
+    if len(entries) > maximum:
+        raise ValueError(f"{name} holds {len(entries)} entries, more than the {maximum} allowed; remove some")
+    names = ", ".join(keys)
+    for number, entry in enumerate(entries, 1):
+        where = f"{name} entry {number}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object like {example[1:-1]}, got {_json_type(entry)}")
+        missing = [key for key in keys if key not in entry]
+        unknown = [key for key in entry if key not in keys]
+        if missing or unknown:
+            problem = f"has no {missing[0]!r}" if missing else f"has an unknown key {unknown[0]!r}"
+            raise ValueError(f"{where} {problem}; every entry has exactly the keys {names}")
+        for key, (low, high, low_open) in keys.items():
+            try:
+                number_in_range(entry[key], f"{where}: {key}", low, high, low_open=low_open)
+            except ValueError as error:
+                raise ValueError(f"{error}; {_UNITS[key]}") from None
+    return [{key: float(entry[key]) for key in keys} for entry in entries]
+
+
+# What each key of a poke or anchor measures, for the messages.
+_UNITS = {
+    "x": "x is a fraction of the picture's width, 0 its left edge and 1 its right edge",
+    "y": "y is a fraction of the picture's height, 0 its top and 1 its bottom",
+    "dx": "dx is a fraction of the picture's width (0.1 pulls by a tenth of it to the right)",
+    "dy": "dy is a fraction of the picture's height (0.1 pulls by a tenth of it downwards)",
+    "time": "time is in seconds after frame 0",
+    "radius": "radius is a fraction of the picture's width (0.1 reaches a tenth of it)",
+}
+
+
+def _json_type(value) -> str:
+    """How JSON names the type of a parsed value, for the messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}[type(value)]
 
 
 def _superpose(earlier, response: MotionTexture) -> MotionTexture:
@@ -249,11 +420,13 @@ def _superpose(earlier, response: MotionTexture) -> MotionTexture:
         )
     if earlier.mask is not None:
         raise ValueError(
-            "the motion input has a mask, which would scale this poke's response too; "
-            "add the pokes first and mask the sum instead"
+            "the motion input has a mask (Spectrum to Motion's mask or an earlier Modal Poke's "
+            "anchors), which would scale this poke's response too; add the pokes first and mask "
+            "the sum instead: put every anchor on the last Modal Poke"
         )
     weights = earlier.band_weights.to(response.band_weights) + response.band_weights
-    return MotionTexture(volume, weights, response.fps)
+    # This node's anchors hold still the sum: the motion input as well as its own pokes.
+    return MotionTexture(volume, weights, response.fps, response.mask)
 
 
 def _save_widget_files(volume, image) -> dict:

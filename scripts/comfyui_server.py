@@ -90,6 +90,8 @@ class ComfyUIServer:
         python: interpreter that runs ComfyUI; defaults to the current one.
         port: TCP port; a free one is picked when omitted.
         env: extra environment variables for the server process.
+        front_end_root: a front end's folder of static files (the ``static`` folder of a
+            ``comfyui-frontend-package`` wheel) to serve instead of the installed one.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class ComfyUIServer:
         python=sys.executable,
         port=None,
         env=None,
+        front_end_root=None,
     ):
         self.comfyui_dir = Path(comfyui_dir)
         self.base_dir = Path(base_dir)
@@ -112,6 +115,12 @@ class ComfyUIServer:
         self.log_path = self.base_dir / "comfyui.log"
         self.process: subprocess.Popen | None = None
         self.extra_env = dict(env or {})
+        self.front_end_root = None if front_end_root is None else Path(front_end_root)
+        if self.front_end_root is not None and not (self.front_end_root / "index.html").is_file():
+            raise ComfyUIError(
+                f"{self.front_end_root} holds no front end (no index.html); give the static folder of "
+                "a comfyui-frontend-package wheel"
+            )
         if not (self.comfyui_dir / "main.py").is_file():
             raise ComfyUIError(
                 f"{self.comfyui_dir} is not a ComfyUI folder (no main.py); run scripts/bootstrap.sh "
@@ -162,6 +171,8 @@ class ComfyUIServer:
             str(self.base_dir),
             "--disable-auto-launch",
         ]
+        if self.front_end_root is not None:
+            command += ["--front-end-root", str(self.front_end_root)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,

@@ -15,21 +15,16 @@
 //                 had to repair or found invalid says so there);
 //   prompt        the API-format prompt of app.graphToPrompt().
 // tests/integration/test_workflows.py runs it; Chromium is /usr/bin/chromium unless GID_CHROMIUM
-// says otherwise.
+// says otherwise, and the front end's mode is GID_NODES_MODE's (see chromium.mjs).
 
 import { readFileSync } from "node:fs";
-import { launchChromium } from "./chromium.mjs";
+import { launchChromium, openComfyUI } from "./chromium.mjs";
 
 const [serverURL, ...workflowPaths] = process.argv.slice(2);
 
 const browser = await launchChromium();
 try {
-    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-    // A first visit counts as a new user, whose blank workflow and templates dialog would
-    // replace the workflow loaded here.
-    await fetch(`${serverURL}/api/settings/Comfy.TutorialCompleted`, { method: "POST", body: "true" });
-    await page.goto(serverURL);
-    await page.waitForFunction(() => window.app?.graph && window.app.canvas, null, { timeout: 60_000 });
+    const { page } = await openComfyUI(browser, serverURL);
     await page.evaluate(() => {
         window.gidMissing = [];
         window.app.showMissingNodesError = (types) =>

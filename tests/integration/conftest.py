@@ -33,10 +33,17 @@ import_pack()
 
 @pytest.fixture(scope="session")
 def comfyui(tmp_path_factory) -> ComfyUIServer:
-    """The running server; tests may add models under ``comfyui.models_dir`` before using them."""
+    """The running server; tests may add models under ``comfyui.models_dir`` before using them.
+
+    It serves the front end installed with ComfyUI, or the one whose static files lie in
+    ``GID_FRONT_END_ROOT`` (to test another release of ``comfyui-frontend-package``).
+    """
     # Tests never reach the network: Hub look-ups fail at once instead of waiting on time-outs.
     server = ComfyUIServer(
-        os.environ["COMFYUI_DIR"], tmp_path_factory.mktemp("comfyui-base"), env={"HF_HUB_OFFLINE": "1"}
+        os.environ["COMFYUI_DIR"],
+        tmp_path_factory.mktemp("comfyui-base"),
+        env={"HF_HUB_OFFLINE": "1"},
+        front_end_root=os.environ.get("GID_FRONT_END_ROOT") or None,
     )
     server.start()
     yield server

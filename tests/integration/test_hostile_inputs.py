@@ -878,6 +878,123 @@ def _(g):
     show(g, poke(g, load_volume(g), motion=other))
 
 
+def _poke_entries(count: int = 1, **entry) -> str:
+    """The text of ModalPoke's pokes input: ``count`` pokes, each changed by ``entry``."""
+    return json.dumps([{"x": 0.5, "y": 0.5, "dx": 0.1, "dy": 0.0, "time": 0.0, **entry}] * count)
+
+
+@case(
+    "pokes_and_anchors_listed",
+    "ModalPoke with three pokes at 0, 0.03 and 0.06 s and two anchors, one on the corner",
+    r"fps=30\.0, mask=tensor\(",
+    OK,
+)
+def _(g):
+    pokes = [
+        {"x": 0.2, "y": 0.3, "dx": 0.1, "dy": 0.0, "time": 0.0},
+        {"x": 0.8, "y": 0.6, "dx": 0.0, "dy": -0.2, "time": 0.03},
+        {"x": 1.0, "y": 1.0, "dx": -0.05, "dy": 0.05, "time": 0.06},
+    ]
+    anchors = [{"x": 0.5, "y": 0.5, "radius": 0.2}, {"x": 0.0, "y": 0.0, "radius": 1.0}]
+    show(g, poke(g, load_volume(g), pokes=json.dumps(pokes), anchors=json.dumps(anchors)))
+
+
+@case(
+    "pokes_not_json",
+    "ModalPoke pokes = [{x: 0.5}] (keys without quotes)",
+    r"pokes is not valid JSON \(Expecting property name.*\); write a list like \[\{\"x\": 0.5",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), pokes="[{x: 0.5}]"))
+
+
+@case(
+    "pokes_an_object_not_a_list",
+    "ModalPoke pokes = one object instead of a list",
+    r"pokes must be a JSON list like \[.*\], got an object",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), pokes=_poke_entries()[1:-1]))
+
+
+@case(
+    "pokes_with_nan",
+    "ModalPoke pokes entry 2 with dy = NaN",
+    r"pokes entry 2: dy must be a number in \[-1, 1\], got nan; dy is a fraction of the picture's height",
+)
+def _(g):
+    pokes = json.loads(_poke_entries(2))
+    pokes[1]["dy"] = math.nan
+    show(g, poke(g, load_volume(g), pokes=json.dumps(pokes)))
+
+
+@case(
+    "pokes_outside_the_picture",
+    "ModalPoke pokes entry with x = 1.2 (fractions of the picture)",
+    r"pokes entry 1: x must be a number in \[0, 1\], got 1.2; x is a fraction of the picture's width, 0 its left",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), pokes=_poke_entries(x=1.2)))
+
+
+@case(
+    "pokes_missing_time",
+    "ModalPoke pokes entry without its time",
+    r"pokes entry 1 has no 'time'; every entry has exactly the keys x, y, dx, dy, time",
+)
+def _(g):
+    pokes = json.loads(_poke_entries())
+    del pokes[0]["time"]
+    show(g, poke(g, load_volume(g), pokes=json.dumps(pokes)))
+
+
+@case(
+    "pokes_too_many",
+    "ModalPoke with 33 pokes",
+    r"pokes holds 33 entries, more than the 32 allowed; remove some",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), pokes=_poke_entries(33)))
+
+
+@case(
+    "pokes_nested_thousands_deep",
+    "ModalPoke pokes = 9000 nested lists",
+    r"pokes is not valid JSON \(maximum recursion depth",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), pokes="[" * 9000 + "]" * 9000))
+
+
+@case(
+    "anchors_of_zero_radius",
+    "ModalPoke anchor with radius 0",
+    r"anchors entry 1: radius must be a number in \(0, 1\], got 0; radius is a fraction of the picture's width",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), anchors='[{"x": 0.5, "y": 0.5, "radius": 0}]'))
+
+
+@case(
+    "anchors_entry_a_string",
+    'ModalPoke anchors = ["middle"]',
+    r"anchors entry 1 must be an object like \{\"x\": 0.2, \"y\": 0.7, \"radius\": 0.1\}, got a string",
+)
+def _(g):
+    show(g, poke(g, load_volume(g), anchors='["middle"]'))
+
+
+@case(
+    "anchored_motion_into_another_poke",
+    "ModalPoke adding the motion of a ModalPoke with anchors",
+    r"the motion input has a mask .*put every anchor on the last Modal Poke",
+)
+def _(g):
+    volume = load_volume(g)
+    held = poke(g, volume, anchors='[{"x": 0.5, "y": 0.5, "radius": 0.2}]')
+    show(g, poke(g, volume, motion=held, poke_time=0.05))
+
+
 @case(
     "loop_guidance_end_frame_past_the_loop",
     "LoopGuidance end_frame = 150 (the window's frame T, which is frame 0 again)",

@@ -1,14 +1,13 @@
 """ModalPoke in the real ComfyUI: graphs over HTTP, and its poke widget in headless Chromium."""
 
 import json
-import os
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
-from browser_scripts import browser_missing, run_browser_script
+from browser_scripts import NODES_MODES, browser_missing, run_browser_script
 from PIL import Image
 from workflow_ui import to_ui
 
@@ -16,7 +15,7 @@ from comfyui_server import ComfyUIError
 from gid_models.spectral import SpectralVolume, save_spectral_volume
 
 WIDTH, HEIGHT = 512, 288
-SCREENSHOT = Path("/tmp/gid_poke_widget.png")
+SCREENSHOT = "/tmp/gid_poke_widget_{mode}.png"
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +72,8 @@ def _poke_graph(scene, x=256, y=100, frames=8, render=True):
                 "fps": 30.0,
                 "time_step": 1 / 240,
                 "poke_time": 0.0,
+                "pokes": "[]",
+                "anchors": "[]",
             },
         },
     }
@@ -127,27 +128,90 @@ def test_a_poke_outside_the_picture_fails_naming_the_point_and_the_size(comfyui,
 # In the browser
 
 
+# Drags on the widget, in fractions of the picture: three pokes and an anchor before any run (the
+# second and third pokes get their times typed after their drags), two more pokes after it, and one
+# deleted by a right-click; then Load Image's selection changes to ComfyUI's example.png.
+PLAN = {
+    "before": [
+        {"from": [0.5, 0.35], "to": [0.58, 0.38]},
+        {"from": [0.3, 0.3], "to": [0.3, 0.22], "time": 0.5},
+        {"from": [0.7, 0.45], "to": [0.62, 0.45], "time": 1.0},
+        {"from": [0.35, 0.55], "to": [0.43, 0.55], "anchor": True},
+    ],
+    "after": [
+        {"from": [0.45, 0.2], "to": [0.5, 0.25], "time": 0.3},
+        {"from": [0.55, 0.5], "to": [0.55, 0.58], "time": 0.6},
+    ],
+    "deleted": {"from": [0.15, 0.7], "to": [0.2, 0.7]},
+    "swapTo": "example.png",
+}
+
+
+def _expected_pokes(drags: list[dict]) -> list[dict]:
+    pokes, time = [], 0.0
+    for drag in drags:
+        (x, y), (to_x, to_y) = drag["from"], drag["to"]
+        time = drag.get("time", time)  # a new poke takes the time last typed
+        pokes.append({"x": x, "y": y, "dx": to_x - x, "dy": to_y - y, "time": time})
+    return pokes
+
+
+def _assert_near(entries: list[dict], expected: list[dict]) -> None:
+    # One screen pixel of the 512-pixel picture shown at about its size is 0.002.
+    assert len(entries) == len(expected), entries
+    for entry, wanted in zip(entries, expected, strict=True):
+        assert entry.keys() == wanted.keys()
+        assert entry == {key: pytest.approx(value, abs=0.005) for key, value in wanted.items()}
+
+
 @pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
-def test_dragging_on_the_picture_sets_the_poke_and_animates_the_preview(comfyui, scene, tmp_path):
-    workflow = to_ui(_poke_graph(scene, render=False), comfyui.get_json("/object_info"))
+@pytest.mark.parametrize("mode", NODES_MODES)
+def test_pokes_and_an_anchor_dragged_before_any_run_reach_the_prompt_and_animate_after_it(
+    comfyui, scene, tmp_path, mode
+):
+    workflow = to_ui(_poke_graph(scene, frames=150, render=False), comfyui.get_json("/object_info"))
     (tmp_path / "workflow.json").write_text(json.dumps(workflow))
+    screenshot = Path(SCREENSHOT.format(mode=mode))
     result = run_browser_script(
         "poke_widget.mjs",
         comfyui.url,
         str(tmp_path / "workflow.json"),
-        str(SCREENSHOT),
-        env={**os.environ, "GID_POKE": "256,100", "GID_DRAG": "40,10"},
+        str(screenshot),
+        json.dumps(PLAN),
+        mode=mode,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"\npoke widget: {json.dumps(report)}\nscreenshot: {SCREENSHOT}")
+    print(
+        f"\npoke widget, front end {report['frontEndVersion']} in {mode} mode: five pokes and an anchor "
+        f"preview at {report['previewFps']:.1f} frames/s (display {report['displayFps']:.1f}/s, "
+        f"{report['medianComputeMs']:.1f} ms of computation per frame)\n{json.dumps(report)}\nscreenshot: {screenshot}"
+    )
+    assert report["mode"] == mode
 
-    # The press and the drag went into the node's widgets, in pixels of the volume (= picture).
-    assert report["values"] == {"x": 256, "y": 100, "dx": 40.0, "dy": 10.0}
-    assert {name: report["promptInputs"][name] for name in ("x", "y", "dx", "dy")} == report["values"]
-    # Holding the pull moved the picture, and once let go it kept moving.
+    # Before any run the widget showed Load Image's picture.
+    shown = report["pictureBeforeRun"]
+    assert shown["source"] == {"filename": scene["image"], "subfolder": "", "type": "input"}
+    assert not shown["ranBefore"] and (shown["width"], shown["height"]) == (WIDTH, HEIGHT)
+    picture = np.asarray(Image.open(comfyui.input_dir / scene["image"]), dtype=float)
+    assert shown["meanColour"] == pytest.approx(picture.reshape(-1, 3).mean(axis=0).tolist(), abs=1.0)
+
+    # The drags reached the prompt in fractions of the picture, each poke with its time.
+    before = report["inputsBeforeRun"]
+    _assert_near(json.loads(before["pokes"]), _expected_pokes(PLAN["before"][:3]))
+    _assert_near(json.loads(before["anchors"]), [{"x": 0.35, "y": 0.55, "radius": 0.08}])
+    after = report["inputsAfterRun"]
+    _assert_near(json.loads(after["pokes"]), _expected_pokes(PLAN["before"][:3] + PLAN["after"]))
+    assert after["anchors"] == before["anchors"]
+
+    # After the run: holding a pull moved the picture, and once let go it kept moving.
     assert report["heldChangedPicture"]
     assert report["distinctFramesAfterRelease"] >= 5
-    assert report["frames"] > 10 and report["medianComputeMs"] > 0
+    assert report["previewFps"] >= 5 and report["medianComputeMs"] > 0
+    # Another selection in Load Image shows its picture, and the run's preview, now stale, goes.
+    assert report["afterSwap"] == {
+        "source": {"filename": "example.png", "subfolder": "", "type": "input"},
+        "sceneDropped": True,
+    }
     assert not report["extensionErrors"], report["extensionErrors"]
-    assert SCREENSHOT.stat().st_size > 0
+    assert screenshot.stat().st_size > 0

@@ -7,8 +7,9 @@
  *   q_f'' + gamma_f q_f' + omega_f^2 q_f = 0,   omega_f = 2 pi f frequency_factor,
  *   gamma_f = alpha + beta omega_f^2,           F_t(p) = Re( sum_{f > 0} S_f(p) q_f(t) ),
  *
- * integrated with the same semi-implicit Euler sub-steps, and a poke's modal force
- * c conj(F . S_f(p)) normalized as there. The picture is moved by a backward warp: preview pixel
+ * integrated with the same semi-implicit Euler sub-steps, a poke's modal force
+ * c conj(F . S_f(p)) normalized as there, pokes at their own times, and the anchors' mask m(p)
+ * multiplied into the motion. The picture is moved by a backward warp: preview pixel
  * p shows the picture at p - F_t(p). The renderer pushes pixels forward to p + F_t(p) instead;
  * the two differ only where the motion changes much over one displacement, and a backward warp
  * is a gather, which a browser does at display rate on a CPU.
@@ -18,6 +19,9 @@
 
 /** A poked pixel less mobile than this fraction of the most mobile one responds less (modal.py). */
 export const MIN_MOBILITY = 0.2;
+
+/** Share of an anchor's radius held completely still (ANCHOR_CORE of modal.py). */
+export const ANCHOR_CORE = 0.5;
 
 /** Bands whose motion stays under this many pixels everywhere are not synthesized. */
 const NEGLIGIBLE_PIXELS = 0.01;
@@ -91,28 +95,67 @@ export function largestStableStep(omega, gamma) {
     return 4 / (gamma + Math.sqrt(gamma * gamma + 4 * omega * omega));
 }
 
-/** The modal coordinates of every band, driven by pokes and integrated by semi-implicit Euler. */
+/** Sub-steps per output frame: the fewest of at most timeStep (ModalParameters.sub_steps_per_frame). */
+export function subStepsPerFrame(fps, timeStep) {
+    // The tolerance keeps 1/240 s at 30 fps at 8 sub-steps despite rounding, as in modal.py.
+    return Math.max(1, Math.ceil(1 / (fps * timeStep) - 1e-9));
+}
+
+/**
+ * The modal coordinates of every band, driven by pokes at their own times and integrated by
+ * semi-implicit Euler, as gid_models.modal.simulate: same sub-step, a poke acts at the sub-step
+ * nearest its time, and a poke at a frame's sub-step shows in that frame.
+ */
 export class ModalSimulator {
     /**
      * @param {ModalBasis} basis - the bands (their frequencies and shapes).
-     * @param {object} parameters - alpha (1/s), beta (s), frequencyFactor, timeStep (s): as the
-     *     ModalPoke node's inputs. The sub-step is timeStep exactly.
+     * @param {object} parameters - alpha (1/s), beta (s), frequencyFactor, timeStep (s) and fps:
+     *     as the ModalPoke node's inputs. The sub-step is the longest of at most timeStep that
+     *     divides the frame interval 1 / fps.
      */
-    constructor(basis, { alpha, beta, frequencyFactor, timeStep }) {
+    constructor(basis, { alpha, beta, frequencyFactor, timeStep, fps }) {
         this.basis = basis;
         this.omega = basis.frequencies.map((frequency) => 2 * Math.PI * frequency * frequencyFactor);
         this.gamma = this.omega.map((omega) => alpha + beta * omega * omega);
-        this.timeStep = timeStep;
+        this.timeStep = 1 / (fps * subStepsPerFrame(fps, timeStep));
         this.largestStableStep = Math.min(
             ...Array.from(this.omega, (omega, band) => largestStableStep(omega, this.gamma[band])),
         );
-        this.stable = timeStep < this.largestStableStep;
+        this.stable = this.timeStep < this.largestStableStep;
         const bands = basis.bands;
         this.positionRe = new Float64Array(bands);
         this.positionIm = new Float64Array(bands);
         this.velocityRe = new Float64Array(bands);
         this.velocityIm = new Float64Array(bands);
+        this.mobility = {}; // per kind: the mobility m(p) of every grid cell and its largest value
+        this.kicks = []; // {step, kind, re, im} of every poke, by sub-step
+        this.now = 0; // the sub-step the state is at
+        this.nextKick = 0; // index in kicks of the first kick not yet given
         this.unsimulated = 0; // seconds of real time not yet covered by whole sub-steps
+    }
+
+    /** Seconds since the first frame of the state. */
+    get time() {
+        return this.now * this.timeStep;
+    }
+
+    /**
+     * m(p) = sum_f g_f ||S_f(p)||^2 of every grid cell, with g_f = 1 for a release and 1 / omega_f
+     * for an impulse (the normalization of modal.py), and its largest value; computed once per kind.
+     */
+    mobilityOf(kind) {
+        if (!this.mobility[kind]) {
+            const { basis } = this;
+            const size = basis.width * basis.height;
+            const values = new Float64Array(size);
+            for (let band = 0; band < basis.bands; band++) {
+                const gain = kind === "impulse" ? 1 / this.omega[band] : 1;
+                const energy = basis.energy.subarray(band * size, (band + 1) * size);
+                for (let i = 0; i < size; i++) values[i] += gain * energy[i];
+            }
+            this.mobility[kind] = { values, largest: values.reduce((a, b) => Math.max(a, b), 0) };
+        }
+        return this.mobility[kind];
     }
 
     /**
@@ -126,19 +169,9 @@ export class ModalSimulator {
      */
     modalForce(x, y, forceX, forceY, kind) {
         const { basis } = this;
-        const size = basis.width * basis.height;
-        // Displacement one unit of the kicked quantity makes: 1 for a position, 1/omega for a velocity.
-        const gain = this.omega.map((omega) => (kind === "impulse" ? 1 / omega : 1));
         const pixel = basis.gridIndex(x, y);
-        let mobility = 0;
-        let mostMobile = 0;
-        for (let i = 0; i < size; i++) {
-            let m = 0;
-            for (let band = 0; band < basis.bands; band++) m += gain[band] * basis.energy[band * size + i];
-            if (i === pixel) mobility = m;
-            mostMobile = Math.max(mostMobile, m);
-        }
-        const scale = Math.max(mobility, MIN_MOBILITY * MIN_MOBILITY * mostMobile);
+        const mobility = this.mobilityOf(kind);
+        const scale = Math.max(mobility.values[pixel], MIN_MOBILITY * MIN_MOBILITY * mobility.largest);
         const re = new Float64Array(basis.bands);
         const im = new Float64Array(basis.bands);
         if (scale === 0) return { re, im };
@@ -151,20 +184,49 @@ export class ModalSimulator {
         return { re, im };
     }
 
-    /** Start over from rest with one poke, as the node's motion without a motion input. */
-    poke(x, y, forceX, forceY, kind) {
-        const { re, im } = this.modalForce(x, y, forceX, forceY, kind);
+    /**
+     * The pokes to simulate, replacing earlier ones; the state starts over from rest.
+     * @param {Array<{x: number, y: number, forceX: number, forceY: number, time: number,
+     *     kind: "release"|"impulse"}>} pokes - in picture pixels, time in seconds >= 0.
+     */
+    setPokes(pokes) {
+        this.kicks = pokes
+            .map(({ x, y, forceX, forceY, time, kind }) => ({
+                step: Math.round(time / this.timeStep),
+                kind,
+                ...this.modalForce(x, y, forceX, forceY, kind),
+            }))
+            .sort((a, b) => a.step - b.step);
+        this.restart();
+    }
+
+    /** Back to rest at time 0, then the pokes at time 0. */
+    restart() {
         for (const state of [this.positionRe, this.positionIm, this.velocityRe, this.velocityIm]) {
             state.fill(0);
         }
-        if (kind === "impulse") {
-            this.velocityRe.set(re);
-            this.velocityIm.set(im);
-        } else {
-            this.positionRe.set(re);
-            this.positionIm.set(im);
-        }
+        this.now = 0;
+        this.nextKick = 0;
         this.unsimulated = 0;
+        this.kickDue();
+    }
+
+    /** Give the pokes due at the current sub-step. */
+    kickDue() {
+        while (this.nextKick < this.kicks.length && this.kicks[this.nextKick].step === this.now) {
+            const { kind, re, im } = this.kicks[this.nextKick++];
+            const [stateRe, stateIm] =
+                kind === "impulse" ? [this.velocityRe, this.velocityIm] : [this.positionRe, this.positionIm];
+            for (let band = 0; band < this.basis.bands; band++) {
+                stateRe[band] += re[band];
+                stateIm[band] += im[band];
+            }
+        }
+    }
+
+    /** The time of the last poke in seconds (0 without pokes). */
+    lastPokeTime() {
+        return this.kicks.length ? this.kicks[this.kicks.length - 1].step * this.timeStep : 0;
     }
 
     /** Run as many whole sub-steps as fit in `seconds` plus what earlier calls left over. */
@@ -172,7 +234,24 @@ export class ModalSimulator {
         this.unsimulated += seconds;
         const count = Math.floor(this.unsimulated / this.timeStep);
         this.unsimulated -= count * this.timeStep;
-        this.step(count);
+        this.stepTo(this.now + count);
+    }
+
+    /** Restart and run to the sub-step nearest `seconds`, pokes due there given. */
+    seek(seconds) {
+        this.restart();
+        this.stepTo(Math.round(seconds / this.timeStep));
+    }
+
+    /** Sub-steps up to sub-step `target`, giving every poke on the way when its sub-step comes. */
+    stepTo(target) {
+        while (this.now < target) {
+            const next = this.nextKick < this.kicks.length ? this.kicks[this.nextKick].step : Infinity;
+            const stop = Math.min(target, next);
+            this.step(stop - this.now);
+            this.now = stop;
+            this.kickDue();
+        }
     }
 
     /** `count` sub-steps: acceleration from the current state, then velocity, then position. */
@@ -212,11 +291,43 @@ export class ModalSimulator {
 }
 
 /**
- * F_t(p) = Re(sum_f S_f(p) q_f(t)) on the basis's grid, in picture pixels.
+ * The damping mask of static anchors, gid_models.modal.anchor_mask on a grid: 0 within
+ * ANCHOR_CORE of an anchor's radius, s(t) = 3 t^2 - 2 t^3 up to the radius, 1 beyond it; several
+ * anchors multiply.
+ * @param {Array<{x: number, y: number, radius: number}>} anchors - in pixels of the grid, pixel
+ *     centres at whole numbers.
+ * @param {number} width - columns of the grid.
+ * @param {number} height - rows of the grid.
+ * @returns {Float32Array|null} [height * width] in [0, 1], or null without anchors.
+ */
+export function anchorMask(anchors, width, height) {
+    if (!anchors.length) return null;
+    const mask = new Float32Array(width * height).fill(1);
+    for (const { x, y, radius } of anchors) {
+        const core = ANCHOR_CORE / (1 - ANCHOR_CORE);
+        const reach = radius * (1 - ANCHOR_CORE);
+        // Only the cells within the radius change; the rest keep their value (times 1).
+        const top = Math.max(0, Math.floor(y - radius));
+        const bottom = Math.min(height - 1, Math.ceil(y + radius));
+        const left = Math.max(0, Math.floor(x - radius));
+        const right = Math.min(width - 1, Math.ceil(x + radius));
+        for (let row = top; row <= bottom; row++) {
+            for (let column = left; column <= right; column++) {
+                const t = Math.min(1, Math.max(0, Math.hypot(column - x, row - y) / reach - core));
+                mask[row * width + column] *= t * t * (3 - 2 * t);
+            }
+        }
+    }
+    return mask;
+}
+
+/**
+ * F_t(p) = m(p) Re(sum_f S_f(p) q_f(t)) on the basis's grid, in picture pixels.
  * @param {ModalSimulator} simulator - the modal state (and its basis).
  * @param {Float32Array} motion - [2, height, width] of the grid, overwritten: x then y.
+ * @param {Float32Array|null} mask - [height * width] from anchorMask, or null for none.
  */
-export function synthesizeMotion(simulator, motion) {
+export function synthesizeMotion(simulator, motion, mask = null) {
     const { basis } = simulator;
     const size = basis.width * basis.height;
     const motionX = motion.subarray(0, size);
@@ -231,6 +342,12 @@ export function synthesizeMotion(simulator, motion) {
         for (let i = 0; i < size; i++) {
             motionX[i] += reX[i] * qRe - imX[i] * qIm;
             motionY[i] += reY[i] * qRe - imY[i] * qIm;
+        }
+    }
+    if (mask) {
+        for (let i = 0; i < size; i++) {
+            motionX[i] *= mask[i];
+            motionY[i] *= mask[i];
         }
     }
 }

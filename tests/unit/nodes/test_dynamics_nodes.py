@@ -1,11 +1,13 @@
 """ModalPoke, called as ComfyUI calls it."""
 
+import json
+
 import folder_paths
 import pytest
 import torch
 from PIL import Image
 
-from gid_pack.gid_models.modal import Poke, poke_motion
+from gid_pack.gid_models.modal import Anchor, Poke, anchor_mask, poke_motion
 from gid_pack.gid_models.motion import MotionTexture
 from gid_pack.gid_models.spectral import SpectralVolume
 
@@ -125,3 +127,122 @@ def test_every_input_has_a_tooltip(pack):
     inputs = {**node.INPUT_TYPES()["required"], **node.INPUT_TYPES()["optional"]}
     assert all(spec[1].get("tooltip") for spec in inputs.values())
     assert node.DESCRIPTION and node.CATEGORY == "Generative Image Dynamics"
+
+
+# ------------------------------------------------------------------------------------------------
+# Several pokes and anchors, as the widget writes them (fractions of the picture)
+
+
+def test_listed_pokes_in_fractions_of_the_picture_replace_the_single_poke(pack):
+    volume = _volume()
+    pokes = [
+        {"x": 0.5, "y": 0.25, "dx": 0.125, "dy": 0.0, "time": 0.0},
+        {"x": 1.0, "y": 1.0, "dx": -0.0625, "dy": 0.1, "time": 0.2},  # the bottom right corner
+    ]
+    (motion, _) = _poke(pack, volume, strength=2.0, kind="impulse", pokes=json.dumps(pokes))["result"]
+    expected = poke_motion(
+        volume,
+        [Poke(16, 5, 8.0, 0.0, kind="impulse"), Poke(31, 19, -4.0, 4.0, time=0.2, kind="impulse")],
+        num_frames=12,
+        fps=30.0,
+    )
+    torch.testing.assert_close(motion.frames(), expected.frames())
+
+
+def test_anchors_in_fractions_of_the_picture_mask_the_motion(pack):
+    volume = _volume()
+    anchors = json.dumps([{"x": 0.25, "y": 0.5, "radius": 0.25}, {"x": 0.0, "y": 0.0, "radius": 0.1}])
+    (motion, _) = _poke(pack, volume, anchors=anchors)["result"]
+    # Fraction 0.25 of 32 columns is the edge between pixels 7 and 8, 7.5 in pixel centres.
+    mask = anchor_mask([Anchor(7.5, 9.5, 8.0), Anchor(-0.5, -0.5, 3.2)], HEIGHT, WIDTH)
+    torch.testing.assert_close(motion.mask, mask)
+    assert motion.frames()[0, :, :, 8:12, 6:10].abs().max() == 0
+
+
+def test_anchors_hold_still_the_motion_input_too(pack):
+    volume = _volume()
+    loop = MotionTexture.from_spectral_volume(volume, num_frames=12)
+    anchors = json.dumps([{"x": 0.5, "y": 0.5, "radius": 0.5}])
+    (held, _) = _poke(pack, volume, motion=loop, anchors=anchors)["result"]
+    (alone, _) = _poke(pack, volume, anchors=anchors)["result"]
+    torch.testing.assert_close(
+        held.frames(), loop.frames() * held.mask[:, None] + alone.frames(), rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="motion input has a mask .*put every anchor on the last Modal Poke"):
+        _poke(pack, volume, motion=held)
+
+
+def test_an_empty_list_or_text_keeps_the_single_poke(pack):
+    volume = _volume()
+    (single, _) = _poke(pack, volume)["result"]
+    for text in ("", "  ", "[]"):
+        (motion, _) = _poke(pack, volume, pokes=text, anchors=text)["result"]
+        assert motion.mask is None
+        torch.testing.assert_close(motion.frames(), single.frames())
+
+
+def _entries(count, **entry):
+    return json.dumps([{"x": 0.5, "y": 0.5, "dx": 0.1, "dy": 0.0, "time": 0.0, **entry}] * count)
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        (
+            "pokes",
+            "[{x: 0.5}]",
+            r"pokes is not valid JSON \(Expecting property name .*\); write a list like \[\{",
+        ),
+        ("pokes", '{"x": 0.5}', r"pokes must be a JSON list like \[.*\], got an object"),
+        ("pokes", _entries(33), r"pokes holds 33 entries, more than the 32 allowed; remove some"),
+        ("pokes", "[0.5]", r"pokes entry 1 must be an object like \{.*\}, got a number"),
+        (
+            "pokes",
+            '[{"x": 0.5, "y": 0.5, "dx": 0.1, "time": 0}]',
+            r"pokes entry 1 has no 'dy'; every entry has exactly the keys x, y, dx, dy, time",
+        ),
+        ("pokes", _entries(2, kind="impulse"), r"pokes entry 1 has an unknown key 'kind'"),
+        (
+            "pokes",
+            _entries(1, x=float("nan")),
+            r"pokes entry 1: x must be a number in \[0, 1\], got nan; x is a fraction of the picture's width",
+        ),
+        (
+            "pokes",
+            _entries(1, y=1.5),
+            r"pokes entry 1: y must be a number in \[0, 1\], got 1.5; y is a fraction of the picture's height",
+        ),
+        ("pokes", _entries(1, dx="0.1"), r"pokes entry 1: dx must be a number in \[-1, 1\], got '0.1'"),
+        (
+            "pokes",
+            _entries(1, time=-1),
+            r"pokes entry 1: time must be a number in \[0, 10000\], got -1; time is in seconds",
+        ),
+        ("pokes", _entries(1, time=True), r"pokes entry 1: time must be a number .*got True"),
+        ("pokes", "[" * 5000 + "]" * 5000, r"pokes is not valid JSON \(maximum recursion depth"),
+        ("pokes", "[" + " " * 20_000 + "]", r"pokes holds 20002 characters, more than the 20000"),
+        (
+            "anchors",
+            '[{"x": 0.5, "y": 0.5, "radius": 0}]',
+            r"anchors entry 1: radius must be a number in \(0, 1\], got 0; radius is a fraction",
+        ),
+        (
+            "anchors",
+            '[{"x": -0.1, "y": 0.5, "radius": 0.1}]',
+            r"anchors entry 1: x must be a number in \[0, 1\], got -0.1",
+        ),
+        ("anchors", "[null]", r"anchors entry 1 must be an object like \{\"x\": 0.2, .*\}, got null"),
+    ],
+)
+def test_malformed_pokes_and_anchors_are_refused_naming_the_input_the_entry_and_the_fix(
+    pack, name, text, message
+):
+    with pytest.raises(ValueError, match=message):
+        _poke(pack, **{name: text})
+
+
+def test_a_listed_poke_after_the_last_frame_is_refused_with_its_time(pack):
+    with pytest.raises(
+        ValueError, match=r"a poke at 2 s comes after the last frame .*poke earlier or make more frames"
+    ):
+        _poke(pack, pokes=_entries(1, time=2.0))
