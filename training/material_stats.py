@@ -5,7 +5,7 @@ r"""The motion brush's material table, measured on real clips, and how well it p
 Every clip of ``CLIP_MATERIALS`` found in the manifest is cut into windows (one every 5 s, up to
 ``MAX_WINDOWS``, the paper's 150 frames at 30 fps, down to 3 s where a clip is shorter), each
 window's trajectories come from the pack's own optical flow at a longer side of 256 pixels
-(``gid_models.analysis.motion_windows``), and its spectral volume's statistics are measured over
+(``training.analysis.motion_windows``), and its spectral volume's statistics are measured over
 its moving region (``gid_models.materials.measure_material``). A clip's statistics are the mean
 over its windows; a material's, the mean over its clips. The table keeps, besides the materials,
 every clip's own statistics with its source and licence, as the manifest states them.
@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from gid_models.analysis import ClipInfo, clips_from_manifest, motion_windows
 from gid_models.brush import brush_spectral_volume
 from gid_models.hub import read_safetensors
 from gid_models.materials import (
@@ -44,6 +43,7 @@ from gid_models.materials import (
 )
 from gid_models.spectral import SpectralVolume, band_frequencies
 from gid_models.video import read_video
+from training.analysis import ClipInfo, clips_from_manifest, motion_windows
 
 # Which clips of shared/data show which material. Left out: clips of 12 frames (1.2 s), a
 # handheld candle (camera shake), smoke and boiling water (no oscillation), a rotating sunshade,

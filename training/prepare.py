@@ -91,13 +91,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from gid_models.analysis import VIDEO_EXTENSIONS, clips_from_manifest
 from gid_models.flow import motion_texture_from_frames, resample_motion_texture, source_frames_needed
 from gid_models.motion import MotionTexture
 from gid_models.normalization import NormalizationStatsAccumulator
 from gid_models.renderer import splat_metric
 from gid_models.spectral import SpectralVolume
 from gid_models.video import read_video
+from training.analysis import VIDEO_EXTENSIONS, clips_from_manifest
 from training.data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE, ShardWriter, atomic_save
 
 __all__ = [

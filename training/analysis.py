@@ -8,7 +8,7 @@ draws the figure with OpenCV.
 From the command line, on the clips of the shared data (the manifest gives their true frame
 rates and which of them show natural oscillating motion)::
 
-    python -m gid_models.analysis --clips ../shared/data/clips \
+    python -m training.analysis --clips ../shared/data/clips \
         --manifest ../shared/data/MANIFEST.tsv --out /tmp/fig2.png
 """
 
@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 import torch
 
-from .flow import motion_texture_from_video, source_frames_needed
-from .spectral import SpectralVolume
-from .video import read_video
+from gid_models.flow import motion_texture_from_video, source_frames_needed
+from gid_models.spectral import SpectralVolume
+from gid_models.video import read_video
 
 __all__ = [
     "ClipInfo",
@@ -339,7 +339,7 @@ def _legend(canvas, x, y, num_bands):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m gid_models.analysis",
+        prog="python -m training.analysis",
         description="Average amplitude spectrum of the motion in a set of clips (paper Fig. 2).",
     )
     parser.add_argument("--clips", required=True, help="folder of video files")

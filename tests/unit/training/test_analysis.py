@@ -1,4 +1,4 @@
-"""Specification of gid_models.analysis: the average amplitude spectrum of motion (paper Fig. 2)."""
+"""Specification of training.analysis: the average amplitude spectrum of motion (paper Fig. 2)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gid_models.analysis import (
+from training.analysis import (
     ClipInfo,
     average_amplitude_spectrum,
     clips_from_manifest,
