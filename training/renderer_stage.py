@@ -21,7 +21,7 @@ after ImageNet standardisation. Its meaning comes from ImageNet-trained filters,
 must be given: ``loss.vgg_weights`` is the path of torchvision's ``vgg16`` ImageNet state dict
 saved as ``.safetensors`` (nothing is downloaded). Without it the features of a random VGG
 would be a meaningless target; the perceptual term is then replaced by the multi-scale gradient
-consistency of the frames (``gid_models.vae.gradient_consistency_loss``: matching edges and
+consistency of the frames (``training.losses.gradient_consistency_loss``: matching edges and
 texture at 4 scales), and the model card says so.
 
 The renderer folder (``model/``) is ``ImageBasedRenderer.save_pretrained``'s
@@ -44,7 +44,6 @@ from gid_models.hub import read_safetensors
 from gid_models.motion import MotionTexture
 from gid_models.renderer import ImageBasedRenderer, RendererConfig, splat_metric
 from gid_models.spectral import SpectralVolume
-from gid_models.vae import gradient_consistency_loss
 
 from .augment import AugmentationSettings, augment_pairs, center_crop, draw_augmentation
 from .config import (
@@ -57,6 +56,7 @@ from .config import (
     read_config_file,
 )
 from .data import FramePairs, PreparedData
+from .losses import gradient_consistency_loss
 from .model_card import model_card
 from .previews import grid
 

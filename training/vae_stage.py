@@ -3,7 +3,7 @@
 Every training example is one frequency slice: band k of one window's spectral volume, read in
 pixels, augmented (``training.augment``), then normalized with the data set's statistics
 (paper Eq. 4), ``[4, H, W]`` with values in about [-1, 1]. The loss is the supplement's
-``L1 + 0.2 * multi-scale gradient consistency + 1e-6 * KL`` (``gid_models.vae.vae_loss``).
+``L1 + 0.2 * multi-scale gradient consistency + 1e-6 * KL`` (``training.losses.vae_loss``).
 
 After the last step the latent whitening statistics are fitted: the per-channel mean and
 standard deviation of the encoder's means over (a sample of) the slices of the data set, so
@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Subset
 from gid_models.hub import load_weights, read_config, required_file, save_weights, write_config
 from gid_models.ldm import MODEL_TYPE, MotionLDM
 from gid_models.normalization import NormalizationStats
-from gid_models.vae import MotionVAE, MotionVAEConfig, vae_loss
+from gid_models.vae import MotionVAE, MotionVAEConfig
 
 from .augment import AugmentationSettings, augment_motion, center_crop, draw_augmentation
 from .config import (
@@ -51,6 +51,7 @@ from .config import (
     read_config_file,
 )
 from .data import MotionSlices, PreparedData, normalize_slices
+from .losses import vae_loss
 from .model_card import model_card
 from .previews import grid, signed_map
 
