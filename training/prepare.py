@@ -24,10 +24,9 @@ made, step by step, for every video ("source") of ``VIDEOS_DIR`` (searched recur
    spectral volume has exactly the model's frequency bands (``k * fps / window`` Hz); a clip
    shorter than one window is skipped.
 4. Trajectories: the flow from the start frame to each later frame of the window at the clip's
-   own rate (``gid_models.flow.motion_texture_from_frames``), resampled in time to ``--fps``
-   (``resample_motion_texture``) and cut to the window. These are the two public steps of
-   ``motion_texture_from_video``; they are called separately because the frame pairs (step 7)
-   need the flows at the clip's own frames.
+   own rate, resampled in time to ``--fps`` and cut to the window
+   (``gid_models.flow.window_motion_textures``: the work of ``motion_texture_from_video``,
+   returning as well the flows at the clip's own frames that the frame pairs of step 7 need).
 5. Motion filter. A window whose motion score is below ``--min-motion`` pixels (0.5) is left
    out. The score is the 95th percentile over the pixels of the mean displacement magnitude
    over the window, ``W(p) = (1/T) sum_t ||F_t(p)||`` (the renderer's splatting metric): "the
@@ -72,12 +71,10 @@ for 2 minutes at 30 fps, per worker); ``--max-frames`` (3600) caps what is read 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import math
 import multiprocessing
 import os
-import re
 import sys
 import time
 import zlib
@@ -91,13 +88,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from gid_models.flow import motion_texture_from_frames, resample_motion_texture, source_frames_needed
+from gid_models.flow import source_frames_needed, window_motion_textures
 from gid_models.motion import MotionTexture
 from gid_models.normalization import NormalizationStatsAccumulator
 from gid_models.renderer import splat_metric
 from gid_models.spectral import SpectralVolume
 from gid_models.video import read_video
-from training.analysis import VIDEO_EXTENSIONS, clips_from_manifest
+from training.clips import Source, find_sources, source_key, window_starts
 from training.data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE, ShardWriter, atomic_save
 
 __all__ = [
@@ -204,81 +201,6 @@ class PrepareSettings:
     def from_dict(cls, data: dict) -> PrepareSettings:
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
-
-
-@dataclass(frozen=True)
-class Source:
-    """One video to prepare.
-
-    Attributes:
-        path: the file.
-        name: its path relative to the videos folder, with ``/``: its name in the index.
-        fps: its true frame rate from a manifest, or None to trust the file.
-    """
-
-    path: str
-    name: str
-    fps: float | None = None
-
-    @property
-    def key(self) -> str:
-        """A file-name-safe unique id: the name's characters that are safe, then its CRC-32."""
-        return _source_key(self.name)
-
-
-def _source_key(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-60:]
-    return f"{slug}-{zlib.crc32(name.encode()):08x}"
-
-
-def find_sources(
-    videos_dir: str | os.PathLike,
-    *,
-    manifest: str | os.PathLike | None = None,
-    labels: Sequence[str] | None = None,
-    splits: Sequence[str] | None = None,
-    exclude: Sequence[str] = (),
-) -> list[Source]:
-    """The video files under a folder, recursively, sorted by name.
-
-    Args:
-        videos_dir: the folder.
-        manifest: a tab-separated manifest (columns ``file``, ``fps``, ``oscillatory_natural``,
-            paths relative to the manifest's folder) that gives the true frame rates.
-        labels: keep only the files whose manifest label starts with one of these (e.g.
-            ``("YES", "partly")``); None keeps every file, listed in the manifest or not.
-        splits: keep only the files whose manifest ``split`` is one of these (e.g.
-            ``("train",)``, so that the ``val`` clips never reach training); None keeps all.
-        exclude: ``fnmatch`` patterns of names (relative paths) to leave out.
-
-    Returns:
-        The sources; files are recognised by their extension (``.mp4``, ``.avi``, ``.gif``...).
-    """
-    root = Path(videos_dir)
-    if not root.is_dir():
-        raise ValueError(f"no folder at {str(root)!r}")
-    if splits is not None and manifest is None:
-        raise ValueError("selecting splits needs the manifest that names them (--manifest)")
-    known: dict[str, tuple[float | None, str, str]] = {}
-    if manifest is not None:
-        for clip in clips_from_manifest(manifest, motion_labels=("",)):  # "" keeps every row
-            known[os.path.realpath(clip.path)] = (clip.fps, clip.motion, clip.split)
-    sources = []
-    for folder, _, files in os.walk(root):
-        for file in files:
-            if not file.lower().endswith(VIDEO_EXTENSIONS):
-                continue
-            path = os.path.join(folder, file)
-            name = Path(path).relative_to(root).as_posix()
-            fps, label, split = known.get(os.path.realpath(path), (None, "", ""))
-            if any(fnmatch.fnmatch(name, pattern) for pattern in exclude):
-                continue
-            if labels is not None and not label.startswith(tuple(labels)):
-                continue
-            if splits is not None and split not in splits:
-                continue
-            sources.append(Source(path, name, fps))
-    return sorted(sources, key=lambda source: source.name)
 
 
 def part_of(name: str, num_parts: int) -> int:
@@ -505,9 +427,9 @@ def window_motion(
         ``[1, n, 2, H, W]`` (n source frames), resampled to ``settings.fps``
         ``[1, window, 2, H, W]``, and its pixel-unit spectral volume ``[1, K, 2, H, W]``.
     """
-    needed = source_frames_needed(settings.window, fps, settings.fps)
-    clip_motion = motion_texture_from_frames(frames[:needed], settings.flow_method)
-    motion = resample_motion_texture(clip_motion, fps, settings.fps)[:, : settings.window]
+    clip_motion, motion = window_motion_textures(
+        frames, fps, target_fps=settings.fps, window=settings.window, method=settings.flow_method
+    )
     volume = SpectralVolume.from_motion_texture(
         motion, settings.num_bands, fps=settings.fps, window=settings.window
     )
@@ -538,7 +460,7 @@ def _window_samples(
     """
     needed = source_frames_needed(settings.window, fps, settings.fps)
     height, width = frames.shape[-2:]
-    for start in range(0, len(frames) - needed + 1, settings.stride):
+    for start in window_starts(len(frames), needed, settings.stride):
         clip_motion, motion, volume = window_motion(frames[start:], fps, settings)
         if motion_score(motion) < settings.min_motion or (
             settings.max_median_motion is not None
@@ -890,7 +812,7 @@ def _record_path(output_dir: Path, source: Source) -> Path:
 
 def _counts_path(output_dir: Path, name: str) -> Path:
     """The normalization accumulator of one source, saved next to its record."""
-    return output_dir / RECORDS_DIR / f"{_source_key(name)}.counts.safetensors"
+    return output_dir / RECORDS_DIR / f"{source_key(name)}.counts.safetensors"
 
 
 def _read_record(output_dir: Path, source: Source) -> SourceRecord | None:

@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.analysis import (
-    ClipInfo,
-    average_amplitude_spectrum,
-    clips_from_manifest,
-    clips_in_folder,
-    main,
-    motion_windows,
-    plot_amplitude_spectrum,
-)
+from training.analysis import average_amplitude_spectrum, main, plot_amplitude_spectrum
+from training.clips import ClipInfo, clips_from_manifest, clips_in_folder, motion_windows
 
 FPS, WINDOW = 30.0, 150
 

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from training.evaluate import EvaluationSettings, clip_sources, evaluate, format_table, main
+from training.clips import clip_sources
+from training.evaluate import EvaluationSettings, evaluate, format_table, main
 from training.prepare import PrepareSettings
 
 FPS = 30.0
