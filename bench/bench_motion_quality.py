@@ -43,7 +43,7 @@ from gid_models.video import read_video  # noqa: E402
 from training.clips import Source, clips_from_manifest  # noqa: E402
 from training.evaluate import EvaluationSettings, held_out_windows, motion_metrics, predict  # noqa: E402
 from training.metrics import amplitude_map  # noqa: E402
-from training.prepare import PrepareSettings  # noqa: E402
+from training.prepare_settings import PrepareSettings  # noqa: E402
 
 SHARED = Path(os.environ.get("GID_SHARED_DATA", REPO_DIR.parent / "shared" / "data"))
 BASELINES = ("gradient energy", "centre prior", "brightness")

@@ -67,6 +67,7 @@ from gid_models.renderer import ImageBasedRenderer, Renderer, WeightFreeRenderer
 from gid_models.sampling import SCHEDULERS, predict_spectral_volume
 from gid_models.spectral import SpectralVolume
 
+from .clip_reading import SkipSource, read_clip
 from .clips import Source, clip_sources, window_starts
 from .metrics import (
     amplitude_map,
@@ -86,7 +87,8 @@ from .metrics import (
     template_score,
 )
 from .metrics_networks import default_weights_dir, fid_features, fvd_features, load_i3d, load_inception
-from .prepare import PrepareSettings, SkipSource, read_clip, window_motion
+from .prepare_settings import PrepareSettings
+from .window_samples import window_motion
 
 __all__ = ["EvaluationSettings", "Window", "evaluate", "format_table", "held_out_windows"]
 

@@ -17,7 +17,7 @@ import pytest
 
 from training.clips import clip_sources
 from training.evaluate import EvaluationSettings, evaluate, format_table, main
-from training.prepare import PrepareSettings
+from training.prepare_settings import PrepareSettings
 
 FPS = 30.0
 SETTINGS = EvaluationSettings(
