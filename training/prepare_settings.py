@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .config import NON_NEGATIVE_INT, POSITIVE_INT, check_fields
+
 __all__ = ["PrepareSettings"]
 
 
@@ -64,22 +66,16 @@ class PrepareSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(v) for v in self.size))
-        positive_ints = (
-            "window",
-            "num_bands",
-            "stride",
-            "max_pair_offset",
-            "motion_shard_size",
-            "pair_shard_size",
-            "condition_scale",
+        counts = ("window", "num_bands", "stride", "max_pair_offset", "motion_shard_size", "pair_shard_size")
+        check_fields(
+            self,
+            {
+                **dict.fromkeys((*counts, "condition_scale"), POSITIVE_INT),
+                "pairs_per_window": NON_NEGATIVE_INT,
+            },
         )
-        for name in positive_ints:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f"size must be (width, height) in pixels, got {self.size}")
-        if self.pairs_per_window < 0:
-            raise ValueError(f"pairs_per_window must be >= 0, got {self.pairs_per_window}")
         if not 0 < self.min_fps < self.max_fps:
             raise ValueError(f"need 0 < min_fps < max_fps, got {self.min_fps} and {self.max_fps}")
 

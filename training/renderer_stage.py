@@ -47,10 +47,11 @@ from gid_models.spectral import SpectralVolume
 
 from .augment import AugmentationSettings, augment_pairs, center_crop, draw_augmentation
 from .config import (
+    NON_NEGATIVE_NUMBER,
     ConfigError,
     TrainingSettings,
+    check_fields,
     check_sections,
-    is_number,
     parse_library_config,
     parse_sections,
     read_config_file,
@@ -80,9 +81,7 @@ class RendererLossWeights:
     vgg_weights: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("l1_weight", "perceptual_weight"):
-            if not (is_number(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+        check_fields(self, {"l1_weight": NON_NEGATIVE_NUMBER, "perceptual_weight": NON_NEGATIVE_NUMBER})
         if self.vgg_weights is not None and not isinstance(self.vgg_weights, str):
             raise ValueError(f"vgg_weights must be null or a file path, got {self.vgg_weights!r}")
 

@@ -41,11 +41,13 @@ from gid_models.vae import MotionVAE, MotionVAEConfig
 
 from .augment import AugmentationSettings, augment_motion, center_crop, draw_augmentation
 from .config import (
+    NON_NEGATIVE_NUMBER,
+    POSITIVE_INT,
     ConfigError,
     TrainingSettings,
+    check_fields,
     check_sections,
     is_int,
-    is_number,
     parse_library_config,
     parse_sections,
     read_config_file,
@@ -72,12 +74,10 @@ class VAELossWeights:
     gradient_scales: int = 4
 
     def __post_init__(self) -> None:
-        if not (is_number(self.gradient_weight) and self.gradient_weight >= 0):
-            raise ValueError(f"gradient_weight must be a number >= 0, got {self.gradient_weight!r}")
-        if not (is_number(self.kl_weight) and self.kl_weight >= 0):
-            raise ValueError(f"kl_weight must be a number >= 0, got {self.kl_weight!r}")
-        if not (is_int(self.gradient_scales) and self.gradient_scales >= 1):
-            raise ValueError(f"gradient_scales must be a positive integer, got {self.gradient_scales!r}")
+        check_fields(
+            self,
+            {"gradient_weight": NON_NEGATIVE_NUMBER, "kl_weight": NON_NEGATIVE_NUMBER, "gradient_scales": POSITIVE_INT},
+        )
 
 
 @dataclass(frozen=True)
