@@ -37,13 +37,13 @@ import torch
 REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR))
 
-from gid_models.analysis import clips_from_manifest  # noqa: E402
 from gid_models.ldm import MotionLDM  # noqa: E402
 from gid_models.sampling import predict_spectral_volume  # noqa: E402
 from gid_models.video import read_video  # noqa: E402
+from training.clips import Source, clips_from_manifest  # noqa: E402
 from training.evaluate import EvaluationSettings, held_out_windows, motion_metrics, predict  # noqa: E402
 from training.metrics import amplitude_map  # noqa: E402
-from training.prepare import PrepareSettings, Source  # noqa: E402
+from training.prepare_settings import PrepareSettings  # noqa: E402
 
 SHARED = Path(os.environ.get("GID_SHARED_DATA", REPO_DIR.parent / "shared" / "data"))
 BASELINES = ("gradient energy", "centre prior", "brightness")

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.prepare import PrepareSettings, find_sources, prepare  # noqa: E402
+from training.clips import find_sources  # noqa: E402
+from training.prepare import prepare  # noqa: E402
+from training.prepare_settings import PrepareSettings  # noqa: E402
 
 DEFAULT_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 DEFAULT_NAMES = ("straw_grass_dyntex.avi", "flag_dyntex_571c110.avi")

@@ -35,7 +35,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gid_models.analysis import clips_from_manifest  # noqa: E402
 from gid_models.flow import (  # noqa: E402
     DISFlow,
     FarnebackFlow,
@@ -43,6 +42,7 @@ from gid_models.flow import (  # noqa: E402
     motion_texture_from_frames,
 )
 from gid_models.video import read_video  # noqa: E402
+from training.clips import clips_from_manifest  # noqa: E402
 
 OFFSETS = (1, 3, 5, 10, 30)  # frames after the start frame
 WINDOW_OFFSETS = (30, 60, 100, 149)

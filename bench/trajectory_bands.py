@@ -23,9 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flow_quality import shared_data_dir  # noqa: E402
 
-from gid_models.analysis import clips_from_manifest, motion_windows  # noqa: E402
 from gid_models.motion import MotionTexture  # noqa: E402
 from gid_models.spectral import SpectralVolume  # noqa: E402
+from training.clips import clips_from_manifest, motion_windows  # noqa: E402
 
 BANDS = (4, 8, 16, 24)
 FPS = 30.0

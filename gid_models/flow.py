@@ -14,7 +14,7 @@ Steps, each a public function:
 2. :func:`resample_motion_texture`: linear interpolation in time to the model's frame rate
    (e.g. a 15 fps clip to 30 fps).
 3. :func:`motion_texture_from_video`: both steps for one window, with the rule for clips
-   shorter than the window.
+   shorter than the window (:func:`window_motion_textures` returns the flows of step 1 too).
 
 Flow methods are small frozen dataclasses holding their tuned parameters (:class:`DISFlow`,
 :class:`FarnebackFlow`); :data:`FLOW_METHODS` names the presets. The flow is the paper's main
@@ -91,6 +91,7 @@ __all__ = [
     "resample_motion_texture",
     "source_frames_needed",
     "window_frames",
+    "window_motion_textures",
     "to_grey_uint8",
 ]
 
@@ -431,9 +432,41 @@ def motion_texture_from_video(
             f"{target_fps:g} fps ({count / target_fps:.2f} s), and at least {min_duration:g} s "
             "are needed; use a longer clip (library callers may also lower min_duration)"
         )
+    _, motion = window_motion_textures(
+        frames, fps, target_fps=target_fps, window=window, method=method, strategy=strategy, progress=progress
+    )
+    return motion
+
+
+def window_motion_textures(
+    frames: Frames,
+    fps: float,
+    *,
+    target_fps: float = 30.0,
+    window: int = 150,
+    method: str | FlowMethod = "dis",
+    strategy: Strategy = "warm",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The motion texture of the window starting at ``frames[0]``, at the clip's frames and at ``target_fps``.
+
+    The work of :func:`motion_texture_from_video` without its checks, returning as well the
+    flows it resamples: the flows at the clip's own frames are what frame pairs for training a
+    renderer need (the real frame ``t`` and the flow ``0 -> t`` to it).
+
+    Args:
+        frames, fps, target_fps, window, method, strategy, progress: as for
+            :func:`motion_texture_from_video`.
+
+    Returns:
+        ``(clip_motion, motion)``: ``[1, n, 2, H, W]`` float32 displacements in pixels at the
+        clip's ``n = min(len(frames), source_frames_needed(window, fps, target_fps))`` first
+        frames, and ``[1, N, 2, H, W]`` the same resampled to ``target_fps`` and cut to the
+        window, ``N <= window``.
+    """
     needed = source_frames_needed(window, fps, target_fps)
-    motion = motion_texture_from_frames(frames[:needed], method, strategy=strategy, progress=progress)
-    return resample_motion_texture(motion, fps, target_fps)[:, :window]
+    clip_motion = motion_texture_from_frames(frames[:needed], method, strategy=strategy, progress=progress)
+    return clip_motion, resample_motion_texture(clip_motion, fps, target_fps)[:, :window]
 
 
 def window_frames(num_frames: int, fps: float, target_fps: float, window: int) -> int:

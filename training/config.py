@@ -29,8 +29,14 @@ from pathlib import Path
 
 __all__ = [
     "CONFIG_FOLDER",
+    "NON_NEGATIVE_INT",
+    "NON_NEGATIVE_NUMBER",
+    "POSITIVE_INT",
+    "POSITIVE_NUMBER",
     "ConfigError",
+    "FieldCheck",
     "TrainingSettings",
+    "check_fields",
     "check_sections",
     "config_to_dict",
     "is_int",
@@ -44,6 +50,27 @@ __all__ = [
 # The configs shipped with the recipe.
 CONFIG_FOLDER = Path(__file__).parent / "configs"
 MIXED_PRECISION_MODES = ("no", "fp16", "bf16")
+
+
+FieldCheck = tuple[Callable[[object], bool], str]
+"""``(valid, what)``: whether a field's value is valid, and what it must be, for the message."""
+
+POSITIVE_INT: FieldCheck = (lambda value: is_int(value) and value >= 1, "a positive integer")
+NON_NEGATIVE_INT: FieldCheck = (lambda value: is_int(value) and value >= 0, "an integer >= 0")
+POSITIVE_NUMBER: FieldCheck = (lambda value: is_number(value) and value > 0, "a number > 0")
+NON_NEGATIVE_NUMBER: FieldCheck = (lambda value: is_number(value) and value >= 0, "a number >= 0")
+
+
+def check_fields(config: object, checks: dict[str, FieldCheck]) -> None:
+    """Check fields of a settings dataclass, in the order of ``checks``.
+
+    Raises:
+        ValueError: ``"<name> must be <what>, got <value>"`` for the first field that fails.
+    """
+    for name, (valid, what) in checks.items():
+        value = getattr(config, name)
+        if not valid(value):
+            raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
 class ConfigError(ValueError):
@@ -103,15 +130,12 @@ class TrainingSettings:
         betas = self.adam_betas
         if isinstance(betas, Sequence) and len(betas) == 2 and all(is_number(beta) for beta in betas):
             object.__setattr__(self, "adam_betas", (float(betas[0]), float(betas[1])))
-        for name, (valid, what) in _TRAINING_CHECKS.items():
-            value = getattr(self, name)
-            if not valid(value):
-                raise ValueError(f"{name} must be {what}, got {value!r}")
+        check_fields(self, _TRAINING_CHECKS)
 
 
 _TRAINING_CHECKS = {
     **{
-        name: (lambda value: is_int(value) and value >= 1, "a positive integer")
+        name: POSITIVE_INT
         for name in (
             "max_steps",
             "batch_size",
@@ -122,12 +146,9 @@ _TRAINING_CHECKS = {
             "preview_samples",
         )
     },
-    **{
-        name: (lambda value: is_int(value) and value >= 0, "an integer >= 0")
-        for name in ("warmup_steps", "seed", "num_workers", "preview_every")
-    },
-    "learning_rate": (lambda value: is_number(value) and value > 0, "a number > 0"),
-    "weight_decay": (lambda value: is_number(value) and value >= 0, "a number >= 0"),
+    **{name: NON_NEGATIVE_INT for name in ("warmup_steps", "seed", "num_workers", "preview_every")},
+    "learning_rate": POSITIVE_NUMBER,
+    "weight_decay": NON_NEGATIVE_NUMBER,
     "adam_betas": (
         lambda value: isinstance(value, tuple) and all(0 <= beta < 1 for beta in value),
         "[beta1, beta2] with values in [0, 1)",

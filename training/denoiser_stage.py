@@ -66,10 +66,12 @@ from gid_models.unet import UNetConfig
 
 from .augment import AugmentationSettings, augment_features, augment_motion, center_crop, draw_augmentation
 from .config import (
+    NON_NEGATIVE_NUMBER,
+    POSITIVE_INT,
     ConfigError,
     TrainingSettings,
+    check_fields,
     check_sections,
-    is_int,
     is_number,
     parse_library_config,
     parse_section,
@@ -110,12 +112,14 @@ class PreviewSampling:
     guidance_scale: float = 1.75
 
     def __post_init__(self) -> None:
-        if not (is_int(self.steps) and self.steps >= 1):
-            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {sorted(SCHEDULERS)}, got {self.scheduler!r}")
-        if not (is_number(self.guidance_scale) and self.guidance_scale >= 0):
-            raise ValueError(f"guidance_scale must be a number >= 0, got {self.guidance_scale!r}")
+        check_fields(
+            self,
+            {
+                "steps": POSITIVE_INT,
+                "scheduler": (lambda value: value in SCHEDULERS, f"one of {sorted(SCHEDULERS)}"),
+                "guidance_scale": NON_NEGATIVE_NUMBER,
+            },
+        )
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ from gid_models.renderer import ImageBasedRenderer, Renderer, WeightFreeRenderer
 from gid_models.sampling import SCHEDULERS, predict_spectral_volume
 from gid_models.spectral import SpectralVolume
 
+from .clip_reading import SkipSource, read_clip
+from .clips import Source, clip_sources, window_starts
 from .metrics import (
     amplitude_map,
     amplitude_spectrum,
@@ -85,7 +87,8 @@ from .metrics import (
     template_score,
 )
 from .metrics_networks import default_weights_dir, fid_features, fvd_features, load_i3d, load_inception
-from .prepare import PrepareSettings, SkipSource, Source, find_sources, read_clip, window_motion
+from .prepare_settings import PrepareSettings
+from .window_samples import window_motion
 
 __all__ = ["EvaluationSettings", "Window", "evaluate", "format_table", "held_out_windows"]
 
@@ -180,7 +183,7 @@ def held_out_windows(
             log(f"skip  {source.name}: {reason}")
             continue
         needed = source_frames_needed(data.window, fps, data.fps)
-        starts = range(0, len(frames) - needed + 1, needed)[: settings.windows_per_clip]
+        starts = window_starts(len(frames), needed, needed, settings.windows_per_clip)
         for start in starts:
             clip_motion, _, truth = window_motion(frames[start:], fps, data)
             flows = clip_motion[0, 1 : settings.render_offsets + 1].clone()
@@ -583,20 +586,6 @@ def _centre_crop(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------
 # Command line
-
-
-def clip_sources(paths: Sequence[str], manifest: str | None) -> list[Source]:
-    """The clips named on the command line: folders (searched recursively) and single files."""
-    sources = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            sources += find_sources(path, manifest=manifest)
-        elif path.is_file():
-            found = [s for s in find_sources(path.parent, manifest=manifest) if s.name == path.name]
-            sources += found or [Source(str(path), path.name)]
-        else:
-            raise ValueError(f"no clip or folder at {str(path)!r}")
-    return sources
 
 
 def main(argv: Sequence[str] | None = None) -> int:

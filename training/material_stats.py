@@ -5,7 +5,7 @@ r"""The motion brush's material table, measured on real clips, and how well it p
 Every clip of ``CLIP_MATERIALS`` found in the manifest is cut into windows (one every 5 s, up to
 ``MAX_WINDOWS``, the paper's 150 frames at 30 fps, down to 3 s where a clip is shorter), each
 window's trajectories come from the pack's own optical flow at a longer side of 256 pixels
-(``gid_models.analysis.motion_windows``), and its spectral volume's statistics are measured over
+(``training.clips.motion_windows``), and its spectral volume's statistics are measured over
 its moving region (``gid_models.materials.measure_material``). A clip's statistics are the mean
 over its windows; a material's, the mean over its clips. The table keeps, besides the materials,
 every clip's own statistics with its source and licence, as the manifest states them.
@@ -20,7 +20,6 @@ unit norm), beside that of the mean of all materials, and the ratio of coherence
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -32,7 +31,6 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from gid_models.analysis import ClipInfo, clips_from_manifest, motion_windows
 from gid_models.brush import brush_spectral_volume
 from gid_models.hub import read_safetensors
 from gid_models.materials import (
@@ -44,6 +42,8 @@ from gid_models.materials import (
 )
 from gid_models.spectral import SpectralVolume, band_frequencies
 from gid_models.video import read_video
+
+from .clips import ClipInfo, clips_from_manifest, motion_windows
 
 # Which clips of shared/data show which material. Left out: clips of 12 frames (1.2 s), a
 # handheld candle (camera shake), smoke and boiling water (no oscillation), a rotating sunshade,
@@ -87,9 +87,7 @@ class Window:
 class Clip:
     name: str
     material: str
-    info: ClipInfo
-    license: str
-    source: str
+    info: ClipInfo  # its manifest row: path, frame rate, source and licence
     windows: list[Window]
 
     @property
@@ -127,9 +125,7 @@ def measure_clips(
     ``cache``: a folder where each clip's motion windows are kept (safetensors), so that a second
     run measures without computing optical flow again.
     """
-    manifest = data / "MANIFEST.tsv"
-    rows = {Path(c.path).name: c for c in clips_from_manifest(manifest, motion_labels=("",))}
-    manifest_rows = _manifest_rows(manifest)
+    rows = {Path(c.path).name: c for c in clips_from_manifest(data / "MANIFEST.tsv", motion_labels=("",))}
     clips = []
     for name in names or CLIP_MATERIALS:
         if name not in rows:
@@ -161,10 +157,7 @@ def measure_clips(
             progress(f"  {name}: shorter than {MIN_DURATION:g} s, left out")
             continue
         windows = [measure_window(m, name) for m in motions]
-        row = manifest_rows[name]
-        clips.append(
-            Clip(name, CLIP_MATERIALS[name], info, row.get("license", ""), row.get("source", ""), windows)
-        )
+        clips.append(Clip(name, CLIP_MATERIALS[name], info, windows))
         progress(
             f"  {name}: {CLIP_MATERIALS[name]}, {len(windows)} window(s) of {[m.shape[1] for m in motions]} frames"
         )
@@ -196,8 +189,8 @@ def table(clips: Sequence[Clip]) -> dict:
             c.name: {
                 "material": c.material,
                 "windows": len(c.windows),
-                "source": c.source,
-                "license": c.license,
+                "source": c.info.source,
+                "license": c.info.license,
                 **{k: v for k, v in entry(c.statistics).items() if k not in ("frequencies", "sources")},
             }
             for c in clips
@@ -296,12 +289,6 @@ def print_held_out(rows: Sequence[HeldOut], out=sys.stdout) -> None:
         f"coherence length within 1.5x on {within}/{len(rows)}",
         file=out,
     )
-
-
-def _manifest_rows(manifest: Path) -> dict[str, dict[str, str]]:
-    """The manifest's rows, by clip file name (for the columns ClipInfo does not keep)."""
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        return {Path(row["file"]).name: row for row in csv.DictReader(handle, delimiter="\t")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

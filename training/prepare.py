@@ -24,10 +24,9 @@ made, step by step, for every video ("source") of ``VIDEOS_DIR`` (searched recur
    spectral volume has exactly the model's frequency bands (``k * fps / window`` Hz); a clip
    shorter than one window is skipped.
 4. Trajectories: the flow from the start frame to each later frame of the window at the clip's
-   own rate (``gid_models.flow.motion_texture_from_frames``), resampled in time to ``--fps``
-   (``resample_motion_texture``) and cut to the window. These are the two public steps of
-   ``motion_texture_from_video``; they are called separately because the frame pairs (step 7)
-   need the flows at the clip's own frames.
+   own rate, resampled in time to ``--fps`` and cut to the window
+   (``gid_models.flow.window_motion_textures``: the work of ``motion_texture_from_video``,
+   returning as well the flows at the clip's own frames that the frame pairs of step 7 need).
 5. Motion filter. A window whose motion score is below ``--min-motion`` pixels (0.5) is left
    out. The score is the 95th percentile over the pixels of the mean displacement magnitude
    over the window, ``W(p) = (1/T) sum_t ||F_t(p)||`` (the renderer's splatting metric): "the
@@ -67,218 +66,41 @@ n, and writes into ``OUTPUT_DIR/part-i-of-n``; every job of a cluster array runs
 
 Memory: a source is decoded whole at the training resolution (123 KB a frame at 256x160: 440 MB
 for 2 minutes at 30 fps, per worker); ``--max-frames`` (3600) caps what is read of a long clip.
+
+Modules. This one runs the steps over the sources (in parallel, resumable) and is the command
+line; the steps live in ``training.clips`` (which sources, where the windows start),
+``training.clip_reading`` (steps 1 and 2), ``training.window_samples`` (steps 3 to 7) and
+``training.prepare_output`` (step 8, the records that make a run resumable, ``index.json`` and
+``merge``); ``training.prepare_settings`` holds the settings they share.
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import json
-import math
 import multiprocessing
 import os
-import re
 import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
-from safetensors.torch import load_file
 
-from gid_models.analysis import VIDEO_EXTENSIONS, clips_from_manifest
-from gid_models.flow import motion_texture_from_frames, resample_motion_texture, source_frames_needed
-from gid_models.motion import MotionTexture
 from gid_models.normalization import NormalizationStatsAccumulator
-from gid_models.renderer import splat_metric
-from gid_models.spectral import SpectralVolume
 from gid_models.video import read_video
-from training.data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE, ShardWriter, atomic_save
 
-__all__ = [
-    "PrepareSettings",
-    "Source",
-    "SourceRecord",
-    "Summary",
-    "choose_frame_rate",
-    "find_sources",
-    "merge_parts",
-    "motion_score",
-    "part_of",
-    "prepare",
-    "prepare_source",
-    "read_clip",
-    "window_motion",
-]
+from .clip_reading import SkipSource, read_clip
+from .clips import Source, find_sources
+from .data import ShardWriter
+from .prepare_output import PreparedFolder, SourceRecord, merge_parts, part_folder
+from .prepare_settings import PrepareSettings
+from .window_samples import window_samples
 
-SETTINGS_FILE = "settings.json"
-COUNTS_FILE = "normalization-counts.safetensors"
-RECORDS_DIR = "sources"
-PERCENTILE = 95.0  # of the coefficient magnitudes per band: the paper's s_f
-# Frame durations that differ by more than this fraction of the typical one mean variable rate.
-VFR_TOLERANCE = 0.1
-
-
-# ------------------------------------------------------------------------------------------------
-# Settings and sources
-
-
-@dataclass(frozen=True)
-class PrepareSettings:
-    """Everything that decides the content of the output (stored in ``settings.json``).
-
-    Attributes:
-        size: ``(width, height)`` of the training images and volumes, pixels.
-        fps: frame rate of the windows, frames per second (the model's; 30 in the paper).
-        window: frames per window at ``fps`` (150 in the paper: 5 s).
-        num_bands: K, bands kept per spectral volume (16 in the paper).
-        stride: frames of the clip between consecutive start frames (10 in the paper).
-        min_motion: windows whose motion score (``motion_score``) is below this, in pixels,
-            are left out as still.
-        max_median_motion: windows whose median displacement magnitude over all pixels and
-            frames exceeds this, in pixels, are left out as camera motion; None keeps them.
-        pairs_per_window: frame pairs (I0, I_t) drawn from each kept window.
-        max_pair_offset: the largest t of a pair, in frames of the clip.
-        motion_shard_size: windows per motion shard (about 10.5 MB each at 256x160, K = 16).
-        pair_shard_size: pairs per pair shard (about 0.7 MB each at 256x160).
-        flow_method: a preset of ``gid_models.flow.FLOW_METHODS``.
-        min_fps: lowest plausible frame rate of a file, frames per second.
-        max_fps: highest plausible frame rate of a file, frames per second.
-        fallback_fps: the rate assumed when a file's rate is unknown or implausible; None skips
-            such files.
-        max_frames: frames read at most from the start of a clip (memory bound); None for all.
-        condition_scale: when above 1, every window also stores its start frame at this many
-            times ``size`` (``condition_images``), decoded from the clip at that size: what a
-            frozen pretrained image encoder looks at (``gid_models.pretrained_encoder``), which
-            needs more pixels than the motion's resolution. 1 stores none.
-    """
-
-    size: tuple[int, int] = (256, 160)
-    fps: float = 30.0
-    window: int = 150
-    num_bands: int = 16
-    stride: int = 10
-    min_motion: float = 0.5
-    max_median_motion: float | None = None
-    pairs_per_window: int = 4
-    max_pair_offset: int = 30
-    motion_shard_size: int = 64
-    pair_shard_size: int = 256
-    flow_method: str = "dis"
-    min_fps: float = 5.0
-    max_fps: float = 120.0
-    fallback_fps: float | None = None
-    max_frames: int | None = 3600
-    condition_scale: int = 1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "size", tuple(int(v) for v in self.size))
-        positive_ints = (
-            "window",
-            "num_bands",
-            "stride",
-            "max_pair_offset",
-            "motion_shard_size",
-            "pair_shard_size",
-            "condition_scale",
-        )
-        for name in positive_ints:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if len(self.size) != 2 or min(self.size) < 1:
-            raise ValueError(f"size must be (width, height) in pixels, got {self.size}")
-        if self.pairs_per_window < 0:
-            raise ValueError(f"pairs_per_window must be >= 0, got {self.pairs_per_window}")
-        if not 0 < self.min_fps < self.max_fps:
-            raise ValueError(f"need 0 < min_fps < max_fps, got {self.min_fps} and {self.max_fps}")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "size": list(self.size)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PrepareSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-
-@dataclass(frozen=True)
-class Source:
-    """One video to prepare.
-
-    Attributes:
-        path: the file.
-        name: its path relative to the videos folder, with ``/``: its name in the index.
-        fps: its true frame rate from a manifest, or None to trust the file.
-    """
-
-    path: str
-    name: str
-    fps: float | None = None
-
-    @property
-    def key(self) -> str:
-        """A file-name-safe unique id: the name's characters that are safe, then its CRC-32."""
-        return _source_key(self.name)
-
-
-def _source_key(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-60:]
-    return f"{slug}-{zlib.crc32(name.encode()):08x}"
-
-
-def find_sources(
-    videos_dir: str | os.PathLike,
-    *,
-    manifest: str | os.PathLike | None = None,
-    labels: Sequence[str] | None = None,
-    splits: Sequence[str] | None = None,
-    exclude: Sequence[str] = (),
-) -> list[Source]:
-    """The video files under a folder, recursively, sorted by name.
-
-    Args:
-        videos_dir: the folder.
-        manifest: a tab-separated manifest (columns ``file``, ``fps``, ``oscillatory_natural``,
-            paths relative to the manifest's folder) that gives the true frame rates.
-        labels: keep only the files whose manifest label starts with one of these (e.g.
-            ``("YES", "partly")``); None keeps every file, listed in the manifest or not.
-        splits: keep only the files whose manifest ``split`` is one of these (e.g.
-            ``("train",)``, so that the ``val`` clips never reach training); None keeps all.
-        exclude: ``fnmatch`` patterns of names (relative paths) to leave out.
-
-    Returns:
-        The sources; files are recognised by their extension (``.mp4``, ``.avi``, ``.gif``...).
-    """
-    root = Path(videos_dir)
-    if not root.is_dir():
-        raise ValueError(f"no folder at {str(root)!r}")
-    if splits is not None and manifest is None:
-        raise ValueError("selecting splits needs the manifest that names them (--manifest)")
-    known: dict[str, tuple[float | None, str, str]] = {}
-    if manifest is not None:
-        for clip in clips_from_manifest(manifest, motion_labels=("",)):  # "" keeps every row
-            known[os.path.realpath(clip.path)] = (clip.fps, clip.motion, clip.split)
-    sources = []
-    for folder, _, files in os.walk(root):
-        for file in files:
-            if not file.lower().endswith(VIDEO_EXTENSIONS):
-                continue
-            path = os.path.join(folder, file)
-            name = Path(path).relative_to(root).as_posix()
-            fps, label, split = known.get(os.path.realpath(path), (None, "", ""))
-            if any(fnmatch.fnmatch(name, pattern) for pattern in exclude):
-                continue
-            if labels is not None and not label.startswith(tuple(labels)):
-                continue
-            if splits is not None and split not in splits:
-                continue
-            sources.append(Source(path, name, fps))
-    return sorted(sources, key=lambda source: source.name)
+__all__ = ["Summary", "main", "part_of", "prepare", "prepare_source"]
 
 
 def part_of(name: str, num_parts: int) -> int:
@@ -290,95 +112,6 @@ def part_of(name: str, num_parts: int) -> int:
     return zlib.crc32(name.encode()) % num_parts
 
 
-class SkipSource(Exception):
-    """A source cannot give training data; the message says why, starting with a short kind."""
-
-
-def choose_frame_rate(file_fps: float | None, known_fps: float | None, settings: PrepareSettings) -> float:
-    """The frame rate to use for a clip (see the module docstring, step 2).
-
-    Args:
-        file_fps: the rate the file states, frames per second (None or 0 when unknown).
-        known_fps: the true rate from a manifest, or None.
-        settings: the plausible range and the fallback.
-
-    Returns:
-        Frames per second.
-
-    Raises:
-        SkipSource: neither a known nor a plausible rate, and no fallback.
-    """
-    if known_fps is not None:
-        return float(known_fps)
-    if file_fps is not None and math.isfinite(file_fps) and settings.min_fps <= file_fps <= settings.max_fps:
-        return float(file_fps)
-    if settings.fallback_fps is not None:
-        return float(settings.fallback_fps)
-    raise SkipSource(
-        f"frame rate: the file states {file_fps} fps, outside {settings.min_fps:g}..{settings.max_fps:g}; "
-        "give the true rate in a manifest or use --fallback-fps"
-    )
-
-
-def motion_score(motion: torch.Tensor) -> float:
-    """How much a window moves: the 95th percentile over pixels of ``(1/T) sum_t ||F_t(p)||``.
-
-    Args:
-        motion: ``[1, T, 2, H, W]`` motion texture in pixels.
-
-    Returns:
-        Pixels.
-    """
-    mean_magnitude = torch.linalg.vector_norm(motion[0], dim=1).mean(dim=0)  # [H, W]
-    return float(torch.quantile(mean_magnitude.flatten(), 0.95))
-
-
-# ------------------------------------------------------------------------------------------------
-# One source
-
-
-@dataclass
-class SourceRecord:
-    """What preparing one source gave; saved as ``sources/<key>.json`` (the done-marker).
-
-    Attributes:
-        file: the source's name (path relative to the videos folder).
-        status: ``"done"``, or ``"skipped"`` (bad input, with ``reason``).
-        reason: why it was skipped: a short kind (``"unreadable"``, ``"too short"``,
-            ``"frame rate"``, ``"error"``), a colon and details.
-        notes: what was converted or assumed (grey or alpha frames, variable frame rate...).
-        fps: the frame rate used, frames per second.
-        frames: frames decoded.
-        windows: windows kept; filtered: windows left out by the motion filter.
-        pairs: frame pairs written.
-        motion_shards, pair_shards: ``{"file", "count"}`` of the shards written.
-        seconds: time spent on the source.
-    """
-
-    file: str
-    status: str = "done"
-    reason: str = ""
-    notes: list[str] = field(default_factory=list)
-    fps: float = 0.0
-    frames: int = 0
-    windows: int = 0
-    filtered: int = 0
-    pairs: int = 0
-    motion_shards: list[dict] = field(default_factory=list)
-    pair_shards: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def report_line(self) -> str:
-        """One line for the log: what happened to this source."""
-        if self.status != "done":
-            return f"skip  {self.file}: {self.reason}"
-        notes = f" [{'; '.join(self.notes)}]" if self.notes else ""
-        return (
-            f"done  {self.file}: {self.windows} windows kept, {self.filtered} filtered, "
-            f"{self.pairs} pairs ({self.seconds:.0f} s){notes}"
-        )
-
-
 def prepare_source(source: Source, settings: PrepareSettings, output_dir: str | os.PathLike) -> SourceRecord:
     """Prepare one source into ``output_dir``: its shards, then its record (never raises).
 
@@ -388,12 +121,12 @@ def prepare_source(source: Source, settings: PrepareSettings, output_dir: str | 
     Returns:
         The record, also written to ``sources/<key>.json``.
     """
-    output_dir = Path(output_dir)
+    folder = PreparedFolder(output_dir)
     started = time.monotonic()
-    _delete_partial_files(output_dir, source)
+    folder.delete_source_files(source)
     record = SourceRecord(file=source.name)
-    motion = ShardWriter(output_dir, f"motion-{source.key}", settings.motion_shard_size)
-    pairs = ShardWriter(output_dir, f"pairs-{source.key}", settings.pair_shard_size)
+    motion = ShardWriter(folder.path, f"motion-{source.key}", settings.motion_shard_size)
+    pairs = ShardWriter(folder.path, f"pairs-{source.key}", settings.pair_shard_size)
     accumulator = NormalizationStatsAccumulator(settings.num_bands, settings.fps, settings.window)
     try:
         frames, fps, record.notes = read_clip(source, settings)
@@ -407,7 +140,7 @@ def prepare_source(source: Source, settings: PrepareSettings, output_dir: str | 
                 max_frames=len(frames),
                 fps=fps,
             )
-        for sample in _window_samples(frames, fps, source, settings, condition_frames):
+        for sample in window_samples(frames, fps, source, settings, condition_frames):
             if sample is None:
                 record.filtered += 1
                 continue
@@ -429,177 +162,12 @@ def prepare_source(source: Source, settings: PrepareSettings, output_dir: str | 
     if record.status == "done":
         record.motion_shards, record.pair_shards = motion.shards, pairs.shards
         if record.windows:
-            _save_accumulator(accumulator, _counts_path(output_dir, source.name))
+            folder.save_counts(source.name, accumulator)
     else:
-        _delete_partial_files(output_dir, source)
+        folder.delete_source_files(source)
     record.seconds = time.monotonic() - started
-    _atomic_write_text(_record_path(output_dir, source), json.dumps(asdict(record), indent=1))
+    folder.write_record(record)
     return record
-
-
-def read_clip(source: Source, settings: PrepareSettings) -> tuple[torch.Tensor, float, list[str]]:
-    """Decode a clip at the training resolution and settle its frame rate (steps 1 and 2).
-
-    Args:
-        source: the clip.
-        settings: the resolution, the frame-rate policy and the window the clip must hold.
-
-    Returns:
-        ``(frames, fps, notes)``: ``[N, 3, H, W]`` uint8 RGB frames, the frame rate used, and
-        what was converted or assumed (grey or alpha frames, variable rate, frames cut off).
-
-    Raises:
-        SkipSource: the file cannot be decoded, has no usable frame rate, or is shorter than
-            one window.
-    """
-    options = {"size": settings.size, "max_frames": settings.max_frames}
-    try:
-        frames, stated_fps = read_video(source.path, **options)
-    except (ValueError, FileNotFoundError) as error:
-        # read_video refuses a file without a usable frame rate as it refuses an undecodable
-        # one; decoding again with a stand-in rate tells the two apart.
-        try:
-            frames, _ = read_video(source.path, fps=1.0, **options)
-        except (ValueError, FileNotFoundError):
-            raise SkipSource(f"unreadable: {error}") from None
-        stated_fps = None
-    fps = choose_frame_rate(stated_fps, source.fps, settings)
-    notes = []
-    if settings.max_frames is not None and len(frames) == settings.max_frames:
-        notes.append(f"read the first {settings.max_frames} frames only")
-    pixel_format, durations = _probe_container(source.path)
-    if pixel_format is not None and _has_alpha(pixel_format):
-        notes.append(f"alpha channel ({pixel_format}) dropped")
-    if bool((frames[:, 0] == frames[:, 1]).all() and (frames[:, 1] == frames[:, 2]).all()):
-        notes.append("grey frames, converted to RGB")
-    if len(durations) > 1:
-        typical = float(np.median(durations))
-        if typical > 0 and (durations.max() - durations.min()) > VFR_TOLERANCE * typical:
-            notes.append(
-                f"variable frame rate (frame durations {1000 * durations.min():.0f}-"
-                f"{1000 * durations.max():.0f} ms), treated as constant {fps:g} fps"
-            )
-    needed = source_frames_needed(settings.window, fps, settings.fps)
-    if len(frames) < needed:
-        raise SkipSource(
-            f"too short: {len(frames)} frames at {fps:g} fps ({len(frames) / fps:.1f} s); a window of "
-            f"{settings.window} frames at {settings.fps:g} fps needs {needed} "
-            f"({settings.window / settings.fps:g} s)"
-        )
-    return frames, fps, notes
-
-
-def window_motion(
-    frames: torch.Tensor, fps: float, settings: PrepareSettings
-) -> tuple[torch.Tensor, torch.Tensor, SpectralVolume]:
-    """The trajectories of the window that starts at ``frames[0]`` (steps 4 and 6).
-
-    Args:
-        frames: ``[N, 3, H, W]`` uint8 RGB at ``fps``, at least a window's worth
-            (``source_frames_needed``); later frames are not used.
-        fps: the clip's frame rate.
-        settings: the window, the bands and the flow method.
-
-    Returns:
-        ``(clip_motion, motion, volume)``: the motion texture at the clip's frames
-        ``[1, n, 2, H, W]`` (n source frames), resampled to ``settings.fps``
-        ``[1, window, 2, H, W]``, and its pixel-unit spectral volume ``[1, K, 2, H, W]``.
-    """
-    needed = source_frames_needed(settings.window, fps, settings.fps)
-    clip_motion = motion_texture_from_frames(frames[:needed], settings.flow_method)
-    motion = resample_motion_texture(clip_motion, fps, settings.fps)[:, : settings.window]
-    volume = SpectralVolume.from_motion_texture(
-        motion, settings.num_bands, fps=settings.fps, window=settings.window
-    )
-    return clip_motion, motion, volume
-
-
-def _window_samples(
-    frames: torch.Tensor,
-    fps: float,
-    source: Source,
-    settings: PrepareSettings,
-    condition_frames: torch.Tensor | None = None,
-) -> Iterator[tuple[int, SpectralVolume, dict, list[dict]] | None]:
-    """The samples of every window of a clip, or None for a window the motion filter leaves out.
-
-    Args:
-        frames: ``[N, 3, H, W]`` uint8 RGB at the training resolution.
-        fps: the clip's frame rate.
-        condition_frames: ``[N', 3, s H, s W]`` the same frames at ``settings.condition_scale``
-            times the resolution, or None; the windows' start frames are stored from it.
-
-    Yields:
-        ``(start, volume, window_tensors, pair_tensors)``: the start frame, the pixel-unit
-        spectral volume ``[1, K, 2, H, W]``, the motion shard entries of the window (``images``
-        ``[3, H, W]`` uint8, ``spectral`` ``[K, 4, H, W]`` float32) and one dict of pair shard
-        entries per pair (``sources``, ``targets`` ``[3, H, W]`` uint8, ``flows``
-        ``[2, H, W]`` float32, ``metrics`` ``[1, H, W]`` float32, ``offsets`` int32 scalar).
-    """
-    needed = source_frames_needed(settings.window, fps, settings.fps)
-    height, width = frames.shape[-2:]
-    for start in range(0, len(frames) - needed + 1, settings.stride):
-        clip_motion, motion, volume = window_motion(frames[start:], fps, settings)
-        if motion_score(motion) < settings.min_motion or (
-            settings.max_median_motion is not None
-            and float(torch.linalg.vector_norm(motion, dim=2).median()) > settings.max_median_motion
-        ):
-            yield None
-            continue
-        window_tensors = {"images": frames[start], "spectral": volume.to_channels()[0]}
-        if condition_frames is not None:
-            # The decoder gives both sizes the same frames; a last frame missing at one size
-            # falls back to the nearest one it has.
-            window_tensors["condition_images"] = condition_frames[min(start, len(condition_frames) - 1)]
-        metric = splat_metric(MotionTexture.from_spectral_volume(volume), height, width)[0]
-        rng = np.random.default_rng(zlib.crc32(f"{source.name}:{start}".encode()))
-        max_offset = min(settings.max_pair_offset, needed - 1)
-        offsets = rng.choice(
-            np.arange(1, max_offset + 1), min(settings.pairs_per_window, max_offset), replace=False
-        )
-        pair_tensors = [
-            {
-                "sources": frames[start],
-                "targets": frames[start + int(t)],
-                "flows": clip_motion[0, int(t)],
-                "metrics": metric,
-                "offsets": torch.tensor(int(t), dtype=torch.int32),
-            }
-            for t in sorted(offsets)
-        ]
-        yield start, volume, window_tensors, pair_tensors
-
-
-def _probe_container(path: str) -> tuple[str | None, np.ndarray]:
-    """The pixel format and the frame durations in seconds, from the container (PyAV, no decoding).
-
-    Returns ``(None, empty)`` when PyAV is not installed or cannot read the file: the notes
-    about alpha and variable frame rate are then left out, nothing else changes.
-    """
-    try:
-        import av
-    except ImportError:
-        return None, np.zeros(0)
-    try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            times = sorted(
-                float(packet.pts * stream.time_base)
-                for packet in container.demux(stream)
-                if packet.pts is not None
-            )
-            return stream.codec_context.pix_fmt, np.diff(times)
-    except (av.FFmpegError, IndexError, ValueError):
-        return None, np.zeros(0)
-
-
-def _has_alpha(pixel_format: str) -> bool:
-    import av
-
-    try:
-        return any(component.is_alpha for component in av.VideoFormat(pixel_format).components)
-    except ValueError:
-        return False
 
 
 # ------------------------------------------------------------------------------------------------
@@ -681,7 +249,7 @@ def prepare(
             subfolder ``part-i-of-n``.
         settings: the defaults when None.
         manifest, labels, splits, exclude: which sources and their frame rates, as for
-            ``find_sources``.
+            ``training.clips.find_sources``.
         workers: processes, >= 1; 1 works in this process.
         part: ``(i, n)`` to prepare only part i of n (``--shard i/n``).
         log: called with each report line and the summary; None for silence.
@@ -699,11 +267,11 @@ def prepare(
         if not 0 <= index < count:
             raise ValueError(f"--shard i/n needs 0 <= i < n, got {index}/{count}")
         sources = [source for source in sources if part_of(source.name, count) == index]
-        output_dir = output_dir / _part_folder(index, count)
-    (output_dir / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
-    _check_settings(output_dir, settings)
+        output_dir = output_dir / part_folder(index, count)
+    folder = PreparedFolder(output_dir)
+    folder.check_settings(settings)
 
-    records = {source.name: _read_record(output_dir, source) for source in sources}
+    records = {source.name: folder.read_record(source) for source in sources}
     resumed = [name for name, record in records.items() if record is not None and record.status == "done"]
     pending = [source for source in sources if source.name not in resumed]
     say = log or (lambda line: None)
@@ -714,7 +282,7 @@ def prepare(
         say(record.report_line())
 
     ordered = [records[source.name] for source in sources]
-    index = _write_index(output_dir, settings, ordered, part)
+    index = folder.write_index(settings, ordered, part)
     summary = Summary(ordered, resumed, time.monotonic() - started, index)
     say(summary.text())
     return summary
@@ -765,187 +333,6 @@ def _progress_bar(total: int, enabled: bool):
 
         return _Silent()
     return tqdm(total=total, unit="source", desc="preparing", file=sys.stderr)
-
-
-def _write_index(
-    output_dir: Path, settings: PrepareSettings, records: list[SourceRecord], part: tuple[int, int] | None
-) -> dict:
-    """Write ``index.json`` and ``normalization-counts.safetensors`` for the records of a run."""
-    accumulator = NormalizationStatsAccumulator(settings.num_bands, settings.fps, settings.window)
-    done = [record for record in records if record.status == "done"]
-    for record in done:
-        if record.windows:
-            accumulator.merge(_load_accumulator(_counts_path(output_dir, record.file)))
-    index = _index(
-        settings,
-        accumulator,
-        motion_shards=[shard for record in done for shard in record.motion_shards],
-        pair_shards=[shard for record in done for shard in record.pair_shards],
-        sources=[
-            {
-                "file": r.file,
-                "windows": r.windows,
-                "pairs": r.pairs,
-                "filtered": r.filtered,
-                "fps": r.fps,
-                "frames": r.frames,
-                "notes": r.notes,
-            }
-            for r in done
-        ],
-        skipped=[{"file": r.file, "reason": r.reason} for r in records if r.status != "done"],
-    )
-    if part is not None:
-        index["part"] = f"{part[0]}/{part[1]}"
-    _save_accumulator(accumulator, output_dir / COUNTS_FILE)
-    _atomic_write_text(output_dir / INDEX_FILE, json.dumps(index, indent=1))
-    return index
-
-
-def _index(
-    settings: PrepareSettings, accumulator: NormalizationStatsAccumulator, **lists: list[dict]
-) -> dict:
-    """The content of ``index.json`` (training/FORMAT.md); ``lists`` are its shard and source lists."""
-    try:
-        normalization = accumulator.result(PERCENTILE).to_dict()
-    except ValueError:  # no window at all, or a band without motion: nothing to fit
-        normalization = None
-    width, height = settings.size
-    return {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "resolution": [height, width],
-        "num_bands": settings.num_bands,
-        "fps": settings.fps,
-        "window": settings.window,
-        "motion_shards": lists["motion_shards"],
-        "pair_shards": lists["pair_shards"],
-        "normalization": normalization,
-        "sources": lists["sources"],
-        "skipped": lists["skipped"],
-        "settings": settings.to_dict(),
-    }
-
-
-def merge_parts(output_dir: str | os.PathLike, log: Callable[[str], None] | None = print) -> dict:
-    """Combine the ``part-i-of-n`` folders of ``output_dir`` into ``output_dir/index.json``.
-
-    Shards stay in their part folders; the index names them as ``part-i-of-n/<file>``. The
-    normalization accumulators of the parts are merged, so the statistics are those of the
-    whole data set.
-
-    Raises:
-        ValueError: no parts, a part missing or unfinished, or parts with different settings.
-    """
-    output_dir = Path(output_dir)
-    parts = sorted(p for p in output_dir.glob("part-*-of-*") if p.is_dir())
-    if not parts:
-        raise ValueError(f"no part-i-of-n folders in {output_dir}; run prepare with --shard i/n first")
-    count = int(parts[0].name.rsplit("-", 1)[1])
-    names = [_part_folder(i, count) for i in range(count)]
-    missing = [name for name in names if not (output_dir / name / INDEX_FILE).is_file()]
-    if missing:
-        raise ValueError(f"cannot merge: {', '.join(missing)} in {output_dir} not prepared or not finished")
-    indexes = [json.loads((output_dir / name / INDEX_FILE).read_text()) for name in names]
-    if any(index["settings"] != indexes[0]["settings"] for index in indexes):
-        raise ValueError("cannot merge parts prepared with different settings")
-    settings = PrepareSettings.from_dict(indexes[0]["settings"])
-    accumulator = NormalizationStatsAccumulator(settings.num_bands, settings.fps, settings.window)
-    for name in names:
-        accumulator.merge(_load_accumulator(output_dir / name / COUNTS_FILE))
-    merged = _index(
-        settings,
-        accumulator,
-        **{
-            kind: [
-                {**shard, "file": f"{name}/{shard['file']}"}
-                for name, index in zip(names, indexes, strict=True)
-                for shard in index[kind]
-            ]
-            for kind in ("motion_shards", "pair_shards")
-        },
-        **{kind: [entry for index in indexes for entry in index[kind]] for kind in ("sources", "skipped")},
-    )
-    merged["parts"] = names
-    _save_accumulator(accumulator, output_dir / COUNTS_FILE)
-    _atomic_write_text(output_dir / INDEX_FILE, json.dumps(merged, indent=1))
-    if log is not None:
-        windows = sum(shard["count"] for shard in merged["motion_shards"])
-        pairs = sum(shard["count"] for shard in merged["pair_shards"])
-        log(f"merged {count} parts: {len(merged['sources'])} sources, {windows} windows, {pairs} pairs")
-    return merged
-
-
-# ------------------------------------------------------------------------------------------------
-# Files
-
-
-def _part_folder(index: int, count: int) -> str:
-    return f"part-{index}-of-{count}"
-
-
-def _record_path(output_dir: Path, source: Source) -> Path:
-    return output_dir / RECORDS_DIR / f"{source.key}.json"
-
-
-def _counts_path(output_dir: Path, name: str) -> Path:
-    """The normalization accumulator of one source, saved next to its record."""
-    return output_dir / RECORDS_DIR / f"{_source_key(name)}.counts.safetensors"
-
-
-def _read_record(output_dir: Path, source: Source) -> SourceRecord | None:
-    path = _record_path(output_dir, source)
-    if not path.is_file():
-        return None
-    return SourceRecord(**json.loads(path.read_text()))
-
-
-def _delete_partial_files(output_dir: Path, source: Source) -> None:
-    """Remove the shards, temporary files and record an earlier attempt at a source left."""
-    for pattern in (f"motion-{source.key}-*", f"pairs-{source.key}-*"):
-        for path in output_dir.glob(pattern):
-            path.unlink()
-    for path in (output_dir / RECORDS_DIR).glob(f"{source.key}.*"):
-        path.unlink()
-
-
-def _check_settings(output_dir: Path, settings: PrepareSettings) -> None:
-    """Store the settings in a new folder; refuse a folder prepared with other settings."""
-    path = output_dir / SETTINGS_FILE
-    if path.is_file():
-        stored = PrepareSettings.from_dict(json.loads(path.read_text()))
-        if stored != settings:
-            changes = ", ".join(
-                f"{name}: {value} -> {getattr(settings, name)}"
-                for name, value in asdict(stored).items()
-                if getattr(settings, name) != value
-            )
-            raise ValueError(
-                f"{output_dir} was prepared with other settings ({changes}); "
-                "use another output folder, or the same settings to resume"
-            )
-    else:
-        _atomic_write_text(path, json.dumps(settings.to_dict(), indent=1))
-
-
-def _save_accumulator(accumulator: NormalizationStatsAccumulator, path: Path) -> None:
-    state = accumulator.state_dict()
-    counts = state.pop("counts")
-    atomic_save({"counts": counts}, path, {key: json.dumps(value) for key, value in state.items()})
-
-
-def _load_accumulator(path: Path) -> NormalizationStatsAccumulator:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as file:
-        settings = {key: json.loads(value) for key, value in (file.metadata() or {}).items()}
-    return NormalizationStatsAccumulator.from_state_dict({**settings, **load_file(str(path))})
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text + "\n")
-    os.replace(temporary, path)
 
 
 # ------------------------------------------------------------------------------------------------

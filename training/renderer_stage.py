@@ -21,7 +21,7 @@ after ImageNet standardisation. Its meaning comes from ImageNet-trained filters,
 must be given: ``loss.vgg_weights`` is the path of torchvision's ``vgg16`` ImageNet state dict
 saved as ``.safetensors`` (nothing is downloaded). Without it the features of a random VGG
 would be a meaningless target; the perceptual term is then replaced by the multi-scale gradient
-consistency of the frames (``gid_models.vae.gradient_consistency_loss``: matching edges and
+consistency of the frames (``training.losses.gradient_consistency_loss``: matching edges and
 texture at 4 scales), and the model card says so.
 
 The renderer folder (``model/``) is ``ImageBasedRenderer.save_pretrained``'s
@@ -44,19 +44,20 @@ from gid_models.hub import read_safetensors
 from gid_models.motion import MotionTexture
 from gid_models.renderer import ImageBasedRenderer, RendererConfig, splat_metric
 from gid_models.spectral import SpectralVolume
-from gid_models.vae import gradient_consistency_loss
 
 from .augment import AugmentationSettings, augment_pairs, center_crop, draw_augmentation
 from .config import (
+    NON_NEGATIVE_NUMBER,
     ConfigError,
     TrainingSettings,
+    check_fields,
     check_sections,
-    is_number,
     parse_library_config,
     parse_sections,
     read_config_file,
 )
 from .data import FramePairs, PreparedData
+from .losses import gradient_consistency_loss
 from .model_card import model_card
 from .previews import grid
 
@@ -80,9 +81,7 @@ class RendererLossWeights:
     vgg_weights: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("l1_weight", "perceptual_weight"):
-            if not (is_number(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+        check_fields(self, {"l1_weight": NON_NEGATIVE_NUMBER, "perceptual_weight": NON_NEGATIVE_NUMBER})
         if self.vgg_weights is not None and not isinstance(self.vgg_weights, str):
             raise ValueError(f"vgg_weights must be null or a file path, got {self.vgg_weights!r}")
 

@@ -3,7 +3,7 @@
 Every training example is one frequency slice: band k of one window's spectral volume, read in
 pixels, augmented (``training.augment``), then normalized with the data set's statistics
 (paper Eq. 4), ``[4, H, W]`` with values in about [-1, 1]. The loss is the supplement's
-``L1 + 0.2 * multi-scale gradient consistency + 1e-6 * KL`` (``gid_models.vae.vae_loss``).
+``L1 + 0.2 * multi-scale gradient consistency + 1e-6 * KL`` (``training.losses.vae_loss``).
 
 After the last step the latent whitening statistics are fitted: the per-channel mean and
 standard deviation of the encoder's means over (a sample of) the slices of the data set, so
@@ -37,20 +37,23 @@ from torch.utils.data import DataLoader, Subset
 from gid_models.hub import load_weights, read_config, required_file, save_weights, write_config
 from gid_models.ldm import MODEL_TYPE, MotionLDM
 from gid_models.normalization import NormalizationStats
-from gid_models.vae import MotionVAE, MotionVAEConfig, vae_loss
+from gid_models.vae import MotionVAE, MotionVAEConfig
 
 from .augment import AugmentationSettings, augment_motion, center_crop, draw_augmentation
 from .config import (
+    NON_NEGATIVE_NUMBER,
+    POSITIVE_INT,
     ConfigError,
     TrainingSettings,
+    check_fields,
     check_sections,
     is_int,
-    is_number,
     parse_library_config,
     parse_sections,
     read_config_file,
 )
 from .data import MotionSlices, PreparedData, normalize_slices
+from .losses import vae_loss
 from .model_card import model_card
 from .previews import grid, signed_map
 
@@ -71,12 +74,10 @@ class VAELossWeights:
     gradient_scales: int = 4
 
     def __post_init__(self) -> None:
-        if not (is_number(self.gradient_weight) and self.gradient_weight >= 0):
-            raise ValueError(f"gradient_weight must be a number >= 0, got {self.gradient_weight!r}")
-        if not (is_number(self.kl_weight) and self.kl_weight >= 0):
-            raise ValueError(f"kl_weight must be a number >= 0, got {self.kl_weight!r}")
-        if not (is_int(self.gradient_scales) and self.gradient_scales >= 1):
-            raise ValueError(f"gradient_scales must be a positive integer, got {self.gradient_scales!r}")
+        check_fields(
+            self,
+            {"gradient_weight": NON_NEGATIVE_NUMBER, "kl_weight": NON_NEGATIVE_NUMBER, "gradient_scales": POSITIVE_INT},
+        )
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from training.evaluate import EvaluationSettings, clip_sources, evaluate, format_table, main
-from training.prepare import PrepareSettings
+from training.clips import clip_sources
+from training.evaluate import EvaluationSettings, evaluate, format_table, main
+from training.prepare_settings import PrepareSettings
 
 FPS = 30.0
 SETTINGS = EvaluationSettings(

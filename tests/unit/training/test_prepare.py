@@ -19,18 +19,12 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from training.clip_reading import SkipSource, choose_frame_rate
+from training.clips import Source, find_sources
 from training.data import PreparedData
-from training.prepare import (
-    PrepareSettings,
-    SkipSource,
-    Source,
-    choose_frame_rate,
-    find_sources,
-    main,
-    merge_parts,
-    part_of,
-    prepare,
-)
+from training.prepare import main, part_of, prepare
+from training.prepare_output import merge_parts
+from training.prepare_settings import PrepareSettings
 
 FPS = 10.0
 SWAY_PX = 3.0  # amplitude of the synthetic motion

@@ -1,4 +1,4 @@
-"""Specification of gid_models.analysis: the average amplitude spectrum of motion (paper Fig. 2)."""
+"""Specification of training.analysis: the average amplitude spectrum of motion (paper Fig. 2)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from gid_models.analysis import (
-    ClipInfo,
-    average_amplitude_spectrum,
-    clips_from_manifest,
-    clips_in_folder,
-    main,
-    motion_windows,
-    plot_amplitude_spectrum,
-)
+from training.analysis import average_amplitude_spectrum, main, plot_amplitude_spectrum
+from training.clips import ClipInfo, clips_from_manifest, clips_in_folder, motion_windows
 
 FPS, WINDOW = 30.0, 150
 

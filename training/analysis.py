@@ -8,161 +8,32 @@ draws the figure with OpenCV.
 From the command line, on the clips of the shared data (the manifest gives their true frame
 rates and which of them show natural oscillating motion)::
 
-    python -m gid_models.analysis --clips ../shared/data/clips \
+    python -m training.analysis --clips ../shared/data/clips \
         --manifest ../shared/data/MANIFEST.tsv --out /tmp/fig2.png
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from .flow import motion_texture_from_video, source_frames_needed
-from .spectral import SpectralVolume
-from .video import read_video
+from gid_models.spectral import SpectralVolume
 
-__all__ = [
-    "ClipInfo",
-    "average_amplitude_spectrum",
-    "clips_in_folder",
-    "clips_from_manifest",
-    "plot_amplitude_spectrum",
-    "motion_windows",
-]
+from .clips import clips_from_manifest, clips_in_folder, motion_windows
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v")
+__all__ = ["average_amplitude_spectrum", "main", "plot_amplitude_spectrum"]
 
 # Colours in OpenCV's BGR order: the paper draws x in blue, y in green, the kept bands in red.
 _BLUE, _GREEN, _RED = (200, 90, 20), (40, 160, 40), (0, 0, 230)
 _BLACK, _GREY, _WHITE = (0, 0, 0), (200, 200, 200), (255, 255, 255)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-
-@dataclass(frozen=True)
-class ClipInfo:
-    """A video file and what is known about it.
-
-    Attributes:
-        path: the video file.
-        fps: its true frame rate in frames per second, or ``None`` to trust the file.
-        motion: the manifest's ``oscillatory_natural`` label (``"YES-trees"``, ``"partly
-            (water)"``, ``"NO-rotation"`` ...), or ``""`` when unknown.
-        split: the manifest's ``split`` column (``"train"``, ``"val"``, ``"still"``), or ``""``
-            when the manifest has none.
-    """
-
-    path: str
-    fps: float | None = None
-    motion: str = ""
-    split: str = ""
-
-
-def clips_in_folder(folder: str | os.PathLike) -> list[ClipInfo]:
-    """Every video file of a folder (by extension, not recursive), sorted by name."""
-    folder = os.fspath(folder)
-    if not os.path.isdir(folder):
-        raise ValueError(f"no folder at {folder!r}")
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(VIDEO_EXTENSIONS))
-    return [ClipInfo(os.path.join(folder, name)) for name in names]
-
-
-def clips_from_manifest(
-    manifest: str | os.PathLike, motion_labels: Sequence[str] = ("YES", "partly")
-) -> list[ClipInfo]:
-    """The clips of a manifest in the format of ``shared/data/MANIFEST.tsv``.
-
-    Args:
-        manifest: a tab-separated file with at least the columns ``file`` (relative to the
-            manifest's folder), ``fps`` and ``oscillatory_natural``.
-        motion_labels: keep the rows whose ``oscillatory_natural`` starts with one of these
-            (the default keeps the natural oscillating motion that the paper models).
-
-    Returns:
-        The kept video rows in the manifest's order (stills are left out).
-    """
-    manifest = os.fspath(manifest)
-    root = os.path.dirname(manifest)
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    missing = {"file", "fps", "oscillatory_natural"} - set(rows[0] if rows else ())
-    if missing:
-        raise ValueError(f"{manifest!r} lacks the columns {sorted(missing)}")
-    return [
-        ClipInfo(
-            os.path.join(root, row["file"]),
-            float(row["fps"]),
-            row["oscillatory_natural"],
-            row.get("split") or "",
-        )
-        for row in rows
-        if row["fps"] and row["oscillatory_natural"].startswith(tuple(motion_labels))
-    ]
-
-
-def motion_windows(
-    clip: ClipInfo,
-    *,
-    size: tuple[int, int] = (256, 160),
-    target_fps: float = 30.0,
-    window: int = 150,
-    stride: float = 5.0,
-    method: str = "dis",
-    min_duration: float | None = None,
-    max_windows: int | None = None,
-) -> list[torch.Tensor]:
-    r"""Motion windows of a clip, one starting every ``stride`` seconds.
-
-    By default only full windows are returned (``window`` frames at ``target_fps``), so that all
-    spectra share the same frequency bins, and a clip shorter than one window gives an empty
-    list. With ``min_duration`` the last windows may be shorter, down to that many seconds (their
-    bands then lie at other frequencies; see ``flow.motion_texture_from_video``).
-
-    Args:
-        clip: the video and its frame rate.
-        size: ``(width, height)`` in pixels the frames are resized and centre-cropped to.
-        target_fps: frame rate of the motion textures, frames per second.
-        window: frames per window at ``target_fps`` (150 = 5 s at 30 fps in the paper).
-        stride: seconds between the starts of consecutive windows, > 0.
-        method: flow method (see :data:`gid_models.flow.FLOW_METHODS`).
-        min_duration: shortest window returned, in seconds; None = only full windows.
-        max_windows: at most this many windows, from the start (only the frames they need are
-            decoded); None = as many as the clip holds.
-
-    Returns:
-        ``[1, N, 2, height, width]`` float32 motion textures in pixels, ``N = window`` for full
-        windows.
-    """
-    max_frames = None
-    if max_windows is not None:
-        # The frame rate is needed before decoding: the manifest's, else the file's first frame's.
-        fps = clip.fps or read_video(clip.path, max_frames=1)[1]
-        max_frames = (max_windows - 1) * max(1, round(stride * fps)) + source_frames_needed(window, fps, target_fps)
-    frames, fps = read_video(clip.path, size=size, fps=clip.fps, max_frames=max_frames)
-    step = max(1, round(stride * fps))
-    duration = window / target_fps if min_duration is None else min(min_duration, window / target_fps)
-    needed = source_frames_needed(max(2, math.ceil(duration * target_fps - 1e-9)), fps, target_fps)
-    windows = []
-    for start in list(range(0, len(frames) - needed + 1, step))[:max_windows]:
-        windows.append(
-            motion_texture_from_video(
-                frames[start:],
-                fps,
-                target_fps=target_fps,
-                window=window,
-                min_duration=duration,
-                method=method,
-            )
-        )
-    return windows
 
 
 def average_amplitude_spectrum(
@@ -339,7 +210,7 @@ def _legend(canvas, x, y, num_bands):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m gid_models.analysis",
+        prog="python -m training.analysis",
         description="Average amplitude spectrum of the motion in a set of clips (paper Fig. 2).",
     )
     parser.add_argument("--clips", required=True, help="folder of video files")

@@ -1,0 +1,88 @@
+"""The settings of training data preparation: everything that decides what a prepared folder holds.
+
+``PrepareSettings`` is stored in the folder's ``settings.json`` (``to_dict``, read back with
+``from_dict``); a rerun into the same folder must use the same settings. Evaluation cuts its
+held-out clips with the same settings, so that its windows are made exactly as the training
+data's. Units: pixels for sizes and motion thresholds, frames per second for rates, frames for
+windows, strides and offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .config import NON_NEGATIVE_INT, POSITIVE_INT, check_fields
+
+__all__ = ["PrepareSettings"]
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """Everything that decides the content of the output (stored in ``settings.json``).
+
+    Attributes:
+        size: ``(width, height)`` of the training images and volumes, pixels.
+        fps: frame rate of the windows, frames per second (the model's; 30 in the paper).
+        window: frames per window at ``fps`` (150 in the paper: 5 s).
+        num_bands: K, bands kept per spectral volume (16 in the paper).
+        stride: frames of the clip between consecutive start frames (10 in the paper).
+        min_motion: windows whose motion score (``motion_score``) is below this, in pixels,
+            are left out as still.
+        max_median_motion: windows whose median displacement magnitude over all pixels and
+            frames exceeds this, in pixels, are left out as camera motion; None keeps them.
+        pairs_per_window: frame pairs (I0, I_t) drawn from each kept window.
+        max_pair_offset: the largest t of a pair, in frames of the clip.
+        motion_shard_size: windows per motion shard (about 10.5 MB each at 256x160, K = 16).
+        pair_shard_size: pairs per pair shard (about 0.7 MB each at 256x160).
+        flow_method: a preset of ``gid_models.flow.FLOW_METHODS``.
+        min_fps: lowest plausible frame rate of a file, frames per second.
+        max_fps: highest plausible frame rate of a file, frames per second.
+        fallback_fps: the rate assumed when a file's rate is unknown or implausible; None skips
+            such files.
+        max_frames: frames read at most from the start of a clip (memory bound); None for all.
+        condition_scale: when above 1, every window also stores its start frame at this many
+            times ``size`` (``condition_images``), decoded from the clip at that size: what a
+            frozen pretrained image encoder looks at (``gid_models.pretrained_encoder``), which
+            needs more pixels than the motion's resolution. 1 stores none.
+    """
+
+    size: tuple[int, int] = (256, 160)
+    fps: float = 30.0
+    window: int = 150
+    num_bands: int = 16
+    stride: int = 10
+    min_motion: float = 0.5
+    max_median_motion: float | None = None
+    pairs_per_window: int = 4
+    max_pair_offset: int = 30
+    motion_shard_size: int = 64
+    pair_shard_size: int = 256
+    flow_method: str = "dis"
+    min_fps: float = 5.0
+    max_fps: float = 120.0
+    fallback_fps: float | None = None
+    max_frames: int | None = 3600
+    condition_scale: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", tuple(int(v) for v in self.size))
+        counts = ("window", "num_bands", "stride", "max_pair_offset", "motion_shard_size", "pair_shard_size")
+        check_fields(
+            self,
+            {
+                **dict.fromkeys((*counts, "condition_scale"), POSITIVE_INT),
+                "pairs_per_window": NON_NEGATIVE_INT,
+            },
+        )
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"size must be (width, height) in pixels, got {self.size}")
+        if not 0 < self.min_fps < self.max_fps:
+            raise ValueError(f"need 0 < min_fps < max_fps, got {self.min_fps} and {self.max_fps}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "size": list(self.size)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PrepareSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
