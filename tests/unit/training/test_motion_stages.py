@@ -30,13 +30,7 @@ VAE_STEPS, STAGE1_STEPS, STAGE2_STEPS = 30, 30, 4
 BANDS = 6  # of the toy data and the tiny denoiser
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train fastest on one thread (more only spin on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models train fastest on one thread
 
 
 @pytest.fixture(scope="module")
