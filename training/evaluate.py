@@ -63,7 +63,8 @@ from gid_models.flow import source_frames_needed
 from gid_models.ldm import MotionLDM
 from gid_models.looping import rendered_seam_ratio, seam_metrics
 from gid_models.motion import MotionTexture
-from gid_models.renderer import ImageBasedRenderer, Renderer, WeightFreeRenderer, render_video, splat_metric
+from gid_models.pipeline import animate, loop
+from gid_models.renderer import ImageBasedRenderer, Renderer, WeightFreeRenderer, splat_metric
 from gid_models.sampling import SCHEDULERS, predict_spectral_volume
 from gid_models.spectral import SpectralVolume
 
@@ -331,8 +332,7 @@ def seam_report(windows: list[Window], renderer: Renderer) -> dict:
         report[name] = {key: float(np.mean([v[key] for v in values])) for key in values[0]}
     ratios = []
     for window in windows:
-        loop = MotionTexture.from_spectral_volume(window.prediction)  # one period, T frames
-        frames = torch.cat([chunk[0] for _, chunk in render_video(renderer, window.image, loop)])
+        frames = loop(window.image, window.prediction, renderer)[0]  # one period, T frames
         ratios.append(rendered_seam_ratio(frames))
     report["rendered_seam_ratio"] = float(np.mean(ratios))
     return report
@@ -349,10 +349,7 @@ def video_metrics(
     for window in windows:
         count = len(window.frames)
         motion = MotionTexture.from_spectral_volume(window.prediction, num_frames=count, fps=window.fps)
-        videos = {
-            "real": window.frames.float() / 255,
-            "generated": torch.cat([chunk[0] for _, chunk in render_video(renderer, window.image, motion)]),
-        }
+        videos = {"real": window.frames.float() / 255, "generated": animate(window.image, motion, renderer)[0]}
         for name, video in videos.items():
             video = _centre_crop(video, settings.crop)
             features[name]["fid"].append(fid_features(inception, video))
