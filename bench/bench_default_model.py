@@ -30,8 +30,10 @@ from gid_models.ldm import MotionLDM  # noqa: E402
 from gid_models.looping import LoopGuidance  # noqa: E402
 from gid_models.motion import MotionTexture  # noqa: E402
 from gid_models.renderer import CONFIG_FILE as RENDERER_CONFIG_FILE  # noqa: E402
-from gid_models.renderer import ImageBasedRenderer, WeightFreeRenderer, render_video  # noqa: E402
+from gid_models.renderer import ImageBasedRenderer  # noqa: E402
+from gid_models.rendering import render_video  # noqa: E402
 from gid_models.sampling import predict_spectral_volume  # noqa: E402
+from gid_models.weight_free import WeightFreeRenderer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "gid-default"

@@ -34,9 +34,10 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gid_models.modal import Poke, poke_motion  # noqa: E402
-from gid_models.renderer import WeightFreeRenderer, push_pull_fill, render_video, splat_metric  # noqa: E402
+from gid_models.rendering import render_video, splat_metric  # noqa: E402
 from gid_models.spectral import SpectralVolume  # noqa: E402
 from gid_models.splatting import BACKEND_ENV_VAR, compiled_backend_available  # noqa: E402
+from gid_models.weight_free import WeightFreeRenderer, push_pull_fill  # noqa: E402
 
 HEIGHT, WIDTH, BANDS, FPS = 288, 512, 16, 30.0
 

@@ -19,7 +19,8 @@ from pathlib import Path
 WORKER = """
 import sys, time, torch
 from gid_models.motion import MotionTexture
-from gid_models.renderer import WeightFreeRenderer, render_video
+from gid_models.rendering import render_video
+from gid_models.weight_free import WeightFreeRenderer
 from gid_models.spectral import SpectralVolume
 frames, height, width = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 generator = torch.Generator().manual_seed(0)

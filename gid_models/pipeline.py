@@ -28,9 +28,10 @@ from .flow import (
     window_frames,
 )
 from .motion import MotionTexture
-from .renderer import Renderer, WeightFreeRenderer, render_video
+from .rendering import Renderer, render_video
 from .spectral import SpectralVolume
 from .video import read_video
+from .weight_free import WeightFreeRenderer
 
 __all__ = ["animate", "loop", "spectral_volume_from_video", "spectral_volume_from_video_file"]
 
@@ -207,7 +208,7 @@ def animate(
 
     Returns:
         ``[B, N, 3, H, W]`` frames in [0, 1]. For long or large videos, iterate
-        ``renderer.render_video`` instead, to keep memory bounded.
+        ``gid_models.rendering.render_video`` instead, to keep memory bounded.
     """
     chunks = [
         frames for _, frames in render_video(renderer or WeightFreeRenderer(), image, motion, chunk_size)

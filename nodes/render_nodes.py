@@ -6,7 +6,9 @@ import comfy.model_management
 import torch
 
 from ..gid_models.motion import MotionTexture
-from ..gid_models.renderer import ImageBasedRenderer, WeightFreeRenderer, render_video
+from ..gid_models.renderer import ImageBasedRenderer
+from ..gid_models.rendering import render_video
+from ..gid_models.weight_free import WeightFreeRenderer
 from . import types
 from .comfy_io import GB, Progress, compute_device, image_buffer, image_to_tensor, require_memory
 

@@ -64,9 +64,11 @@ from gid_models.ldm import MotionLDM
 from gid_models.looping import rendered_seam_ratio, seam_metrics
 from gid_models.motion import MotionTexture
 from gid_models.pipeline import animate, loop
-from gid_models.renderer import ImageBasedRenderer, Renderer, WeightFreeRenderer, splat_metric
+from gid_models.renderer import ImageBasedRenderer
+from gid_models.rendering import Renderer, splat_metric
 from gid_models.sampling import SCHEDULERS, predict_spectral_volume
 from gid_models.spectral import SpectralVolume
+from gid_models.weight_free import WeightFreeRenderer
 
 from .clip_reading import SkipSource, read_clip
 from .clips import Source, clip_sources, window_starts

@@ -6,7 +6,7 @@ to I_t. The renderer splats I_0 (and its features) along the flow and must repro
     rendered = ImageBasedRenderer(I_0, flow, W);   loss = l1 * |rendered - I_t| + perceptual term
 
 The splatting metric. At inference W is the paper's mean motion magnitude over the whole video,
-``W(p) = (1/T) sum_t |F_t(p)|`` (``gid_models.renderer.splat_metric``). Prepared pair shards
+``W(p) = (1/T) sum_t |F_t(p)|`` (``gid_models.rendering.splat_metric``). Prepared pair shards
 carry exactly that W of the pair's window (``metrics``), and training uses it, so the renderer
 learns with the weights it will splat with. For shards written before ``metrics`` was added to
 the format, the pair's own motion stands in: the same formula with its one frame, T = 1,
@@ -42,7 +42,8 @@ from torch import nn
 
 from gid_models.hub import read_safetensors
 from gid_models.motion import MotionTexture
-from gid_models.renderer import ImageBasedRenderer, RendererConfig, splat_metric
+from gid_models.renderer import ImageBasedRenderer, RendererConfig
+from gid_models.rendering import splat_metric
 from gid_models.spectral import SpectralVolume
 
 from .augment import AugmentationSettings, augment_pairs, center_crop, draw_augmentation

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from gid_models.motion import MotionTexture
 from gid_models.normalization import NormalizationStatsAccumulator
-from gid_models.renderer import splat_metric
+from gid_models.rendering import splat_metric
 from gid_models.spectral import SpectralVolume
 
 from .data import FORMAT_NAME, FORMAT_VERSION, INDEX_FILE, ShardWriter

@@ -23,7 +23,7 @@ import torch
 
 from gid_models.flow import source_frames_needed, window_motion_textures
 from gid_models.motion import MotionTexture
-from gid_models.renderer import splat_metric
+from gid_models.rendering import splat_metric
 from gid_models.spectral import SpectralVolume
 
 from .clips import Source, window_starts

@@ -28,4 +28,4 @@ def test_the_main_modules_have_runnable_examples():
         for name in MODULES
         if any(test.examples for test in finder.find(importlib.import_module(f"gid_models.{name}")))
     }
-    assert {"spectral", "renderer", "brush", "hub", "normalization", "pretrained_encoder"} <= with_examples
+    assert {"spectral", "renderer", "rendering", "weight_free", "brush", "hub", "normalization", "pretrained_encoder"} <= with_examples

@@ -1,4 +1,4 @@
-"""Specification of image-based rendering (gid_models.renderer): both renderers and render_video."""
+"""Specification of image-based rendering: the trained renderer (gid_models.renderer), the weight-free one (gid_models.weight_free) and render_video (gid_models.rendering)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,10 @@ import torchvision
 from safetensors.torch import save_file
 
 from gid_models.motion import MotionTexture
-from gid_models.renderer import (
-    FORMAT_VERSION,
-    RENDERER_TYPE,
-    ImageBasedRenderer,
-    RendererConfig,
-    WeightFreeRenderer,
-    push_pull_fill,
-    render_video,
-    splat_metric,
-)
+from gid_models.renderer import FORMAT_VERSION, RENDERER_TYPE, ImageBasedRenderer, RendererConfig
+from gid_models.rendering import render_video, splat_metric
 from gid_models.spectral import SpectralVolume
+from gid_models.weight_free import WeightFreeRenderer, push_pull_fill
 
 TINY = RendererConfig(encoder_levels=2, channels=(8, 8, 8), style_dim=8)
 
