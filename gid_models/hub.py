@@ -320,6 +320,15 @@ def check_revision(revision: str | None) -> str | None:
     return revision
 
 
+def _cached_repo_folder(repo_id: str, download_dir) -> Path:
+    """The folder of a repo in the Hub cache (huggingface_hub's layout), ``models--owner--name``."""
+    if download_dir is None:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        download_dir = HF_HUB_CACHE
+    return Path(download_dir) / f"models--{repo_id.replace('/', '--')}"
+
+
 def _check_cached_ref(repo_id: str, revision: str | None, download_dir) -> None:
     """Refuse a ref file of the Hub cache that holds anything but a commit hash.
 
@@ -327,11 +336,7 @@ def _check_cached_ref(repo_id: str, revision: str | None, download_dir) -> None:
     ``trees/<ref>.json``) and opens what it names, before returning; a ref edited to hold a path
     would make it open files outside the cache, so the content is checked first.
     """
-    if download_dir is None:
-        from huggingface_hub.constants import HF_HUB_CACHE
-
-        download_dir = HF_HUB_CACHE
-    refs = Path(download_dir) / f"models--{repo_id.replace('/', '--')}" / "refs"
+    refs = _cached_repo_folder(repo_id, download_dir) / "refs"
     ref = refs / (revision or "main")
     if not ref.is_file() or not ref.resolve().is_relative_to(refs.resolve()):
         return
@@ -386,7 +391,7 @@ def _download(
         if target is not None:
             expected = target.resolve()
         elif download_dir is not None:
-            expected = (Path(download_dir) / f"models--{repo_id.replace('/', '--')}" / "snapshots").resolve()
+            expected = (_cached_repo_folder(repo_id, download_dir) / "snapshots").resolve()
         else:
             return folder
         if not folder.resolve().is_relative_to(expected):

@@ -33,11 +33,17 @@ from .spectral import SpectralVolume
 from .video import read_video
 from .weight_free import WeightFreeRenderer
 
-__all__ = ["animate", "loop", "spectral_volume_from_video", "spectral_volume_from_video_file"]
+__all__ = ["animate", "flow_size", "loop", "spectral_volume_from_video", "spectral_volume_from_video_file"]
 
 
-def _flow_size(height: int, width: int, flow_max_side: int | None) -> tuple[int, int]:
-    """``(height, width)`` at which the flow runs: at most ``flow_max_side`` on the longer side."""
+def flow_size(height: int, width: int, flow_max_side: int | None) -> tuple[int, int]:
+    """``(height, width)`` in pixels at which the flow of ``height`` x ``width`` frames runs: the
+    frames' aspect, at most ``flow_max_side`` on the longer side (None: the frames' own size).
+
+    Example:
+        >>> flow_size(1080, 1920, 512), flow_size(100, 80, 512), flow_size(1080, 1920, None)
+        ((288, 512), (100, 80), (1080, 1920))
+    """
     scale = 1.0 if flow_max_side is None else min(1.0, flow_max_side / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
@@ -107,7 +113,7 @@ def spectral_volume_from_video(
     # Only the frames the window needs are resized and tracked.
     frames = frames[: source_frames_needed(window, fps, target_fps)]
     height, width = frames.shape[-2:]
-    size = _flow_size(height, width, flow_max_side)
+    size = flow_size(height, width, flow_max_side)
     flow_frames = frames
     if size != (height, width):
         flow_frames = F.interpolate(
@@ -175,7 +181,7 @@ def spectral_volume_from_video_file(
     """
     first, fps = read_video(path, max_frames=1, fps=fps)
     height, width = first.shape[-2:]
-    flow_height, flow_width = _flow_size(height, width, flow_max_side)
+    flow_height, flow_width = flow_size(height, width, flow_max_side)
     needed = source_frames_needed(window, fps, target_fps)
     frames, _ = read_video(path, max_frames=needed, size=(flow_width, flow_height), fps=fps)
     volume = spectral_volume_from_video(

@@ -5,7 +5,6 @@ splatted, the ``Renderer`` interface and ``render_video``, the driver that rende
 chunk at a time. The renderers themselves are ``gid_models.weight_free`` and
 ``gid_models.renderer`` (the trained one).
 
-
 Frame t of the video is the input image I_0 with every pixel p moved to p + F_t(p). Rendering
 pushes the pixels forward along the motion (softmax splatting, ``gid_models.splatting``). Where
 several land on one spot, the one that moves more wins: the paper takes the mean motion magnitude
@@ -16,12 +15,10 @@ as a proxy for depth (large motion = foreground, small or no motion = background
 with the softmax weights exp(W). Where nothing lands the frame has a hole. Two renderers fill
 the holes:
 
-- ``ImageBasedRenderer``, the trained renderer of the paper (Fig. 4): a ResNet-34 feature
-  extractor encodes I_0 at several scales, softmax splatting warps every scale with the motion
-  resized and rescaled to it, and a synthesis network in the style of co-modulated GANs
-  (CoModGAN, Zhao et al. 2021) turns the warped features into the frame, inpainting the holes.
-- ``WeightFreeRenderer``, for when no trained renderer is at hand: it splats the RGB image
-  itself and fills the holes by push-pull interpolation (``push_pull_fill``).
+- ``ImageBasedRenderer`` (``gid_models.renderer``), the trained renderer of the paper (Fig. 4):
+  it splats features of I_0 at several scales and synthesizes the frame, inpainting the holes.
+- ``WeightFreeRenderer`` (``gid_models.weight_free``), for when no trained renderer is at hand:
+  it splats the RGB image itself and fills the holes by push-pull interpolation.
 
 Both work in two steps, so that what depends only on the input image is computed once per video:
 ``prepare(image, metric)`` returns a ``SplatPyramid``, and ``render_frames(pyramid, flows)``

@@ -10,7 +10,7 @@ import folder_paths
 from ..gid_models.flow import FLOW_METHODS, source_frames_needed, window_frames
 from ..gid_models.motion import MotionTexture
 from ..gid_models.normalization import NormalizationStats, denormalize, normalize
-from ..gid_models.pipeline import spectral_volume_from_video, spectral_volume_from_video_file
+from ..gid_models.pipeline import flow_size, spectral_volume_from_video, spectral_volume_from_video_file
 from ..gid_models.spectral import SpectralVolume, load_spectral_volume, save_spectral_volume
 from ..gid_models.visualize import band_amplitude_grid, motion_colors
 from . import types
@@ -62,12 +62,12 @@ def video_memory(
     - the spectral volume at the flow's size, and at the video's size when the flow ran smaller.
     """
     tensor = frames * height * width * 3 * 4
-    scale = 1.0 if not flow_max_side else min(1.0, flow_max_side / max(height, width))
-    flow_height, flow_width = max(1, round(height * scale)), max(1, round(width * scale))
+    flow_height, flow_width = flow_size(height, width, flow_max_side)
     flow_pixels = flow_height * flow_width
+    shrunk = (flow_height, flow_width) != (height, width)
     tracked = min(frames, source_frames_needed(window, fps, target_fps))
     # Antialiased resizing is separable: the frames at (height, flow_width), then the result.
-    resized = tracked * 3 * (height * flow_width + flow_pixels) * 4 if scale < 1.0 else 0
+    resized = tracked * 3 * (height * flow_width + flow_pixels) * 4 if shrunk else 0
     flows = tracked * flow_pixels * 2 * 4
     resampled = window_frames(tracked, fps, target_fps, window) * flow_pixels * 2 * 4
     small_volume = bands * 2 * flow_pixels * 8
@@ -77,7 +77,7 @@ def video_memory(
         # Linear resampling in time holds the two neighbouring frames and their weighted sum.
         resized + flows + 4 * resampled,
         resampled + small_volume,
-        small_volume + volume * (1 + 2 / bands) if scale < 1.0 else 0,
+        small_volume + volume * (1 + 2 / bands) if shrunk else 0,
     )
     return tensor + max(phases)
 
