@@ -171,6 +171,7 @@ class SpectralVolume:
         fps: float = 30.0,
         window: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        pad_shorter: bool = False,
     ) -> SpectralVolume:
         """Fourier transform of per-pixel trajectories, keeping the first ``num_bands`` bands.
 
@@ -187,39 +188,50 @@ class SpectralVolume:
                 would not fall on the expected frequencies.
             progress: called as ``progress(rows_done, H)`` after each block of rows; an
                 exception it raises (a user's cancel) stops the transform.
+            pad_shorter: accept a motion texture shorter than ``window`` (at least 2 frames):
+                it is transformed zero-padded to ``window`` frames and its coefficients are
+                scaled by ``window / T``, so that its bands fall on the window's frequencies
+                ``k fps / window`` and a sinusoid keeps its amplitude (spectral interpolation;
+                the bands of a short texture are smoothed over about ``window / T`` bins).
+                For clips shorter than a window (``training.prepare --min-window-seconds``).
 
         Returns:
             A pixel-unit volume with ``coeffs`` ``[B, K, 2, H, W]``: complex128 for float64
-            motion, complex64 otherwise.
+            motion, complex64 otherwise; its window is ``window`` when padded, else T.
 
         Raises:
             TypeError: if ``motion`` is not a floating tensor.
-            ValueError: on a wrong shape, non-finite values, ``T != window``, or K out of range.
+            ValueError: on a wrong shape, non-finite values, ``T != window`` (``T > window`` with
+                ``pad_shorter``), or K out of range.
         """
         _check_5d(motion, "motion", "[B, T, 2, H, W]", 2, complex_expected=False)
         num_frames = motion.shape[1]
-        if window is not None and integer(window, "window", low=2) != num_frames:
+        padded = window is not None and pad_shorter and 2 <= num_frames < integer(window, "window", low=2)
+        if window is not None and not padded and integer(window, "window", low=2) != num_frames:
             raise ValueError(
                 f"the motion texture has T={num_frames} frames but window={window} was asked for; "
-                f"resample the trajectories in time (gid_models.flow) to {window} frames, or pass "
-                f"window=None to transform over the {num_frames} frames given"
+                f"resample the trajectories in time (gid_models.flow) to {window} frames, pass "
+                f"window=None to transform over the {num_frames} frames given, or pad_shorter=True "
+                "to zero-pad a shorter texture to the window"
             )
         if num_frames < 2:
             raise ValueError("a motion texture needs at least 2 frames (T >= 2) to have a spectrum")
-        num_bands = integer(num_bands, "num_bands", low=1, high=num_frames // 2 + 1)
+        length = window if padded else num_frames  # the transform's length, padding included
+        num_bands = integer(num_bands, "num_bands", low=1, high=length // 2 + 1)
         # rfft has no half-precision CPU kernel; float32 is also what the convention promises.
         motion = motion.to(torch.promote_types(motion.dtype, torch.float32))
-        scale = _one_sided_scale(num_bands, num_frames, motion.dtype, motion.device).view(1, -1, 1, 1, 1)
+        scale = _one_sided_scale(num_bands, length, motion.dtype, motion.device) * (length / num_frames)
+        scale = scale.view(1, -1, 1, 1, 1)
         batch, _, _, height, width = motion.shape
         complex_dtype = torch.complex128 if motion.dtype == torch.float64 else torch.complex64
         coeffs = torch.empty(batch, num_bands, 2, height, width, dtype=complex_dtype, device=motion.device)
         rows = max(1, _FFT_BLOCK_VALUES // (batch * num_frames * 2 * width))
         for top in range(0, height, rows):
-            block = torch.fft.rfft(motion[..., top : top + rows, :], dim=1)[:, :num_bands]
+            block = torch.fft.rfft(motion[..., top : top + rows, :], n=length, dim=1)[:, :num_bands]
             coeffs[..., top : top + rows, :] = block * scale
             if progress is not None:
                 progress(min(top + rows, height), height)
-        return cls(coeffs, fps=fps, window=num_frames)
+        return cls(coeffs, fps=fps, window=length)
 
     def frame_times(
         self, num_frames: int | None = None, time_scale: float = 1.0, start_time: float = 0.0

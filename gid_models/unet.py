@@ -82,7 +82,7 @@ from torchvision.models.resnet import BasicBlock
 
 from .configs import ConfigMixin, divisor, is_int, positive_int, positive_ints, set_field
 from .inception import BLOCKS
-from .pretrained_encoder import PRETRAINED_ENCODERS, PretrainedImageEncoder
+from .pretrained_encoder import FEATURE_BLOCKS, PRETRAINED_ENCODERS, PretrainedImageEncoder
 
 __all__ = ["FrequencyAttention", "FrequencyCoordinatedUNet", "ImageEncoder", "UNetConfig"]
 
@@ -125,8 +125,10 @@ class UNetConfig(ConfigMixin):
         image_encoder: ``"learned"``, the paper's small ResNet trained with the denoiser, or
             ``"inception-v3-fid"``, a frozen ImageNet-trained network with a trained projection
             (``gid_models.pretrained_encoder``; our option for small data, the paper is silent).
-        pretrained_blocks: the Inception blocks the pretrained encoder uses (names of
-            ``gid_models.inception.BLOCKS``); ignored by the learned encoder.
+        pretrained_blocks: the maps the pretrained encoder uses: Inception blocks (names of
+            ``gid_models.inception.BLOCKS``, at least one) and optionally ``"image"``, the
+            image's own colours (``gid_models.pretrained_encoder.IMAGE_CUES``); ignored by the
+            learned encoder.
         pretrained_input_scale: the pretrained encoder sees the image at this many times the
             learned encoder's size (4: 512 x 320 pixels for a 128 x 80 model), a power of 2.
         feature_dropout: probability, in [0, 1), with which training zeroes a channel of the
@@ -187,10 +189,14 @@ class UNetConfig(ConfigMixin):
             isinstance(blocks, (str, bytes))
             or not isinstance(blocks, Sequence)
             or not blocks
-            or not all(block in BLOCKS for block in blocks)
+            or not all(block in FEATURE_BLOCKS for block in blocks)
+            or not any(block in BLOCKS for block in blocks)
             or len(set(blocks)) != len(blocks)
         ):
-            raise ValueError(f"pretrained_blocks must be distinct names of {list(BLOCKS)}, got {blocks!r}")
+            raise ValueError(
+                f"pretrained_blocks must be distinct names of {list(FEATURE_BLOCKS)}, at least one of them "
+                f"an Inception block, got {blocks!r}"
+            )
         set_field(self, "pretrained_blocks", tuple(blocks))
         scale = positive_int(self.pretrained_input_scale, "pretrained_input_scale")
         if scale & (scale - 1):

@@ -100,12 +100,17 @@ def read_clip(source: Source, settings: PrepareSettings) -> tuple[torch.Tensor, 
                 f"variable frame rate (frame durations {1000 * durations.min():.0f}-"
                 f"{1000 * durations.max():.0f} ms), treated as constant {fps:g} fps"
             )
-    needed = source_frames_needed(settings.window, fps, settings.fps)
-    if len(frames) < needed:
+    if not settings.window_spans(len(frames), fps):
+        needed = source_frames_needed(settings.window, fps, settings.fps)
+        shortest = (
+            f" (or {settings.min_window_seconds:g} s with min_window_seconds)"
+            if settings.min_window_seconds is not None
+            else ""
+        )
         raise SkipSource(
             f"too short: {len(frames)} frames at {fps:g} fps ({len(frames) / fps:.1f} s); a window of "
             f"{settings.window} frames at {settings.fps:g} fps needs {needed} "
-            f"({settings.window / settings.fps:g} s)"
+            f"({settings.window / settings.fps:g} s){shortest}"
         )
     return frames, fps, notes
 

@@ -101,6 +101,11 @@ class TrainingSettings:
             by the process index, of each process's random draws.
         num_workers: data-loading worker processes per training process (0 = load in the
             training process).
+        clip_balance: how much each source clip's share of the samples is evened out, in
+            [0, 1]: an item is drawn with probability proportional to ``n ** -clip_balance``,
+            n being the items of its clip. 0 (the paper's uniform sampling over windows) lets a
+            long clip dominate; 1 gives every clip the same share. With a few dozen clips of 1 to
+            46 windows each, a clip of one window is otherwise one sample in two hundred.
         log_every: a row of ``log.csv`` every this many steps.
         checkpoint_every: a resumable checkpoint every this many steps (and at the end).
         keep_checkpoints: how many of the newest checkpoints to keep.
@@ -120,6 +125,7 @@ class TrainingSettings:
     mixed_precision: str | None = None
     seed: int = 0
     num_workers: int = 0
+    clip_balance: float = 0.0
     log_every: int = 10
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
@@ -158,6 +164,7 @@ _TRAINING_CHECKS = {
         "null or a number > 0",
     ),
     "ema_decay": (lambda value: is_number(value) and 0 <= value < 1, "a number in [0, 1)"),
+    "clip_balance": (lambda value: is_number(value) and 0 <= value <= 1, "a number in [0, 1]"),
     "mixed_precision": (
         lambda value: value is None or value in MIXED_PRECISION_MODES,
         f"null or one of {list(MIXED_PRECISION_MODES)}",

@@ -233,6 +233,15 @@ class PreparedData:
                 "(a pretrained image encoder looks at the start frames at a larger size)"
             )
 
+    def window_clips(self) -> list[str]:
+        """The source clip of every window, in the order of the windows (from the shards' headers)."""
+        clips: list[str] = []
+        for shard in self.motion_shards:
+            clips += (_open(shard.path).metadata() or {}).get("source", "").split("\n")[: shard.count]
+        if len(clips) != self.num_windows:
+            raise DataError(f"{self.folder}: the motion shards' headers do not name the clip of every window")
+        return clips
+
     def condition_images(self) -> Iterator[torch.Tensor]:
         """The windows' start frames at ``condition_scale`` times the resolution, shard by shard.
 
@@ -314,6 +323,8 @@ class MotionSlices(Dataset):
         self.windows = _ShardedItems(data.motion_shards)
         self.num_bands = data.num_bands
         self.with_images = with_images
+        #: the source clip of each item (for ``TrainingSettings.clip_balance``)
+        self.clips = [clip for clip in data.window_clips() for _ in range(data.num_bands)]
 
     def __len__(self) -> int:
         return len(self.windows) * self.num_bands
@@ -341,6 +352,8 @@ class MotionWindows(Dataset):
     def __init__(self, data: PreparedData) -> None:
         self.windows = _ShardedItems(data.motion_shards)
         self.num_bands = data.num_bands
+        #: the source clip of each item (for ``TrainingSettings.clip_balance``)
+        self.clips = data.window_clips()
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -384,7 +397,9 @@ class FramePairs(Dataset):
 class EpochBatchSampler(Sampler[list[int]]):
     """Endless batches of item indices for one process, the same on every run with the same seed.
 
-    Epoch e shuffles all items with a permutation seeded by ``(seed, e)``. Each global batch is
+    Epoch e shuffles all items with a permutation seeded by ``(seed, e)`` (with ``weights``, it
+    draws as many items with replacement, each with probability proportional to its weight,
+    seeded alike). Each global batch is
     the next ``batch_size * num_processes`` items of it, dealt out in turn, so process r gets
     every ``num_processes``-th item starting at r. The tail of an epoch that would not give
     every process a full batch is left out (it comes up in other epochs' batches). Batch b of a
@@ -397,9 +412,11 @@ class EpochBatchSampler(Sampler[list[int]]):
         num_processes: processes training together.
         seed: seed of the shuffling.
         start_batch: how many batches this process has already read (the resume position).
+        weights: ``[num_items]`` non-negative sampling weights, not all 0; None for a plain
+            shuffle.
 
     Raises:
-        DataError: if the data set has fewer items than one global batch.
+        DataError: if the data set has fewer items than one global batch, or bad weights.
     """
 
     def __init__(
@@ -410,6 +427,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         num_processes: int,
         seed: int,
         start_batch: int = 0,
+        weights: Sequence[float] | None = None,
     ) -> None:
         global_batch = batch_size * num_processes
         if num_items < global_batch:
@@ -424,12 +442,29 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.start_batch = start_batch
         self.batches_per_epoch = num_items // global_batch
+        self.probabilities = None
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64)
+            if (
+                weights.shape != (num_items,)
+                or not np.isfinite(weights).all()
+                or (weights < 0).any()
+                or not weights.sum() > 0
+            ):
+                raise DataError(
+                    f"sampling weights must be {num_items} finite non-negative numbers, not all 0"
+                )
+            self.probabilities = weights / weights.sum()
 
     def __iter__(self) -> Iterator[list[int]]:
         batch = self.start_batch
         while True:
             epoch, position = divmod(batch, self.batches_per_epoch)
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
+            rng = np.random.default_rng([self.seed, epoch])
+            if self.probabilities is None:
+                order = rng.permutation(self.num_items)
+            else:
+                order = rng.choice(self.num_items, self.num_items, p=self.probabilities)
             global_size = self.batch_size * self.num_processes
             global_batch = order[position * global_size : (position + 1) * global_size]
             yield global_batch[self.process_index :: self.num_processes].tolist()

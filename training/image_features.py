@@ -9,7 +9,8 @@ same files.
 
 Layout: ``DATA/image-features/<encoder>-<block>-<h>x<w>.safetensors`` with one tensor
 ``features`` float16 ``[N, C_block, h, w]`` (the block's map resized to the latent size h x w,
-window n of the data in row n), written atomically once complete.
+window n of the data in row n), written atomically once complete, with the list of motion shards
+it was computed from in its metadata (a grown folder's features are computed again).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
+from gid_models.inception import BLOCKS
 from gid_models.pretrained_encoder import PretrainedImageEncoder
 
 from .data import PreparedData, atomic_save
@@ -31,6 +34,22 @@ FEATURES_DIR = "image-features"
 
 def _path(data: PreparedData, block: str, size: tuple[int, int]) -> Path:
     return data.folder / FEATURES_DIR / f"inception-v3-fid-{block}-{size[0]}x{size[1]}.safetensors"
+
+
+def _windows_key(data: PreparedData) -> str:
+    """Which windows, in which order, a feature file holds: the motion shards and their sizes.
+
+    A folder that a resumed ``training.prepare`` run has grown (new clips, new shards) no
+    longer matches, and its features are computed again rather than misaligned with the windows.
+    """
+    return "\n".join(f"{shard.path.name}:{shard.count}" for shard in data.motion_shards)
+
+
+def _stored_windows(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as file:
+        return (file.metadata() or {}).get("windows")
 
 
 @torch.no_grad()
@@ -60,12 +79,17 @@ def cached_block_features(
     scale = data.condition_scale
     height, width = data.resolution
     size = (height * scale // encoder.factor, width * scale // encoder.factor)
-    missing = [block for block in blocks if not _path(data, block, size).is_file()]
+    windows = _windows_key(data)
+    missing = [block for block in blocks if _stored_windows(_path(data, block, size)) != windows]
     if missing:
-        worker = PretrainedImageEncoder(blocks=missing, input_scale=1, downsampling=encoder.factor)
+        # An encoder has at least one Inception block; the image's own colours need none, but
+        # a worker computing only them borrows the encoder's first (its maps are not kept).
+        inception = [block for block in missing if block in BLOCKS] or [encoder.inception_blocks[0]]
+        computed = [*(block for block in missing if block not in BLOCKS), *inception]
+        worker = PretrainedImageEncoder(blocks=computed, input_scale=1, downsampling=encoder.factor)
         worker.load_backbone(encoder.backbone.state_dict(), "the encoder's backbone")
         worker.to(device)
-        parts: list[list[torch.Tensor]] = [[] for _ in missing]
+        parts: list[list[torch.Tensor]] = [[] for _ in computed]
         done = 0
         for images in data.condition_images():
             for batch in images.split(batch_size):
@@ -77,6 +101,10 @@ def cached_block_features(
             if log:
                 log(f"image features: {done} of {data.num_windows} windows")
         (data.folder / FEATURES_DIR).mkdir(exist_ok=True)
-        for block, part in zip(missing, parts, strict=True):
-            atomic_save({"features": torch.cat(part)}, _path(data, block, size), {"block": block})
+        for block, part in zip(computed, parts, strict=True):
+            if block not in missing:
+                continue
+            atomic_save(
+                {"features": torch.cat(part)}, _path(data, block, size), {"block": block, "windows": windows}
+            )
     return [load_file(_path(data, block, size))["features"] for block in blocks]

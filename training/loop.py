@@ -33,6 +33,7 @@ import copy
 import csv
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -224,6 +225,7 @@ def train(
         accelerator.num_processes,
         settings.seed,
         start_batch=state.batches_read,
+        weights=_clip_balance_weights(stage.dataset, settings.clip_balance),
     )
     batches = _batches(stage.dataset, sampler, settings, accelerator)
     log = _CsvLog(run.log_file, ("step", "epoch", "learning_rate", *stage.loss_names, "seconds"), state.step)
@@ -298,6 +300,24 @@ def _optimizer(trainable: list[nn.Parameter], settings: TrainingSettings):
         optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
     )
     return optimizer, lr_schedule
+
+
+def _clip_balance_weights(dataset: Dataset, balance: float) -> list[float] | None:
+    """Sampling weights ``n ** -balance`` (n: the items of an item's clip); None for balance 0.
+
+    Raises:
+        RunError: balance above 0 for a data set that does not name each item's clip.
+    """
+    if not balance:
+        return None
+    clips = getattr(dataset, "clips", None)
+    if clips is None:
+        raise RunError(
+            f"clip_balance {balance} needs a data set that names each item's clip; this stage's "
+            f"{type(dataset).__name__} does not: set training.clip_balance to 0"
+        )
+    counts = Counter(clips)
+    return [counts[clip] ** -balance for clip in clips]
 
 
 def _batches(

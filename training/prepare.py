@@ -22,7 +22,10 @@ made, step by step, for every video ("source") of ``VIDEOS_DIR`` (searched recur
    the clip holds a full window after it: ``--window`` frames (150) at ``--fps`` (30), i.e.
    5 seconds, e.g. 126 source frames at 25 fps. Only full windows are kept, so that every
    spectral volume has exactly the model's frequency bands (``k * fps / window`` Hz); a clip
-   shorter than one window is skipped.
+   shorter than one window is skipped, unless ``--min-window-seconds S`` is given: then such a
+   clip, if at least S seconds long, gives windows (every ``--stride`` frames) of what remains of
+   it, whose trajectories are zero-padded to the window, amplitudes rescaled (the paper is
+   silent; a few dozen clips count every scene).
 4. Trajectories: the flow from the start frame to each later frame of the window at the clip's
    own rate, resampled in time to ``--fps`` and cut to the window
    (``gid_models.flow.window_motion_textures``: the work of ``motion_texture_from_video``,
@@ -358,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stride=args.stride,
         min_motion=args.min_motion,
         max_median_motion=args.max_median_motion,
+        min_window_seconds=args.min_window_seconds,
         pairs_per_window=args.pairs_per_window,
         max_pair_offset=args.max_pair_offset,
         motion_shard_size=args.motion_shard_size,
@@ -427,6 +431,11 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.min_motion,
         help="drop windows whose motion score (95th percentile of mean displacement) is below, px (0.5)",
+    )
+    parser.add_argument(
+        "--min-window-seconds",
+        type=float,
+        help="keep clips shorter than a window but at least this long, zero-padded (default: skip them)",
     )
     parser.add_argument(
         "--max-median-motion", type=float, help="drop windows whose median displacement is above, px"

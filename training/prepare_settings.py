@@ -9,8 +9,12 @@ windows, strides and offsets.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
+from gid_models.flow import source_frames_needed
+
+from .clips import window_starts
 from .config import NON_NEGATIVE_INT, POSITIVE_INT, check_fields
 
 __all__ = ["PrepareSettings"]
@@ -40,6 +44,13 @@ class PrepareSettings:
         fallback_fps: the rate assumed when a file's rate is unknown or implausible; None skips
             such files.
         max_frames: frames read at most from the start of a clip (memory bound); None for all.
+        min_window_seconds: when set, a clip shorter than one window but at least this long, in
+            seconds, is kept instead of skipped: its windows hold what remains of the clip after
+            their start (at least this long) and their trajectories are zero-padded to the
+            window (``SpectralVolume.from_motion_texture(pad_shorter=True)``). None (the
+            default, the paper's rule) skips every clip shorter than a window. The paper is
+            silent on short clips; with a few dozen clips, the short ones are a tenth of the
+            data (a tree, waves, a fountain, close-up flames in ``shared/data``).
         condition_scale: when above 1, every window also stores its start frame at this many
             times ``size`` (``condition_images``), decoded from the clip at that size: what a
             frozen pretrained image encoder looks at (``gid_models.pretrained_encoder``), which
@@ -63,6 +74,7 @@ class PrepareSettings:
     fallback_fps: float | None = None
     max_frames: int | None = 3600
     condition_scale: int = 1
+    min_window_seconds: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(v) for v in self.size))
@@ -76,8 +88,29 @@ class PrepareSettings:
         )
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f"size must be (width, height) in pixels, got {self.size}")
+        if self.min_window_seconds is not None and not 0 < self.min_window_seconds <= self.window / self.fps:
+            raise ValueError(
+                f"min_window_seconds must be above 0 and at most a window ({self.window / self.fps:g} s), "
+                f"got {self.min_window_seconds}"
+            )
         if not 0 < self.min_fps < self.max_fps:
             raise ValueError(f"need 0 < min_fps < max_fps, got {self.min_fps} and {self.max_fps}")
+
+    def window_spans(self, num_frames: int, fps: float) -> list[tuple[int, int]]:
+        """The windows of a clip of ``num_frames`` frames at ``fps``: ``(start, frames)`` pairs.
+
+        A clip at least one window long gives full windows every ``stride`` frames
+        (``training.clips.window_starts``). A shorter clip gives, with ``min_window_seconds``,
+        windows every ``stride`` frames holding the rest of the clip while that lasts at least
+        ``min_window_seconds``; otherwise none. Frames are the clip's, at ``fps``.
+        """
+        needed = source_frames_needed(self.window, fps, self.fps)
+        if num_frames >= needed or self.min_window_seconds is None:
+            return [(start, needed) for start in window_starts(num_frames, needed, self.stride)]
+        shortest = source_frames_needed(
+            max(2, math.ceil(self.min_window_seconds * self.fps - 1e-9)), fps, self.fps
+        )
+        return [(start, num_frames - start) for start in window_starts(num_frames, shortest, self.stride)]
 
     def to_dict(self) -> dict:
         return {**asdict(self), "size": list(self.size)}

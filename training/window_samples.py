@@ -4,7 +4,8 @@ Steps 3 to 7 of data preparation (``training.prepare``), for one decoded clip (`
 uint8 RGB at its frame rate ``fps``, ``training.clip_reading.read_clip``):
 
 - the windows start every ``PrepareSettings.stride`` frames of the clip while a full window
-  fits (``training.clips.window_starts``);
+  fits (``PrepareSettings.window_spans``; with ``min_window_seconds``, a clip shorter than one
+  window gives windows of what remains of it, zero-padded);
 - :func:`window_motion` gives a window's trajectories, in pixels, at the clip's frames and at
   ``PrepareSettings.fps``, and their spectral volume ``[1, K, 2, H, W]`` (one-sided amplitudes
   in pixels);
@@ -21,12 +22,12 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from gid_models.flow import source_frames_needed, window_motion_textures
+from gid_models.flow import window_motion_textures
 from gid_models.motion import MotionTexture
 from gid_models.rendering import splat_metric
 from gid_models.spectral import SpectralVolume
 
-from .clips import Source, window_starts
+from .clips import Source
 from .prepare_settings import PrepareSettings
 
 __all__ = ["motion_score", "window_motion", "window_samples"]
@@ -51,8 +52,9 @@ def window_motion(
     """The trajectories of the window that starts at ``frames[0]`` (``training.prepare``, steps 4 and 6).
 
     Args:
-        frames: ``[N, 3, H, W]`` uint8 RGB at ``fps``, at least a window's worth
-            (``source_frames_needed``); later frames are not used.
+        frames: ``[N, 3, H, W]`` uint8 RGB at ``fps``, a window's worth
+            (``source_frames_needed``; later frames are not used), or fewer with
+            ``settings.min_window_seconds`` (the trajectories are then zero-padded to the window).
         fps: the clip's frame rate.
         settings: the window, the bands and the flow method.
 
@@ -65,7 +67,11 @@ def window_motion(
         frames, fps, target_fps=settings.fps, window=settings.window, method=settings.flow_method
     )
     volume = SpectralVolume.from_motion_texture(
-        motion, settings.num_bands, fps=settings.fps, window=settings.window
+        motion,
+        settings.num_bands,
+        fps=settings.fps,
+        window=settings.window,
+        pad_shorter=settings.min_window_seconds is not None,
     )
     return clip_motion, motion, volume
 
@@ -92,10 +98,9 @@ def window_samples(
         entries per pair (``sources``, ``targets`` ``[3, H, W]`` uint8, ``flows``
         ``[2, H, W]`` float32, ``metrics`` ``[1, H, W]`` float32, ``offsets`` int32 scalar).
     """
-    needed = source_frames_needed(settings.window, fps, settings.fps)
     height, width = frames.shape[-2:]
-    for start in window_starts(len(frames), needed, settings.stride):
-        clip_motion, motion, volume = window_motion(frames[start:], fps, settings)
+    for start, needed in settings.window_spans(len(frames), fps):
+        clip_motion, motion, volume = window_motion(frames[start : start + needed], fps, settings)
         if motion_score(motion) < settings.min_motion or (
             settings.max_median_motion is not None
             and float(torch.linalg.vector_norm(motion, dim=2).median()) > settings.max_median_motion

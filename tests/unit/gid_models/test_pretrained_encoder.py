@@ -63,6 +63,29 @@ def test_the_encoder_maps_an_image_at_its_scale_to_features_at_the_latent_resolu
     assert encoder.backbone_channels == BLOCK_CHANNELS["mixed"] + BLOCK_CHANNELS["mixed_3"]
 
 
+def test_the_image_block_is_the_images_own_colour_and_chroma_spread_per_latent_cell():
+    encoder = PretrainedImageEncoder(blocks=("image", "mixed"), input_scale=1, downsampling=16)
+    image = torch.zeros(1, 3, 32, 48)
+    image[:, 0, :16, :16] = 1.0  # a red cell at the top left, black elsewhere
+    image[:, :, 16:, 32:] = 0.5  # a grey cell at the bottom right
+
+    cues, inception = encoder.block_maps(image)
+
+    assert cues.shape == (1, 4, 2, 3) and inception.shape == (1, BLOCK_CHANNELS["mixed"], 2, 3)
+    torch.testing.assert_close(cues[0, :, 0, 0], torch.tensor([1.0, 0.0, 0.0, 1.0]))  # R, G, B, max - min
+    torch.testing.assert_close(cues[0, :, 1, 2], torch.tensor([0.5, 0.5, 0.5, 0.0]))
+    assert encoder.backbone_channels == 4 + BLOCK_CHANNELS["mixed"]
+
+
+def test_a_config_needs_at_least_one_inception_block_beside_the_image_block():
+    with pytest.raises(ValueError, match="at least one of them an Inception block"):
+        pretrained_unet_config(pretrained_blocks=("image",))
+    assert pretrained_unet_config(pretrained_blocks=("image", "mixed")).pretrained_blocks == (
+        "image",
+        "mixed",
+    )
+
+
 def test_the_backbone_is_built_only_up_to_the_deepest_block_it_needs():
     encoder = PretrainedImageEncoder(blocks=("mixed_2",))
     assert encoder.backbone.blocks[-1] == "mixed_2"

@@ -314,6 +314,33 @@ def test_from_motion_texture_refuses_a_texture_shorter_than_the_requested_window
         SpectralVolume.from_motion_texture(torch.zeros(1, 120, 2, 4, 4), window=150)
 
 
+def test_a_shorter_texture_padded_to_the_window_keeps_a_sinusoids_band_amplitude_and_phase():
+    # 4 s of a 0.6 Hz sway (band 3 of the 5-s window): the padded transform puts it on band 3.
+    amplitude, phase = 2.5, 0.7
+    seconds = torch.arange(120, dtype=torch.float64).view(1, -1, 1, 1, 1) / FPS
+    motion = (amplitude * torch.cos(2 * math.pi * 0.6 * seconds + phase)).expand(1, 120, 2, 3, 4).float()
+
+    volume = SpectralVolume.from_motion_texture(motion, fps=FPS, window=WINDOW, pad_shorter=True)
+
+    assert volume.window == WINDOW
+    peak = volume.coeffs[0, :, 0, 0, 0]
+    assert int(peak.abs().argmax()) == 3
+    assert float(peak[3].abs()) == pytest.approx(amplitude, rel=0.05)  # leakage: 2.4 cycles in 4 s
+    assert float(peak[3].angle()) == pytest.approx(phase, abs=0.05)
+
+
+def test_a_full_window_is_transformed_alike_with_or_without_pad_shorter():
+    motion = torch.randn(1, WINDOW, 2, 3, 4, generator=torch.Generator().manual_seed(3))
+    padded = SpectralVolume.from_motion_texture(motion, window=WINDOW, pad_shorter=True)
+    plain = SpectralVolume.from_motion_texture(motion, window=WINDOW)
+    torch.testing.assert_close(padded.coeffs, plain.coeffs)
+
+
+def test_pad_shorter_still_refuses_a_texture_longer_than_the_window():
+    with pytest.raises(ValueError, match="T=160 frames but window=150.*pad_shorter"):
+        SpectralVolume.from_motion_texture(torch.zeros(1, 160, 2, 4, 4), window=150, pad_shorter=True)
+
+
 def test_bad_evaluation_arguments_are_refused():
     volume = random_volume()
 

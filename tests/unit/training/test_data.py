@@ -175,6 +175,38 @@ def test_a_resumed_sampler_reads_the_batches_the_uninterrupted_one_would_have():
     assert [next(resumed) for _ in range(4)] == expected
 
 
+def test_weighted_sampling_draws_items_in_proportion_to_their_weights_and_resumes_exactly():
+    # Items 0-9 are one clip of ten windows, item 10 a clip of one: clip_balance 1 evens them out.
+    weights = [0.1] * 10 + [1.0]
+    batches = iter(
+        EpochBatchSampler(11, batch_size=11, process_index=0, num_processes=1, seed=0, weights=weights)
+    )
+    drawn = np.array([item for _ in range(400) for item in next(batches)])
+
+    assert (drawn == 10).mean() == pytest.approx(0.5, abs=0.03)
+    resumed = iter(
+        EpochBatchSampler(
+            11, batch_size=11, process_index=0, num_processes=1, seed=0, weights=weights, start_batch=399
+        )
+    )
+    assert next(resumed) == drawn[-11:].tolist()
+
+
+@pytest.mark.parametrize("weights", [[1.0, 1.0], [0.0, 0.0, 0.0], [1.0, -1.0, 1.0], [1.0, float("nan"), 1.0]])
+def test_bad_sampling_weights_are_refused(weights):
+    with pytest.raises(DataError, match="sampling weights must be 3 finite non-negative numbers"):
+        EpochBatchSampler(3, batch_size=1, process_index=0, num_processes=1, seed=0, weights=weights)
+
+
+def test_motion_data_sets_name_the_clip_of_every_item(toy_data):
+    data = PreparedData.open(toy_data)
+
+    assert len(MotionWindows(data).clips) == data.num_windows
+    assert MotionSlices(data, with_images=False).clips == [
+        clip for clip in data.window_clips() for _ in range(data.num_bands)
+    ]
+
+
 def test_a_data_set_smaller_than_a_global_batch_is_refused():
     with pytest.raises(DataError, match="fewer than one global batch"):
         EpochBatchSampler(7, batch_size=4, process_index=0, num_processes=2, seed=0)

@@ -206,9 +206,10 @@ def prior_run(tmp_path_factory, vae_run):
     command = ["denoiser", "--stage", "1", "--config", config, "--init", str(vae_run / "model")]
     for entry in (
         "model.image_encoder=inception-v3-fid",
-        'model.pretrained_blocks=["mixed"]',
+        'model.pretrained_blocks=["image", "mixed"]',
         "model.pretrained_input_scale=4",
         "model.feature_dropout=0.2",
+        "training.clip_balance=0.5",
         f"image_encoder_weights={weights}",
     ):
         command += ["--set", entry]
@@ -226,7 +227,7 @@ def prior_run(tmp_path_factory, vae_run):
 def test_stage_1_with_a_frozen_encoder_caches_its_features_once_and_keeps_it_frozen(prior_run):
     data, weights, stage1, stage2 = prior_run
     cached = sorted(path.name for path in (data / "image-features").iterdir())
-    assert cached == ["inception-v3-fid-mixed-8x8.safetensors"]
+    assert cached == ["inception-v3-fid-image-8x8.safetensors", "inception-v3-fid-mixed-8x8.safetensors"]
     original = load_file(weights)
     for folder in (stage1, stage2):
         frozen = load_file(folder / "model" / "image_encoder.safetensors")

@@ -292,3 +292,22 @@ def test_the_frame_rate_comes_from_the_manifest_then_the_file_then_the_fallback(
             choose_frame_rate(unusable, None, SETTINGS)
         fallback = PrepareSettings(**{**SETTINGS.__dict__, "fallback_fps": 24.0})
         assert choose_frame_rate(unusable, None, fallback) == 24.0
+
+
+def test_a_clip_shorter_than_a_window_gives_no_window_unless_min_window_seconds_keeps_it():
+    # 5-s windows at 30 fps need 126 frames of a 25 fps clip; this one holds 100 (4 s).
+    assert PrepareSettings(stride=10).window_spans(100, 25.0) == []
+    short = PrepareSettings(stride=10, min_window_seconds=3.0)
+    # Windows of what remains after each start, while at least 3 s (76 frames) remain.
+    assert short.window_spans(100, 25.0) == [(0, 100), (10, 90), (20, 80)]
+    # A clip of a full window or more is cut as without the setting.
+    assert (
+        short.window_spans(140, 25.0)
+        == PrepareSettings(stride=10).window_spans(140, 25.0)
+        == [(0, 126), (10, 126)]
+    )
+
+
+def test_min_window_seconds_must_fit_in_a_window():
+    with pytest.raises(ValueError, match="min_window_seconds must be above 0 and at most a window"):
+        PrepareSettings(min_window_seconds=6.0)
