@@ -42,7 +42,9 @@ echo "default model recipe: unit ${UNIT} s, ${WORKERS} workers, started $(date -
 # here), with each start frame also at 4 x that size for the frozen image network.
 for split in train val; do
     labels=()
-    [ "$split" = train ] && labels=(--labels YES partly flame weak)
+    # Training also keeps clips of 3 to 5 s (zero-padded windows): the only tree, the waves, the
+    # fountain and the close-up flames of shared/data are that short.
+    [ "$split" = train ] && labels=(--labels YES partly flame weak --min-window-seconds 3)
     "$PYTHON" -m training.prepare "$DATA/clips" "$WORK/data-$split" --manifest "$DATA/MANIFEST.tsv" \
         --splits "$split" "${labels[@]}" --size 128x80 --min-motion 0.25 --pairs-per-window 0 \
         --condition-scale 4 --workers "$WORKERS" --no-progress

@@ -28,8 +28,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from gid_models.hub import read_safetensors
-from gid_models.inception import BLOCKS
-from gid_models.pretrained_encoder import PretrainedImageEncoder
+from gid_models.pretrained_encoder import FEATURE_BLOCKS, PretrainedImageEncoder
 from gid_models.spectral import SpectralVolume
 
 from .data import PreparedData
@@ -39,7 +38,17 @@ from .metrics_networks import FID_WEIGHTS_FILE, default_weights_dir
 
 __all__ = ["amplitude_targets", "probe", "ridge_fit"]
 
-DEFAULT_BLOCKS = ("mixed", "mixed_1", "mixed_2", "mixed_3", "mixed_4", "mixed_5", "mixed_6", "mixed_7")
+DEFAULT_BLOCKS = (
+    "image",
+    "mixed",
+    "mixed_1",
+    "mixed_2",
+    "mixed_3",
+    "mixed_4",
+    "mixed_5",
+    "mixed_6",
+    "mixed_7",
+)
 # ln(floor + A): amplitudes below about a twentieth of a pixel count as still.
 _FLOOR_PX = 0.05
 
@@ -90,7 +99,7 @@ def probe(
     val: PreparedData,
     encoder: PretrainedImageEncoder,
     blocks: Sequence[str],
-    strengths: Sequence[float] = (0.001, 0.01, 0.1, 1.0),
+    strengths: Sequence[float] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0),
     log=print,
 ) -> dict:
     """Fit and score every block alone and all together (module docstring); returns the scores."""
@@ -150,7 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train", required=True, help="prepared training data (with --condition-scale)")
     parser.add_argument("--val", required=True, help="prepared validation data, same settings")
     parser.add_argument(
-        "--blocks", nargs="+", default=list(DEFAULT_BLOCKS), choices=BLOCKS, help="blocks to probe"
+        "--blocks",
+        nargs="+",
+        default=list(DEFAULT_BLOCKS),
+        choices=FEATURE_BLOCKS,
+        help="blocks to probe ('image': the image's own colours)",
     )
     parser.add_argument(
         "--weights", help="converted FID weights (default: training.metrics_networks' folder)"
