@@ -19,6 +19,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from gid_models.spectral import SpectralVolume
 from training.clip_reading import SkipSource, choose_frame_rate
 from training.clips import Source, find_sources
 from training.data import PreparedData
@@ -311,3 +312,21 @@ def test_a_clip_shorter_than_a_window_gives_no_window_unless_min_window_seconds_
 def test_min_window_seconds_must_fit_in_a_window():
     with pytest.raises(ValueError, match="min_window_seconds must be above 0 and at most a window"):
         PrepareSettings(min_window_seconds=6.0)
+
+
+def test_min_window_seconds_keeps_a_short_clip_with_its_sway_in_the_windows_band(tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    _write_video(folder / "short.avi", 16)  # 1.6 s of a 2-s window
+    settings = dataclasses.replace(SETTINGS, min_window_seconds=1.2, pairs_per_window=0)
+
+    prepare(folder, tmp_path / "out", settings, log=lambda line: None, progress=False)
+
+    data = PreparedData.open(tmp_path / "out")
+    assert data.num_windows == 1  # starts 0 and 5 would need 1.2 s: only 0 has it (16 - 5 < 12)
+    tensors, _ = _read_shard(data.motion_shards[0].path)
+    volume = SpectralVolume.from_channels(tensors["spectral"], data.fps, data.window)
+    spectrum = volume.amplitude()[0, 1:].mean(dim=(-2, -1))  # bands 1..K-1
+    assert int(spectrum.argmax()) == 0  # band 1: 0.5 Hz
+    # Zero-padded to the window, the sway keeps its amplitude (3 px * 64/128 at the training size).
+    assert float(spectrum[0]) == pytest.approx(SWAY_PX * 64 / 128, rel=0.25)
