@@ -37,8 +37,8 @@ import torch
 REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR))
 
+from gid_models import pipeline  # noqa: E402
 from gid_models.ldm import MotionLDM  # noqa: E402
-from gid_models.sampling import predict_spectral_volume  # noqa: E402
 from gid_models.video import read_video  # noqa: E402
 from training.clips import Source, clips_from_manifest  # noqa: E402
 from training.evaluate import EvaluationSettings, held_out_windows, motion_metrics, predict  # noqa: E402
@@ -128,7 +128,7 @@ def contact_sheet(
     for still in stills:
         frames, _ = read_video(still, fps=1.0)
         image = frames[:1].float() / 255
-        volume = predict_spectral_volume(
+        volume = pipeline.predict(
             model,
             image,
             seed=settings.seed,

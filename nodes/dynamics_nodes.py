@@ -12,9 +12,10 @@ With them the widget simulates and warps the picture live in the browser, withou
 Before any run the widget shows the picture of the Load Image node that feeds ``image``.
 
 The widget writes its pokes and anchors into the ``pokes`` and ``anchors`` inputs as JSON, in
-fractions of the picture's width and height: the volume's size is only known after a run, and a
-fraction stays where it is whatever size the picture is scaled to (``volume_pokes`` and
-``volume_anchors`` turn them into pixels of the volume).
+fractions of the picture's width and height: the picture's size is only known after a run, and a
+fraction stays where it is whatever size the picture is scaled to (``picture_pokes`` and
+``picture_anchors`` turn them into pixels of the picture the volume animates, its
+``target_size``; the library meets the volume's own resolution).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class ModalPoke:
                         "default": 128,
                         "min": 0,
                         "max": 16384,
-                        "tooltip": "Column of the single poke's pixel, in pixels of the spectral volume (the image it was predicted from, at the volume's size). Used only while pokes is empty; pokes made on the picture go into pokes.",
+                        "tooltip": "Column of the single poke's pixel, in pixels of the picture the spectral volume animates (the image it was predicted from or the video it was measured on, at that size). Used only while pokes is empty; pokes made on the picture go into pokes.",
                     },
                 ),
                 "y": (
@@ -112,7 +113,7 @@ class ModalPoke:
                         "default": 80,
                         "min": 0,
                         "max": 16384,
-                        "tooltip": "Row of the single poke's pixel, in pixels of the spectral volume. Used only while pokes is empty.",
+                        "tooltip": "Row of the single poke's pixel, in pixels of the picture the spectral volume animates. Used only while pokes is empty.",
                     },
                 ),
                 "dx": (
@@ -122,7 +123,7 @@ class ModalPoke:
                         "min": -4096.0,
                         "max": 4096.0,
                         "step": 0.1,
-                        "tooltip": "The single poke's force to the right, in pixels: how far its pixel is pulled (left if negative). Used only while pokes is empty.",
+                        "tooltip": "The single poke's force to the right, in pixels of the picture: how far its pixel is pulled (left if negative). Used only while pokes is empty.",
                     },
                 ),
                 "dy": (
@@ -132,7 +133,7 @@ class ModalPoke:
                         "min": -4096.0,
                         "max": 4096.0,
                         "step": 0.1,
-                        "tooltip": "The single poke's force downwards, in pixels (up if negative). Used only while pokes is empty.",
+                        "tooltip": "The single poke's force downwards, in pixels of the picture (up if negative). Used only while pokes is empty.",
                     },
                 ),
                 "strength": (
@@ -239,7 +240,7 @@ class ModalPoke:
                     {
                         "default": "[]",
                         "multiline": False,
-                        "tooltip": f"The pokes, written by dragging on the picture or by hand: a JSON list like {POKES_EXAMPLE}, up to {MAX_POKES}. x and dx are fractions of the picture's width, y and dy of its height (0.5 is the middle; the node scales them to the volume's pixels, so they fit any size), time is in seconds after frame 0. When not empty, these replace the single x, y, dx, dy, poke_time poke.",
+                        "tooltip": f"The pokes, written by dragging on the picture or by hand: a JSON list like {POKES_EXAMPLE}, up to {MAX_POKES}. x and dx are fractions of the picture's width, y and dy of its height (0.5 is the middle; the node scales them to the picture's pixels, so they fit any size), time is in seconds after frame 0. When not empty, these replace the single x, y, dx, dy, poke_time poke.",
                     },
                 ),
                 "anchors": (
@@ -277,7 +278,8 @@ class ModalPoke:
         volume = require_volume(spectral_volume)
         volume.require_pixels("ModalPoke")
         fps = require_positive(fps, "fps", "give the frame rate of the video, for example 30")
-        listed = volume_pokes(pokes, volume.width, volume.height, strength, kind)
+        height, width = volume.target_size
+        listed = picture_pokes(pokes, width, height, strength, kind)
         listed = listed or [Poke(x, y, strength * dx, strength * dy, time=poke_time, kind=kind)]
         parameters = ModalParameters(alpha, beta, frequency_factor, time_step)
         response = poke_motion(
@@ -287,15 +289,15 @@ class ModalPoke:
             fps,
             parameters,
             progress=Progress(frames),
-            anchors=volume_anchors(anchors, volume.width, volume.height),
+            anchors=picture_anchors(anchors, width, height),
         )
         if motion is not None:
             response = _superpose(motion, response)
         return {"ui": {"gid_poke": [_save_widget_files(volume, image)]}, "result": (response, fps)}
 
 
-def volume_pokes(text, width: int, height: int, strength: float, kind: str) -> list[Poke]:
-    """The ``pokes`` input as ``Poke``s in pixels of a ``width`` x ``height`` volume.
+def picture_pokes(text, width: int, height: int, strength: float, kind: str) -> list[Poke]:
+    """The ``pokes`` input as ``Poke``s in pixels of a ``width`` x ``height`` picture.
 
     A poke's pixel is the one under its point (``x * width`` columns from the left edge), its
     force is ``strength * (dx * width, dy * height)`` pixels.
@@ -316,11 +318,11 @@ def volume_pokes(text, width: int, height: int, strength: float, kind: str) -> l
     ]
 
 
-def volume_anchors(text, width: int, height: int) -> list[Anchor]:
-    """The ``anchors`` input as ``Anchor``s in pixels of a ``width`` x ``height`` volume.
+def picture_anchors(text, width: int, height: int) -> list[Anchor]:
+    """The ``anchors`` input as ``Anchor``s in pixels of a ``width`` x ``height`` picture.
 
     Fraction 0 is the picture's left (top) edge and 1 its right (bottom) edge, which in the
-    volume's pixel-centre coordinates are -0.5 and ``width - 0.5``; the radius is ``radius * width``.
+    picture's pixel-centre coordinates are -0.5 and ``width - 0.5``; the radius is ``radius * width``.
     """
     return [
         Anchor(entry["x"] * width - 0.5, entry["y"] * height - 0.5, entry["radius"] * width)

@@ -59,14 +59,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gid_models import pipeline
 from gid_models.flow import source_frames_needed
 from gid_models.ldm import MotionLDM
 from gid_models.looping import rendered_seam_ratio, seam_metrics
 from gid_models.motion import MotionTexture
-from gid_models.pipeline import animate, loop
 from gid_models.renderer import ImageBasedRenderer
 from gid_models.rendering import Renderer, splat_metric
-from gid_models.sampling import SCHEDULERS, predict_spectral_volume
+from gid_models.sampling import SCHEDULERS
 from gid_models.spectral import SpectralVolume
 from gid_models.weight_free import WeightFreeRenderer
 
@@ -203,16 +203,17 @@ def predict(windows: list[Window], model: MotionLDM | None, settings: Evaluation
         if model is None:
             window.prediction = window.truth
             continue
-        height, width = window.frames.shape[-2:]
-        window.prediction = predict_spectral_volume(
+        prediction = pipeline.predict(
             model,
             window.image,
             seed=settings.seed,
             steps=settings.steps,
             scheduler=settings.scheduler,
             guidance_scale=settings.guidance_scale,
-            output_size=(height, width),
         )
+        # The motion metrics compare the prediction with the truth pixel by pixel on the frames'
+        # grid, where the truth is measured (rendering alone would need no resize).
+        window.prediction = prediction.resize(*window.frames.shape[-2:])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -334,7 +335,7 @@ def seam_report(windows: list[Window], renderer: Renderer) -> dict:
         report[name] = {key: float(np.mean([v[key] for v in values])) for key in values[0]}
     ratios = []
     for window in windows:
-        frames = loop(window.image, window.prediction, renderer)[0]  # one period, T frames
+        frames = pipeline.loop(window.image, window.prediction, renderer)[0]  # one period, T frames
         ratios.append(rendered_seam_ratio(frames))
     report["rendered_seam_ratio"] = float(np.mean(ratios))
     return report
@@ -351,7 +352,10 @@ def video_metrics(
     for window in windows:
         count = len(window.frames)
         motion = MotionTexture.from_spectral_volume(window.prediction, num_frames=count, fps=window.fps)
-        videos = {"real": window.frames.float() / 255, "generated": animate(window.image, motion, renderer)[0]}
+        videos = {
+            "real": window.frames.float() / 255,
+            "generated": pipeline.animate(window.image, motion, renderer)[0],
+        }
         for name, video in videos.items():
             video = _centre_crop(video, settings.crop)
             features[name]["fid"].append(fid_features(inception, video))

@@ -339,7 +339,7 @@ class PokeEditor {
         });
         scene.simulator.setPokes(this.simulatedPokes());
         const { width, height } = scene.basis;
-        // Fractions to the grid's pixel centres, as volume_anchors does for the volume's pixels.
+        // Fractions to the grid's pixel centres, as picture_anchors does for the picture's pixels.
         const anchors = this.items.anchors.map(({ x, y, radius }) => ({
             x: x * width - 0.5,
             y: y * height - 0.5,
