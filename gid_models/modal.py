@@ -26,9 +26,12 @@ and the picture moves by the sum of the excited modes (paper Eq. 6):
 Pokes
 -----
 Pokes and anchors are given in pixels of the picture the volume animates (its ``target_size``),
-whatever resolution the volume has: ``S_f(p)`` below is the volume resized to the picture and
-read in the picture's pixels, computed at the poked pixel alone (bilinear, as the renderer
-resizes) rather than by resizing the whole volume.
+whatever resolution the volume has: ``S_f(p)`` below is the volume resized to the picture (as the
+renderer resizes its motion) and read in the picture's pixels. It is computed at the poked pixel
+alone (bilinear, which is what enlarging does; a picture smaller than the volume is antialiased
+by the renderer, and differs from a point read by a fraction of a pixel), and the most mobile
+pixel of the normalization's floor below is found a band at a time, so the volume is never held
+whole at the picture's size.
 
 A poke pulls pixel ``p`` with a force ``F`` (a vector in pixels, the user's drag). Projected on
 mode ``f`` it is the complex modal force ``conj(F . S_f(p))``: its magnitude is how much the mode
@@ -113,6 +116,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 from .configs import integer, number_in_range, real_number
 from .motion import MotionTexture
@@ -391,26 +395,57 @@ def modal_force(
     """
     _check_volume(volume)
     parameters = parameters or ModalParameters()
+    return _modal_force(volume, poke, parameters, _most_mobile(volume, _gain(volume, poke.kind, parameters)))
+
+
+def _gain(volume: SpectralVolume, kind: PokeKind, parameters: ModalParameters) -> torch.Tensor:
+    """``[K - 1]`` float64 on the CPU: the displacement one unit of the kicked quantity makes in
+    each band above DC: a position is itself a displacement, a velocity q' swings the band by
+    q' / omega."""
+    omega = parameters.angular_frequencies(volume)[1:]
+    return torch.ones_like(omega) if kind == "release" else 1 / omega
+
+
+def _picture_bands(volume: SpectralVolume) -> torch.Tensor:
+    """``[K - 1, 2, H, W]``: the bands above DC of the volume's grid in the picture's pixels."""
+    axis_scale = torch.tensor(volume.picture_scale, dtype=volume.coeffs.real.dtype, device=volume.device)
+    return volume.coeffs[0, 1:] * axis_scale.view(1, 2, 1, 1)
+
+
+def _most_mobile(volume: SpectralVolume, gain: torch.Tensor) -> float:
+    """``max_p m(p)`` over the pixels of the volume's picture (see the module docstring).
+
+    The volume is resized to the picture a band at a time, as ``SpectralVolume.resize`` resizes
+    it (and the renderer its motion), so that only one band is ever held at the picture's size.
+    """
+    height, width = volume.target_size
+    shrinking = height < volume.height or width < volume.width
+    bands = _picture_bands(volume)
+    mobility = None
+    for band, weight in zip(bands, gain.tolist(), strict=True):
+        channels = torch.view_as_real(band).permute(0, 3, 1, 2).reshape(1, 4, volume.height, volume.width)
+        if (height, width) != (volume.height, volume.width):
+            channels = F.interpolate(
+                channels, size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking
+            )
+        energy = channels.square().sum(dim=1)[0].mul_(weight)
+        mobility = energy if mobility is None else mobility.add_(energy)
+    return float(mobility.max())
+
+
+def _modal_force(
+    volume: SpectralVolume, poke: Poke, parameters: ModalParameters, most_mobile: float
+) -> torch.Tensor:
+    """``modal_force`` given ``most_mobile``, the largest mobility of the picture for this kind."""
     height, width = volume.target_size
     if poke.x >= width or poke.y >= height:
         raise ValueError(
             f"the poke at (x={poke.x}, y={poke.y}) is outside the {width}x{height} picture the spectral "
             f"volume animates; x must be 0 to {width - 1} and y 0 to {height - 1} (pixels of that picture)"
         )
-    # The bands in the picture's pixels, the DC band left out: [K - 1, 2, H, W].
-    axis_scale = torch.tensor(volume.picture_scale, dtype=volume.coeffs.real.dtype, device=volume.device)
-    oscillating = volume.coeffs[0, 1:] * axis_scale.view(1, 2, 1, 1)
-    omega = parameters.angular_frequencies(volume)[1:]
-    # Displacement that one unit of the kicked quantity produces: a position is itself a
-    # displacement, a velocity q' swings the band by q' / omega.
-    gain = (torch.ones_like(omega) if poke.kind == "release" else 1 / omega).cpu()
-    poked = _at_picture_pixel(oscillating, volume, poke.x, poke.y)  # [K - 1, 2], S_f(p)
-    mobility_here = float(gain @ poked.abs().square().sum(dim=1))
-    # The floor's most mobile pixel is taken over the volume's own grid: resizing to the picture
-    # interpolates between these pixels, and no interpolated pixel is more mobile than them all.
-    energy = oscillating.abs().square().sum(dim=1)  # [K - 1, H, W], ||S_f(p)||^2
-    mobility = torch.einsum("k,khw->hw", gain.to(energy), energy)
-    scale = max(mobility_here, MIN_MOBILITY**2 * float(mobility.max()))
+    poked = _at_picture_pixel(_picture_bands(volume), volume, poke.x, poke.y)  # [K - 1, 2], S_f(p)
+    mobility = float(_gain(volume, poke.kind, parameters) @ poked.abs().square().sum(dim=1))
+    scale = max(mobility, MIN_MOBILITY**2 * most_mobile)
     force = torch.tensor([poke.force_x, poke.force_y], dtype=_STATE_DTYPE)
     if scale == 0 or not force.any():
         return torch.zeros(volume.num_bands, dtype=_STATE_DTYPE)
@@ -657,6 +692,7 @@ def _kicks_by_step(
 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """The pokes' summed (position, velocity) kicks per sub-step index; pokes after the end are refused."""
     kicks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    most_mobile: dict[PokeKind, float] = {}  # per kind: one pass over the picture, not per poke
     for poke in pokes:
         if not isinstance(poke, Poke):
             raise TypeError(f"pokes must be gid_models.modal.Poke objects, got {type(poke).__name__}")
@@ -669,5 +705,7 @@ def _kicks_by_step(
         zero = torch.zeros(volume.num_bands, dtype=_STATE_DTYPE)
         position_kick, velocity_kick = kicks.setdefault(index, (zero, zero.clone()))
         kicked = position_kick if poke.kind == "release" else velocity_kick
-        kicked += modal_force(volume, poke, parameters)
+        if poke.kind not in most_mobile:
+            most_mobile[poke.kind] = _most_mobile(volume, _gain(volume, poke.kind, parameters))
+        kicked += _modal_force(volume, poke, parameters, most_mobile[poke.kind])
     return kicks
