@@ -231,7 +231,7 @@ def from_video_file(
     height, width = first.shape[-2:]
     flow_height, flow_width = flow_size(height, width, flow_max_side)
     needed = source_frames_needed(window, fps, target_fps)
-    frames, _ = read_video(path, max_frames=needed, size=(flow_width, flow_height), fps=fps)
+    frames, _ = read_video(path, max_frames=needed, size=(flow_height, flow_width), fps=fps)
     volume = from_video(
         frames.float().div_(255),
         fps,
