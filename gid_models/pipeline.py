@@ -36,7 +36,7 @@ from .ldm import MotionLDM
 from .modal import Anchor, ModalParameters, Poke, poke_motion
 from .motion import MotionTexture
 from .rendering import Renderer, render_video
-from .sampling import SamplingStep, StepGuidance, predict_spectral_volume
+from .sampling import predict_spectral_volume
 from .spectral import SpectralVolume
 from .video import read_video
 from .weight_free import WeightFreeRenderer
@@ -56,42 +56,22 @@ def flow_size(height: int, width: int, flow_max_side: int | None) -> tuple[int, 
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def predict(
-    model: MotionLDM,
-    image: torch.Tensor,
-    seed: int = 0,
-    steps: int = 250,
-    scheduler: str = "ddim",
-    guidance_scale: float = 1.75,
-    guidance: StepGuidance | None = None,
-    callback: Callable[[SamplingStep], None] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> SpectralVolume:
+def predict(model: MotionLDM, image: torch.Tensor, **options) -> SpectralVolume:
     """The spectral volume of a photo, sampled by the motion model (paper Sec. 4.2).
 
     Args:
         model: the motion model, in eval mode.
         image: ``[B, 3, H, W]`` RGB in [0, 1], any size and aspect.
-        seed, steps, scheduler, guidance_scale, guidance, callback, progress: as for
-            :func:`gid_models.sampling.predict_spectral_volume` (DDIM with 250 steps and w = 1.75
-            as in the paper by default).
+        options: ``seed``, ``steps``, ``scheduler``, ``guidance_scale``, ``guidance``,
+            ``callback`` and ``progress`` of :func:`gid_models.sampling.predict_spectral_volume`
+            (by default DDIM with 250 steps and w = 1.75, as in the paper).
 
     Returns:
         A pixel-unit volume ``[B, K, 2, h, w]`` at the model's resolution ``(h, w)``, whose
         ``target_size`` is the image's ``(H, W)``: :func:`loop` and :func:`poke` animate the image
         with it at the image's own size.
     """
-    return predict_spectral_volume(
-        model,
-        image,
-        seed=seed,
-        steps=steps,
-        scheduler=scheduler,
-        guidance_scale=guidance_scale,
-        guidance=guidance,
-        callback=callback,
-        progress=progress,
-    )
+    return predict_spectral_volume(model, image, **options)
 
 
 def from_video(
