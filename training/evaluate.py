@@ -37,8 +37,8 @@ metric W is that of the window's true volume, as in the training pairs.
 Video. The generated video is I0 animated by the renderer with the predicted volume, at the
 clip's own frame rate over the window, so that it shows the same instants as the real frames;
 "Repeat I0" is I0 repeated (the paper's baseline). Both against the real frames, centre-cropped
-to 256x128 as in the paper (``EvaluationSettings.crop``): FID and KID over all frames (the TF Inception of FID),
-FVD over non-overlapping 16-frame clips (I3D Kinetics-400), both networks loaded from the
+to 256x128 as in the paper (``EvaluationSettings.crop``): FID and KID over all frames (the TF
+Inception of FID), FVD over non-overlapping 16-frame clips (I3D Kinetics-400), both networks loaded from the
 converted weights (``training.metrics_networks``). On a few held-out clips these rest on
 hundreds of frames and tens of clips, not the paper's thousands: FID and FVD are biased upwards
 at such counts and comparable only between rows of one run; the table gives the counts.
