@@ -581,6 +581,7 @@ def poke_motion(
     parameters: ModalParameters | None = None,
     progress: Callable[[int, int], None] | None = None,
     anchors: Sequence[Anchor] = (),
+    motion: MotionTexture | None = None,
 ) -> MotionTexture:
     """The motion of the scene's response to the pokes, ready for ``render_video``.
 
@@ -593,6 +594,10 @@ def poke_motion(
         progress: as for ``simulate``.
         anchors: static anchors in pixels of the volume's picture (``volume.target_size``),
             which hold the picture still around them (``anchor_mask``); none when empty.
+        motion: a motion of the same volume, N frames and fps, without a mask, that the response
+            adds to (e.g. the loop of ``MotionTexture.from_spectral_volume``: the scene keeps
+            swaying while poked); the dynamics are linear, so the band weights add up, and the
+            anchors hold the sum still. None: the response alone.
 
     Returns:
         A ``MotionTexture`` of N frames at ``fps`` whose band weights are the modal coordinates
@@ -611,10 +616,40 @@ def poke_motion(
         >>> round(frames[0, 0, 0, 10, 8].item(), 3), frames[0, :, :, 10, 16].abs().max().item()
         (4.0, 0.0)
     """
+    if motion is not None:
+        _check_added_motion(motion, volume, num_frames, fps)
     trajectory = simulate(volume, pokes, num_frames, fps, parameters, progress)
     weights = trajectory.positions.to(device=volume.device, dtype=volume.coeffs.dtype)
+    if motion is not None:
+        weights = weights + motion.band_weights.to(weights)
     mask = anchor_mask(anchors, *volume.target_size, volume.device) if anchors else None
     return MotionTexture(volume, weights, fps, mask)
+
+
+def _check_added_motion(motion: object, volume: SpectralVolume, num_frames: int, fps: float) -> None:
+    """Refuse a motion that the pokes' response cannot be added to (see ``poke_motion``)."""
+    if not isinstance(motion, MotionTexture):
+        raise TypeError(f"motion must be a MotionTexture, got {type(motion).__name__}")
+    same_volume = motion.volume is volume or (
+        motion.volume.coeffs.shape == volume.coeffs.shape
+        and torch.equal(motion.volume.coeffs.to(volume.coeffs), volume.coeffs)
+    )
+    if not same_volume:
+        raise ValueError(
+            "the motion input was made from another spectral volume; pokes add up only on the "
+            "same volume: make the motion from the spectral volume that is poked"
+        )
+    if motion.num_frames != num_frames or motion.fps != fps:
+        raise ValueError(
+            f"the motion input has {motion.num_frames} frames at {motion.fps:g} fps but the pokes make "
+            f"{num_frames} at {fps:g}; make both with the same number of frames and fps"
+        )
+    if motion.mask is not None:
+        raise ValueError(
+            "the motion input has a mask (a motion mask, or the anchors of earlier pokes), which "
+            "would scale the pokes' response too; add the pokes first and mask the sum: give "
+            "every anchor with the last pokes"
+        )
 
 
 @dataclass(frozen=True)

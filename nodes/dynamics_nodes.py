@@ -25,7 +25,6 @@ import math
 import os
 
 import folder_paths
-import torch
 from PIL import Image
 
 from ..gid_models.configs import number_in_range
@@ -37,7 +36,6 @@ from ..gid_models.modal import (
     export_modal_basis,
     poke_motion,
 )
-from ..gid_models.motion import MotionTexture
 from ..gid_models.visualize import motion_colors
 from . import types
 from .comfy_io import PREVIEW_MAX_SIZE, Progress, image_to_tensor, require_positive
@@ -290,9 +288,8 @@ class ModalPoke:
             parameters,
             progress=Progress(frames),
             anchors=picture_anchors(anchors, width, height),
+            motion=motion,
         )
-        if motion is not None:
-            response = _superpose(motion, response)
         return {"ui": {"gid_poke": [_save_widget_files(volume, image)]}, "result": (response, fps)}
 
 
@@ -399,36 +396,6 @@ def _json_type(value) -> str:
     if isinstance(value, (int, float)):
         return "a number"
     return {str: "a string", list: "a list", dict: "an object"}[type(value)]
-
-
-def _superpose(earlier, response: MotionTexture) -> MotionTexture:
-    """The sum of two motions of one volume (the dynamics are linear, so responses add up)."""
-    if not isinstance(earlier, MotionTexture):
-        raise ValueError(f"motion must be a {types.MOTION}, got {type(earlier).__name__}")
-    volume = response.volume
-    same_volume = earlier.volume is volume or (
-        earlier.volume.coeffs.shape == volume.coeffs.shape
-        and torch.equal(earlier.volume.coeffs.to(volume.coeffs), volume.coeffs)
-    )
-    if not same_volume:
-        raise ValueError(
-            "the motion input was made from another spectral volume; pokes add up only on the "
-            "same volume: connect the same spectral_volume to both nodes"
-        )
-    if earlier.num_frames != response.num_frames or earlier.fps != response.fps:
-        raise ValueError(
-            f"the motion input has {earlier.num_frames} frames at {earlier.fps:g} fps but this poke makes "
-            f"{response.num_frames} at {response.fps:g}; give both nodes the same frames and fps"
-        )
-    if earlier.mask is not None:
-        raise ValueError(
-            "the motion input has a mask (Spectrum to Motion's mask or an earlier Modal Poke's "
-            "anchors), which would scale this poke's response too; add the pokes first and mask "
-            "the sum instead: put every anchor on the last Modal Poke"
-        )
-    weights = earlier.band_weights.to(response.band_weights) + response.band_weights
-    # This node's anchors hold still the sum: the motion input as well as its own pokes.
-    return MotionTexture(volume, weights, response.fps, response.mask)
 
 
 def _save_widget_files(volume, image) -> dict:

@@ -861,7 +861,7 @@ def _(g):
 @case(
     "poke_adding_a_motion_of_other_frames",
     "ModalPoke adding to a SpectrumToMotion of 2 frames while it makes 4",
-    r"the motion input has 2 frames at 30 fps but this poke makes 4 at 30; give both nodes the same frames and fps",
+    r"the motion input has 2 frames at 30 fps but the pokes make 4 at 30; make both with the same number of frames and fps",
 )
 def _(g):
     volume = load_volume(g)
@@ -871,7 +871,7 @@ def _(g):
 @case(
     "poke_adding_a_motion_of_another_volume",
     "ModalPoke adding the motion of another spectral volume",
-    r"the motion input was made from another spectral volume.*connect the same spectral_volume",
+    r"the motion input was made from another spectral volume.*make the motion from the spectral volume that is poked",
 )
 def _(g):
     other = to_motion(g, load_volume(g, "hostile_volume_k8.safetensors"), frames=4)
@@ -987,7 +987,7 @@ def _(g):
 @case(
     "anchored_motion_into_another_poke",
     "ModalPoke adding the motion of a ModalPoke with anchors",
-    r"the motion input has a mask .*put every anchor on the last Modal Poke",
+    r"the motion input has a mask .*give every anchor with the last pokes",
 )
 def _(g):
     volume = load_volume(g)

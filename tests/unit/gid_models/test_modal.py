@@ -21,6 +21,7 @@ from gid_models.modal import (
     poke_motion,
     simulate,
 )
+from gid_models.motion import MotionTexture
 from gid_models.spectral import SpectralVolume
 
 REPO_DIR = Path(__file__).resolve().parents[3]
@@ -331,6 +332,21 @@ def test_several_pokes_with_their_own_times_and_an_anchor_leave_the_anchored_reg
     assert core > 0.5 and held.frames()[0, :, :, 0:3, 5:8].abs().max() == 0
     # Far from the anchor the pokes move the picture as they would without it.
     torch.testing.assert_close(held.frames()[0, :, :, 4:, :2], free[0, :, :, 4:, :2])
+
+
+def test_pokes_add_their_response_to_a_motion_of_the_same_volume_and_refuse_any_other():
+    volume = _random_volume()
+    pokes = [Poke(2, 3, 2.0, 1.0)]
+    loop = MotionTexture.from_spectral_volume(volume, num_frames=10)
+    both = poke_motion(volume, pokes, num_frames=10, fps=30.0, motion=loop)
+    alone = poke_motion(volume, pokes, num_frames=10, fps=30.0)
+    torch.testing.assert_close(both.frames(), loop.frames() + alone.frames(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="10 frames at 30 fps but the pokes make 12"):
+        poke_motion(volume, pokes, num_frames=12, fps=30.0, motion=loop)
+    with pytest.raises(ValueError, match="another spectral volume"):
+        poke_motion(_random_volume(seed=1), pokes, num_frames=10, fps=30.0, motion=loop)
+    with pytest.raises(TypeError, match="motion must be a MotionTexture"):
+        poke_motion(volume, pokes, num_frames=10, fps=30.0, motion=loop.frames())
 
 
 def test_pokes_and_anchors_in_the_pictures_pixels_move_a_smaller_volume_as_they_would_it_at_the_pictures_size():

@@ -134,7 +134,7 @@ def test_a_normalized_volume_is_refused_with_the_node_named(pack):
 
 def test_a_motion_input_of_another_length_is_refused(pack):
     loop = MotionTexture.from_spectral_volume(_volume(), num_frames=20)
-    with pytest.raises(ValueError, match="20 frames at 30 fps but this poke makes 12"):
+    with pytest.raises(ValueError, match="20 frames at 30 fps but the pokes make 12"):
         _poke(pack, motion=loop)
 
 
@@ -190,7 +190,7 @@ def test_anchors_hold_still_the_motion_input_too(pack):
     torch.testing.assert_close(
         held.frames(), loop.frames() * held.mask[:, None] + alone.frames(), rtol=1e-5, atol=1e-5
     )
-    with pytest.raises(ValueError, match="motion input has a mask .*put every anchor on the last Modal Poke"):
+    with pytest.raises(ValueError, match="motion input has a mask .*give every anchor with the last pokes"):
         _poke(pack, volume, motion=held)
 
 
