@@ -1176,7 +1176,9 @@ NAN, INF = math.nan, math.inf
 def _nan_case(id: str, input_name: str, value: float, build, bounds: str | None):
     """``bounds``: the widget's range as the message gives it; None for a socket-only input."""
     expected = (
-        f" from {bounds}" if bounds else "; type a number in the widget, or fix the node that feeds this input"
+        f" from {bounds}"
+        if bounds
+        else "; type a number in the widget, or fix the node that feeds this input"
     )
     case(
         id,
