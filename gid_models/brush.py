@@ -126,8 +126,8 @@ def brush_spectral_volume(
 
     Returns:
         A pixel-unit volume ``[1, K, 2, h, w]``, ``max(h, w) <= max_side``, at ``fps`` and
-        ``window``, whose motion is 0 at t = 0 and outside the mask, animating the photo
-        (``target_size = size``).
+        ``window``, whose motion is 0 at t = 0 and outside the mask; it describes its own grid
+        (``target_size`` is ``(h, w)``: pokes on it are in its pixels, as they always were).
 
     Raises:
         ValueError: on an argument out of range.
@@ -208,9 +208,7 @@ def brush_spectral_volume(
     # Band 0 cancels the other bands at t = 0: the video starts on the photo itself.
     rest = -coeffs.real.sum(0, keepdim=True).to(coeffs.dtype)
     coeffs = torch.cat((rest, coeffs), dim=0)
-    return SpectralVolume(
-        coeffs.unsqueeze(0).to(torch.complex64), fps=fps, window=window, target_size=(height, width)
-    )
+    return SpectralVolume(coeffs.unsqueeze(0).to(torch.complex64), fps=fps, window=window)
 
 
 def combine_spectral_volumes(

@@ -191,7 +191,9 @@ def from_video_file(
     So the file is read twice from its start: its first frame at full size (the picture to
     animate), then the window's frames shrunk to the flow's size as they are decoded. The volume
     stays at the flow's size, the resolution it was measured at (a renderer resizes motion to
-    the picture where it splats): at 1080p, a full-size volume of 16 bands would be 0.5 GB.
+    the picture where it splats): at 1080p, a full-size volume of 16 bands would be 0.5 GB. It
+    describes its own grid (``target_size`` is the flow's size, as the volume always was), so its
+    pokes are given, and its splatting metric measured, in the flow's pixels.
     Peak memory does not grow with the clip's length or resolution
     beyond one decoded frame.
 
@@ -204,8 +206,7 @@ def from_video_file(
     Returns:
         ``(volume, first_frame)``: the pixel-unit volume ``[1, K, 2, h, w]`` at ``target_fps``
         at the flow's size ``h x w`` (the video's aspect, at most ``flow_max_side`` on the longer
-        side) with ``target_size`` the video's ``(H, W)``, and the first frame ``[1, 3, H, W]``
-        float in [0, 1] at the video's own size.
+        side), and the first frame ``[1, 3, H, W]`` float in [0, 1] at the video's own size.
     """
     first, fps = read_video(path, max_frames=1, fps=fps)
     height, width = first.shape[-2:]
@@ -222,7 +223,7 @@ def from_video_file(
         flow_max_side=None,
         progress=progress,
     )
-    return replace(volume, target_size=(height, width)), first.float().div_(255)
+    return volume, first.float().div_(255)
 
 
 def animate(

@@ -36,14 +36,19 @@ real and imaginary parts of the x coefficient, then of the y coefficient.
 Resolution
 ----------
 A volume stays at the resolution it was made at (a prediction at the model's resolution, a
-measurement at the optical flow's) and carries the size of the picture it animates,
-``target_size``. Its coefficients are in pixels of its own H x W grid; the picture is the same
+measurement at the optical flow's) and carries the size of the picture it describes,
+``target_size``: the photo of a prediction, the frames of a measurement from frames. A volume
+made at the size it describes (a measurement from a video file, kept at the flow's size as it
+always was, a brushed volume, one read from an older file) describes its own grid. Its
+coefficients are in pixels of its own H x W grid; the picture is the same
 scene stretched to ``target_size``, so a volume pixel covers ``target_width / W`` by
 ``target_height / H`` picture pixels and a displacement of d pixels of the volume is
 ``d * target_width / W`` (x) or ``d * target_height / H`` (y) pixels of the picture. Only the
-renderer resizes motion to the picture, once, where it splats (``gid_models.rendering``); what a
-user gives in the picture's pixels (a poke, an anchor, a mask) is converted where it meets the
-volume (``picture_scale``, ``picture_to_volume``).
+renderer resizes motion to the image it animates, once, where it splats
+(``gid_models.rendering``), and measures its splatting metric in the pixels of ``target_size``;
+what a user gives in the picture's pixels (a poke, an anchor) is converted where it meets the
+volume (``picture_scale``, ``picture_to_volume``). So a volume renders exactly as it did when it
+was resized to ``target_size`` right after it was made.
 """
 
 from __future__ import annotations
@@ -120,9 +125,10 @@ class SpectralVolume:
         window: T, frames in the FFT window (frame 0 included), >= 2; ``K <= T // 2 + 1``.
         normalized: True once frequency-adaptive normalization (paper Eq. 4) has been applied;
             operations that need pixels then refuse the volume.
-        target_size: ``(height, width)`` in pixels of the picture the volume animates (the photo
-            it was predicted for, the video it was measured on); None (the default) means the
-            volume's own ``(H, W)``, which is what it becomes. Kept by every operation that does
+        target_size: ``(height, width)`` in pixels of the picture the volume describes, in whose
+            pixels pokes, anchors and the splatting metric are given (the photo it was predicted
+            for, the frames it was measured on); None (the default) means the volume's own
+            ``(H, W)``, which is what it becomes. Kept by every operation that does
             not change the scene (resize, normalize, band and device changes); see "Resolution"
             in the module docstring.
 

@@ -151,7 +151,8 @@ def test_a_video_from_load_video_decodes_only_the_windows_frames_at_the_flows_si
     # The start frame at full size, then 60 of the 200 frames at 80x45 (the flow's size).
     assert reads == [(1, 3, 90, 160), (60, 3, 45, 80)]
     # The volume keeps the size it was measured at; the start frame has the video's.
-    assert (volume.height, volume.width, volume.window, volume.target_size) == (45, 80, 60, (90, 160))
+    # It describes the flow's grid, as it always did: pokes and the splatting metric in its pixels.
+    assert (volume.height, volume.width, volume.window, volume.target_size) == (45, 80, 60, (45, 80))
     assert fps == volume.fps == 30.0
     assert tuple(start.shape) == (1, 90, 160, 3)
 
