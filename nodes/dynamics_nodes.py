@@ -102,7 +102,7 @@ class ModalPoke:
                         "default": 128,
                         "min": 0,
                         "max": 16384,
-                        "tooltip": "Column of the single poke's pixel, in pixels of the picture the spectral volume animates (the image it was predicted from or the video it was measured on, at that size). Used only while pokes is empty; pokes made on the picture go into pokes.",
+                        "tooltip": "Column of the single poke's pixel, in pixels of the picture the spectral volume describes (the image it was predicted from, at that size; the flow's size for a video file). Used only while pokes is empty; pokes made on the picture go into pokes.",
                     },
                 ),
                 "y": (
