@@ -227,12 +227,22 @@ def _size(width: int, height: int, frames: int) -> str:
 # --- Images of odd sizes, channel counts and batches ----------------------------------------------
 
 
-@case("predict_1x1_image", "1x1 image into PredictSpectralVolume", r"height=1, width=1,", OK)
+@case(
+    "predict_1x1_image",
+    "1x1 image into PredictSpectralVolume",
+    r"height=16, width=24, target_size=\(1, 1\),",
+    OK,
+)
 def _(g):
     show(g, predict(g, load_model(g), empty_image(g, 1, 1)))
 
 
-@case("predict_7x13_image", "7x13 image into PredictSpectralVolume", r"height=13, width=7,", OK)
+@case(
+    "predict_7x13_image",
+    "7x13 image into PredictSpectralVolume",
+    r"height=16, width=24, target_size=\(13, 7\),",
+    OK,
+)
 def _(g):
     show(g, predict(g, load_model(g), empty_image(g, 7, 13)))
 
@@ -820,7 +830,7 @@ def _(g):
 @case(
     "poke_outside_the_image",
     "ModalPoke at x=600 on a 64x40 volume",
-    r"the poke at \(x=600, y=10\) is outside the 64x40 spectral volume; x must be 0 to 63",
+    r"the poke at \(x=600, y=10\) is outside the 64x40 picture the spectral volume animates; x must be 0 to 63",
 )
 def _(g):
     show(g, poke(g, load_volume(g), x=600))
@@ -1096,7 +1106,7 @@ case(
 case(
     "hub_cached_repo_loads_at_its_ref",
     "the same cached repo at revision main (its snapshot lies inside the cache)",
-    r"SpectralVolume\(batch_size=1, num_bands=8, height=20, width=32",
+    r"SpectralVolume\(batch_size=1, num_bands=8, height=16, width=24, target_size=\(20, 32\)",
     OK,
 )(_load_revision("main"))
 
