@@ -65,11 +65,12 @@ def splat_metric(
 ) -> torch.Tensor:
     """The paper's splatting weight W(p) = (1/T) sum_t ||F_t(p)||_2, for an image of height x width.
 
-    W is measured on the picture the motion's spectral volume animates (its ``target_size``), in
-    that picture's pixels, and then resampled, not rescaled, to the image's grid: a volume keeps
-    its own resolution (the model's, the flow's), but how far a pixel moves is judged where it is
-    shown, whatever resolution the volume was made at. The frames of the mean are evaluated a
-    chunk at a time, so memory does not grow with their number.
+    W is measured on the picture the motion's spectral volume describes (its ``target_size``: the
+    photo of a prediction, the frames of a measurement), in that picture's pixels, and then
+    resampled, not rescaled, to the image's grid. A volume keeps its own resolution (the model's,
+    the flow's), so this is what makes it render as it did when it was resized to its picture
+    right after it was made. The frames of the mean are evaluated a chunk at a time, so memory
+    does not grow with their number.
 
     Args:
         motion: the motion texture of the video; W is its mean over the texture's N frames.
