@@ -9,9 +9,9 @@ demo and the evaluation), each one call:
 - a photo and any motion -> a video: ``animate``, e.g. of a brushed volume's motion.
 
 One resolution policy: a volume stays at the resolution it was made at (the model's for a
-prediction, the flow's for a measurement) and carries the size of the picture it animates
-(``SpectralVolume.target_size``); only the renderer resizes the motion to the picture, once,
-where it splats. Each call strings together the modules that follow the paper's sections
+prediction, the flow's for a measurement) and carries the size of the picture it describes
+(``SpectralVolume.target_size``, see "Resolution" in ``gid_models.spectral``); only the renderer
+resizes the motion to the image, once, where it splats. Each call strings together the modules that follow the paper's sections
 (``flow`` and ``spectral``, ``sampling``, ``motion`` and ``rendering``, ``modal``) and adds
 nothing of its own but the plumbing.
 """
@@ -193,9 +193,8 @@ def from_video_file(
     stays at the flow's size, the resolution it was measured at (a renderer resizes motion to
     the picture where it splats): at 1080p, a full-size volume of 16 bands would be 0.5 GB. It
     describes its own grid (``target_size`` is the flow's size, as the volume always was), so its
-    pokes are given, and its splatting metric measured, in the flow's pixels.
-    Peak memory does not grow with the clip's length or resolution
-    beyond one decoded frame.
+    pokes are given, and its splatting metric measured, in the flow's pixels. Peak memory does
+    not grow with the clip's length or resolution beyond one decoded frame.
 
     Args:
         path: a video file (see :func:`gid_models.video.read_video`).
