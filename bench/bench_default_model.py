@@ -26,13 +26,11 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gid_models import pipeline  # noqa: E402
 from gid_models.ldm import MotionLDM  # noqa: E402
 from gid_models.looping import LoopGuidance  # noqa: E402
-from gid_models.motion import MotionTexture  # noqa: E402
 from gid_models.renderer import CONFIG_FILE as RENDERER_CONFIG_FILE  # noqa: E402
 from gid_models.renderer import ImageBasedRenderer  # noqa: E402
-from gid_models.rendering import render_video  # noqa: E402
-from gid_models.sampling import predict_spectral_volume  # noqa: E402
 from gid_models.weight_free import WeightFreeRenderer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,10 +64,8 @@ def seconds(work) -> tuple[float, object]:
 
 
 def render_seconds(renderer, image, volume) -> float:
-    motion = MotionTexture.from_spectral_volume(volume, FRAMES)
     started = time.perf_counter()
-    for _ in render_video(renderer, image, motion, chunk_size=8):
-        pass
+    pipeline.loop(image, volume, renderer, num_frames=FRAMES, chunk_size=8)
     return time.perf_counter() - started
 
 
@@ -93,7 +89,7 @@ def main() -> None:
     renderer = ImageBasedRenderer.from_pretrained(MODEL) if has_renderer else WeightFreeRenderer()
 
     def predict(guidance=None):
-        return predict_spectral_volume(
+        return pipeline.predict(
             model, image, seed=0, steps=args.steps, scheduler="dpmpp_2m", guidance=guidance
         )
 

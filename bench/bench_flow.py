@@ -35,7 +35,7 @@ from gid_models.flow import FLOW_METHODS, motion_texture_from_video  # noqa: E40
 from gid_models.spectral import SpectralVolume  # noqa: E402
 from gid_models.video import read_video  # noqa: E402
 
-SIZES = ((256, 160), (512, 288))
+SIZES = ((160, 256), (288, 512))  # (height, width)
 CLIP = "clips/reeds_wind_bw.mp4"  # 30 fps, strong motion: a full window without resampling
 
 
@@ -50,7 +50,7 @@ def real_frames(data: Path, size: tuple[int, int], count: int) -> np.ndarray | N
 
 def synthetic_frames(size: tuple[int, int], count: int) -> np.ndarray:
     """``[count, H, W, 3]`` frames of a smooth random texture drifting by 0.7 px per frame."""
-    width, height = size
+    height, width = size
     rng = np.random.default_rng(0)
     texture = cv2.GaussianBlur(
         rng.uniform(0, 255, (height, width + count, 3)).astype(np.float32), (0, 0), 2.0
@@ -98,14 +98,14 @@ def main() -> None:
     print("\nflows per second (median of turns)")
     print(
         f"{'method':16s} "
-        + " ".join(f"{w}x{h} ({clips[w, h][1].split('/')[-1]})".rjust(36) for w, h in SIZES)
+        + " ".join(f"{w}x{h} ({clips[h, w][1].split('/')[-1]})".rjust(36) for h, w in SIZES)
     )
     speeds = {size: flows_per_second([clips[size][0][0], clips[size][0][5]], args.rounds) for size in SIZES}
     for name in FLOW_METHODS:
         print(f"{name:16s} " + " ".join(f"{speeds[size][name]:36.1f}" for size in SIZES))
 
     print("\nseconds from a 150-frame clip at 30 fps to a 16-band spectral volume, default method")
-    print(f"{'strategy':16s} " + " ".join(f"{w}x{h}".rjust(10) for w, h in SIZES))
+    print(f"{'strategy':16s} " + " ".join(f"{w}x{h}".rjust(10) for h, w in SIZES))
     for strategy in ("warm", "direct", "chain"):
         print(
             f"{strategy:16s} "

@@ -43,11 +43,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gid_models import pipeline  # noqa: E402
 from gid_models.ldm import MotionLDM, MotionLDMConfig  # noqa: E402
 from gid_models.looping import DIRECTIONS, LoopGuidance, rendered_seam_ratio, seam_metrics  # noqa: E402
 from gid_models.normalization import NormalizationStats  # noqa: E402
-from gid_models.pipeline import loop  # noqa: E402
-from gid_models.sampling import SCHEDULERS, predict_spectral_volume  # noqa: E402
+from gid_models.sampling import SCHEDULERS  # noqa: E402
 from gid_models.spectral import SpectralVolume  # noqa: E402
 from gid_models.unet import UNetConfig  # noqa: E402
 from gid_models.vae import MotionVAEConfig  # noqa: E402
@@ -125,7 +125,7 @@ def conditioning_images(
 def measure(volume: SpectralVolume, image: torch.Tensor) -> dict:
     """Seam metrics, the rendered loop's seam ratio and ``[K]`` band energy of one volume."""
     image = F.interpolate(image, size=(volume.height, volume.width), mode="area")
-    frames = loop(image, volume)
+    frames = pipeline.loop(image, volume)
     metrics = seam_metrics(volume)
     metrics["rendered_seam_ratio"] = rendered_seam_ratio(frames[0])
     return {"metrics": metrics, "energy": band_energy(volume)[0]}
@@ -134,14 +134,8 @@ def measure(volume: SpectralVolume, image: torch.Tensor) -> dict:
 def sample(model: MotionLDM, image: torch.Tensor, seed: int, args, guidance) -> dict:
     """``measure`` of one sample at the model's resolution, with its seconds."""
     start = time.perf_counter()
-    volume = predict_spectral_volume(
-        model,
-        image,
-        seed=seed,
-        steps=args.steps,
-        scheduler=args.scheduler,
-        guidance=guidance,
-        output_size=model.config.resolution,
+    volume = pipeline.predict(
+        model, image, seed=seed, steps=args.steps, scheduler=args.scheduler, guidance=guidance
     )
     seconds = time.perf_counter() - start
     return measure(volume, image) | {"seconds": seconds}

@@ -37,10 +37,11 @@ import torch
 REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR))
 
+from gid_models import pipeline  # noqa: E402
 from gid_models.ldm import MotionLDM  # noqa: E402
-from gid_models.sampling import predict_spectral_volume  # noqa: E402
 from gid_models.video import read_video  # noqa: E402
 from training.clips import Source, clips_from_manifest  # noqa: E402
+from training.config import size_from_text  # noqa: E402
 from training.evaluate import EvaluationSettings, held_out_windows, motion_metrics, predict  # noqa: E402
 from training.metrics import amplitude_map  # noqa: E402
 from training.prepare_settings import PrepareSettings  # noqa: E402
@@ -128,7 +129,7 @@ def contact_sheet(
     for still in stills:
         frames, _ = read_video(still, fps=1.0)
         image = frames[:1].float() / 255
-        volume = predict_spectral_volume(
+        volume = pipeline.predict(
             model,
             image,
             seed=settings.seed,
@@ -179,9 +180,8 @@ def main() -> int:
     if not Path(args.manifest).is_file():
         print(f"no manifest at {args.manifest}: the val clips are needed (set GID_SHARED_DATA)")
         return 0
-    width, height = (int(v) for v in args.size.lower().split("x"))
     settings = EvaluationSettings(
-        data=PrepareSettings(size=(width, height)),
+        data=PrepareSettings(resolution=size_from_text(args.size)),
         windows_per_clip=args.windows_per_clip,
         steps=args.steps,
         scheduler=args.scheduler,
@@ -193,7 +193,7 @@ def main() -> int:
         val_sources(Path(args.manifest), args.split), settings, log=lambda line: None
     )
     print(
-        f"{len(windows)} windows of the {args.split} clips at {width}x{height} ({time.monotonic() - started:.0f} s)"
+        f"{len(windows)} windows of the {args.split} clips at {args.size} ({time.monotonic() - started:.0f} s)"
     )
     results = {}
     for name in filter(None, (args.baseline_model, args.model)):

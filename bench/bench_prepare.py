@@ -46,7 +46,7 @@ def main() -> int:
     exclude = [source.name for source in find_sources(args.clips) if source.name not in names]
     settings = PrepareSettings(stride=args.stride)
     print(
-        f"clips: {', '.join(sources)}; {os.cpu_count()} cores; size {settings.size}, window {settings.window}"
+        f"clips: {', '.join(sources)}; {os.cpu_count()} cores; size {settings.resolution[1]}x{settings.resolution[0]}, window {settings.window}"
     )
     for workers in args.workers:
         with tempfile.TemporaryDirectory() as output:

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gid_models import pipeline  # noqa: E402
 from gid_models.ldm import MotionLDM, MotionLDMConfig  # noqa: E402
 from gid_models.normalization import NormalizationStats  # noqa: E402
-from gid_models.sampling import predict_spectral_volume  # noqa: E402
 from gid_models.unet import UNetConfig  # noqa: E402
 from gid_models.vae import MotionVAEConfig  # noqa: E402
 
@@ -98,7 +98,7 @@ def main() -> None:
         estimate = encode + steps * step + decode
         measured = ""
         if args.full:
-            run = lambda s=scheduler, n=steps: predict_spectral_volume(model, image, steps=n, scheduler=s)  # noqa: E731
+            run = lambda s=scheduler, n=steps: pipeline.predict(model, image, steps=n, scheduler=s)  # noqa: E731
             # The parts above have warmed the network up; a second whole run would double the cost.
             measured = f"{timed(run, 1, args.device, warm_up=False):.2f}"
         baseline = baseline or estimate

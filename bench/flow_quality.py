@@ -43,6 +43,7 @@ from gid_models.flow import (  # noqa: E402
 )
 from gid_models.video import read_video  # noqa: E402
 from training.clips import clips_from_manifest  # noqa: E402
+from training.config import size_from_text  # noqa: E402
 
 OFFSETS = (1, 3, 5, 10, 30)  # frames after the start frame
 WINDOW_OFFSETS = (30, 60, 100, 149)
@@ -71,7 +72,7 @@ def shared_data_dir() -> Path:
 def load_clips(
     data: Path, size: tuple[int, int], max_frames: int | None = None
 ) -> dict[str, tuple[np.ndarray, float]]:
-    """The YES/partly clips as ``name -> (RGB uint8 [T, H, W, 3], fps)`` at ``size`` (w, h)."""
+    """The YES/partly clips as ``name -> (RGB uint8 [T, H, W, 3], fps)`` at ``size`` (h, w)."""
     clips = {}
     for clip in clips_from_manifest(data / "MANIFEST.tsv"):
         frames, fps = read_video(clip.path, size=size, fps=clip.fps, max_frames=max_frames)
@@ -187,13 +188,19 @@ def synthetic_errors(pairs, method) -> dict[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=shared_data_dir(), help="the shared data folder")
-    parser.add_argument("--sizes", nargs="+", default=["256x160", "512x288"], help="WIDTHxHEIGHT of the flow")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=size_from_text,
+        default=[(160, 256), (288, 512)],
+        help="WIDTHxHEIGHT of the flow (256x160 512x288)",
+    )
     args = parser.parse_args()
     if not (args.data / "MANIFEST.tsv").is_file():
         sys.exit(f"no MANIFEST.tsv in {args.data}: pass --data or set GID_SHARED_DATA")
 
-    for size_text in args.sizes:
-        size = tuple(int(v) for v in size_text.split("x"))
+    for size in args.sizes:
+        size_text = f"{size[1]}x{size[0]}"
         clips = load_clips(args.data, size, max_frames=180)
         pairs = synthetic_pairs(clips)
         print(f"\n== {size_text}: {len(clips)} clips, {len(pairs)} synthetic pairs ==")

@@ -26,6 +26,7 @@ from flow_quality import shared_data_dir  # noqa: E402
 from gid_models.motion import MotionTexture  # noqa: E402
 from gid_models.spectral import SpectralVolume  # noqa: E402
 from training.clips import clips_from_manifest, motion_windows  # noqa: E402
+from training.config import size_from_text  # noqa: E402
 
 BANDS = (4, 8, 16, 24)
 FPS = 30.0
@@ -35,7 +36,10 @@ def reconstruction_errors(motion: torch.Tensor) -> dict[int, float]:
     """``K -> mean distance (px)`` between ``motion`` and its rebuild from the first K bands."""
     volume = SpectralVolume.from_motion_texture(motion, num_bands=motion.shape[1] // 2 + 1, fps=FPS)
     return {
-        k: (MotionTexture.from_spectral_volume(volume.with_bands(k)).frames() - motion).norm(dim=2).mean().item()
+        k: (MotionTexture.from_spectral_volume(volume.with_bands(k)).frames() - motion)
+        .norm(dim=2)
+        .mean()
+        .item()
         for k in BANDS
     }
 
@@ -43,19 +47,20 @@ def reconstruction_errors(motion: torch.Tensor) -> dict[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=shared_data_dir(), help="the shared data folder")
-    parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT of the flow")
+    parser.add_argument(
+        "--size", type=size_from_text, default=(160, 256), help="WIDTHxHEIGHT of the flow (256x160)"
+    )
     args = parser.parse_args()
     if not (args.data / "MANIFEST.tsv").is_file():
         sys.exit(f"no MANIFEST.tsv in {args.data}: pass --data or set GID_SHARED_DATA")
-    size = tuple(int(v) for v in args.size.split("x"))
 
     print(
-        f"trajectory error (mean px over pixels and frames) rebuilt from the first K of 76 bands, {args.size}"
+        f"trajectory error (mean px over pixels and frames) rebuilt from the first K of 76 bands, {args.size[1]}x{args.size[0]}"
     )
     print(f"{'clip':30s} {'windows':>7s} {'mean |F|':>9s} " + " ".join(f"{'K=' + str(k):>7s}" for k in BANDS))
     rows = []
     for clip in clips_from_manifest(args.data / "MANIFEST.tsv"):
-        windows = motion_windows(clip, size=size, target_fps=FPS)
+        windows = motion_windows(clip, size=args.size, target_fps=FPS)
         if not windows:
             print(f"{Path(clip.path).name:30s} {'-':>7s}  (shorter than one 5 s window)")
             continue

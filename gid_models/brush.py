@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .configs import is_int, number_in_range
+from .configs import is_int, number_in_range, size_hw
 from .materials import REFERENCE_SIDE, MaterialStatistics
 from .motion import resize_mask
 from .spectral import SpectralVolume, band_frequencies
@@ -126,7 +126,8 @@ def brush_spectral_volume(
 
     Returns:
         A pixel-unit volume ``[1, K, 2, h, w]``, ``max(h, w) <= max_side``, at ``fps`` and
-        ``window``, whose motion is 0 at t = 0 and outside the mask.
+        ``window``, whose motion is 0 at t = 0 and outside the mask; it describes its own grid
+        (``target_size`` is ``(h, w)``: pokes on it are in its pixels, as they always were).
 
     Raises:
         ValueError: on an argument out of range.
@@ -138,7 +139,7 @@ def brush_spectral_volume(
         >>> volume.num_bands, volume.height, volume.width
         (16, 90, 160)
     """
-    height, width = _size(size)
+    height, width = size_hw(size, "size")
     strength = number_in_range(strength, "strength", 0.0, math.inf)
     spread = number_in_range(spread, "spread", 0.0, 90.0)
     speed = number_in_range(speed, "speed", 0.0, math.inf, low_open=True)
@@ -220,8 +221,10 @@ def combine_spectral_volumes(
     """Two spectral volumes made one: ``other`` added to ``base`` or blended over it.
 
     ``add``: ``base + weight * mask * other``; ``blend``: ``base + weight * mask * (other - base)``
-    (weight 1 inside the mask replaces ``base`` by ``other``). ``other`` and the mask are resized
-    to ``base``'s resolution (displacements rescaled with the pixels).
+    (weight 1 inside the mask replaces ``base`` by ``other``). Both volumes describe ``base``'s
+    picture, each at its own resolution: they are combined on the finer of the two grids (the
+    larger height and the larger width), so that neither loses detail, with displacements
+    rescaled with the pixels; the mask is resized to that grid.
 
     Args:
         base: pixel-unit volume ``[B, K, 2, H, W]``.
@@ -232,7 +235,8 @@ def combine_spectral_volumes(
             ``other`` counts (everywhere when None).
 
     Returns:
-        A pixel-unit volume of ``base``'s size, batch, fps and window.
+        A pixel-unit volume of ``base``'s batch, fps, window and ``target_size``, at the larger
+        of the two volumes' heights and widths.
 
     Raises:
         ValueError: a normalized volume, another K, fps or window, batches that do not match, a
@@ -259,8 +263,11 @@ def combine_spectral_volumes(
             f"the second volume has a batch of {other.batch_size}; give one volume or one per "
             f"volume of the first ({base.batch_size})"
         )
-    if (other.height, other.width) != (base.height, base.width):
-        other = other.resize(base.height, base.width)
+    height, width = max(base.height, other.height), max(base.width, other.width)
+    if (base.height, base.width) != (height, width):
+        base = base.resize(height, width)
+    if (other.height, other.width) != (height, width):
+        other = other.resize(height, width)
     share = torch.full((1, 1, 1, 1, 1), weight, device=base.device)
     if mask is not None:
         mask = torch.as_tensor(mask).detach().float().to(base.device)
@@ -277,7 +284,9 @@ def combine_spectral_volumes(
     added = other.coeffs.to(base.coeffs.dtype)
     if mode == "blend":
         added = added - base.coeffs
-    return SpectralVolume(base.coeffs + share * added, fps=base.fps, window=base.window)
+    return SpectralVolume(
+        base.coeffs + share * added, fps=base.fps, window=base.window, target_size=base.target_size
+    )
 
 
 def _correlated_fields(
@@ -388,9 +397,3 @@ def _box(values: torch.Tensor, radius: int) -> torch.Tensor:
     if radius == 0:
         return values
     return F.avg_pool2d(values, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
-
-
-def _size(size) -> tuple[int, int]:
-    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(is_int(v) and v >= 1 for v in size):
-        raise ValueError(f"size must be (height, width) in pixels, each >= 1, got {size!r}")
-    return int(size[0]), int(size[1])

@@ -90,6 +90,20 @@ def positive_ints(values: object, name: str) -> tuple[int, ...]:
     return tuple(positive_int(value, f"every entry of {name}") for value in values)
 
 
+def size_hw(value: object, name: str) -> tuple[int, int]:
+    """``value`` as ``(height, width)`` in pixels if it is a pair of integers >= 1.
+
+    Example:
+        >>> size_hw([80, 128], "size")
+        (80, 128)
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"{name} must be (height, width) in pixels, got {value!r}")
+    if not all(is_int(v) and v >= 1 for v in value):
+        raise ValueError(f"{name} must be (height, width) in pixels, each an integer >= 1, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
 def number_in_range(
     value: object,
     name: str,

@@ -59,7 +59,7 @@ defeats ``"direct"`` and is recovered to 0.001 px by ``"warm"`` and ``"chain"``;
 costs twice as much.
 
 Example:
-    >>> frames, fps = read_video("trees.mp4", size=(256, 160))  # doctest: +SKIP
+    >>> frames, fps = read_video("trees.mp4", size=(160, 256))  # doctest: +SKIP
     >>> motion = motion_texture_from_video(frames, fps)  # [1, 150, 2, 160, 256]  # doctest: +SKIP
     >>> volume = SpectralVolume.from_motion_texture(motion, num_bands=16, fps=30.0)  # doctest: +SKIP
 """

@@ -5,7 +5,7 @@ spectral terms (paper Sec. 4.1): how much it moves in each frequency band, over 
 its motion stays alike (a branch swings as a unit, ripples are small), along which axis it
 moves (wind sways sideways, flames rise), and how much of its motion is one common swing.
 ``measure_material`` reads these from any pixel-unit spectral volume (for instance the one of a
-real clip, ``pipeline.spectral_volume_from_video``); ``gid_models.brush`` synthesises new
+real clip, ``pipeline.from_video``); ``gid_models.brush`` synthesises new
 volumes from them. The table shipped with the pack, ``materials.json``, is made from the clips
 of ``shared/data`` by ``python -m training.material_stats``.
 

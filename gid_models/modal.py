@@ -25,6 +25,14 @@ and the picture moves by the sum of the excited modes (paper Eq. 6):
 
 Pokes
 -----
+Pokes and anchors are given in pixels of the picture the volume animates (its ``target_size``),
+whatever resolution the volume has: ``S_f(p)`` below is the volume resized to the picture (as the
+renderer resizes its motion) and read in the picture's pixels. It is computed at the poked pixel
+alone (bilinear, which is what enlarging does; a picture smaller than the volume is antialiased
+by the renderer, and differs from a point read by a fraction of a pixel), and the most mobile
+pixel of the normalization's floor below is found a band at a time, so the volume is never held
+whole at the picture's size.
+
 A poke pulls pixel ``p`` with a force ``F`` (a vector in pixels, the user's drag). Projected on
 mode ``f`` it is the complex modal force ``conj(F . S_f(p))``: its magnitude is how much the mode
 can move ``p`` along ``F``, its phase turns the mode so that ``p`` moves *along* ``F``. The
@@ -108,6 +116,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 from .configs import integer, number_in_range, real_number
 from .motion import MotionTexture
@@ -157,10 +166,12 @@ class Poke:
     """A user's poke: a force at a pixel, at a moment.
 
     Attributes:
-        x: column of the poked pixel, in pixels of the spectral volume, 0 to W - 1.
-        y: row of the poked pixel, 0 to H - 1.
-        force_x: x component of the force (the drag), in pixels; positive is to the right.
-        force_y: y component of the force, in pixels; positive is down.
+        x: column of the poked pixel, in pixels of the picture the spectral volume animates
+            (``SpectralVolume.target_size``), 0 to width - 1.
+        y: row of the poked pixel, in pixels of that picture, 0 to height - 1.
+        force_x: x component of the force (the drag), in pixels of the picture; positive is to
+            the right.
+        force_y: y component of the force, in pixels of the picture; positive is down.
         time: when the poke happens, in seconds after the first output frame, >= 0. It acts at
             the nearest simulation sub-step; a poke at the time of an output frame shows in it.
         kind: "release" (drag and let go: displaced modal positions) or "impulse" (a flick:
@@ -190,10 +201,11 @@ class Anchor:
     """A static anchor: holds the picture still around a point (see "Anchors" in the module docstring).
 
     Attributes:
-        x: column of the anchor's centre in pixels of the spectral volume, a real number; pixel
-            centres lie at 0 to W - 1, so the picture spans -0.5 to W - 0.5.
-        y: row of the anchor's centre, in pixels; the picture spans -0.5 to H - 0.5.
-        radius: reach of the anchor in pixels, > 0: nothing moves within ``ANCHOR_CORE`` of it,
+        x: column of the anchor's centre in pixels of the picture the spectral volume animates
+            (``SpectralVolume.target_size``), a real number; pixel centres lie at 0 to width - 1,
+            so the picture spans -0.5 to width - 0.5.
+        y: row of the anchor's centre, in pixels; the picture spans -0.5 to height - 0.5.
+        radius: reach of the anchor in pixels of the picture, > 0: nothing moves within ``ANCHOR_CORE`` of it,
             motion fades back in towards it, and beyond it the anchor changes nothing.
 
     Example:
@@ -224,7 +236,7 @@ def anchor_mask(
     pixel centres ``p = (column, row)`` (see "Anchors" in the module docstring).
 
     Args:
-        anchors: the anchors, in pixels of the H x W grid; an empty sequence gives all ones.
+        anchors: the anchors, in pixels of the H x W picture; an empty sequence gives all ones.
         height: H, rows of the grid, >= 1.
         width: W, columns of the grid, >= 1.
         device: where to make the mask; the CPU when None.
@@ -254,9 +266,9 @@ def anchor_mask(
             raise TypeError(f"anchors must be gid_models.modal.Anchor objects, got {type(anchor).__name__}")
         if not (-0.5 <= anchor.x <= width - 0.5 and -0.5 <= anchor.y <= height - 0.5):
             raise ValueError(
-                f"the anchor at (x={anchor.x:g}, y={anchor.y:g}) is outside the {width}x{height} spectral "
-                f"volume; x must be -0.5 to {width - 0.5:g} and y -0.5 to {height - 0.5:g} (pixels of the "
-                "image the volume was made for)"
+                f"the anchor at (x={anchor.x:g}, y={anchor.y:g}) is outside the {width}x{height} picture; "
+                f"x must be -0.5 to {width - 0.5:g} and y -0.5 to {height - 0.5:g} (pixels of the picture "
+                "the spectral volume animates)"
             )
         distance = torch.hypot(columns - anchor.x, rows - anchor.y)
         t = (distance / (anchor.radius * (1 - ANCHOR_CORE)) - ANCHOR_CORE / (1 - ANCHOR_CORE)).clamp(0, 1)
@@ -368,8 +380,8 @@ def modal_force(
     docstring: the poked pixel responds by about the force's length in pixels.
 
     Args:
-        volume: spectral volume in pixels, batch 1, at least one band above DC.
-        poke: the poke; its pixel must lie inside the volume.
+        volume: spectral volume in pixels, batch 1, at least one band above DC, of any resolution.
+        poke: the poke, in pixels of the volume's picture (``volume.target_size``).
         parameters: the simulation's constants (an impulse's normalization uses omega_f);
             ``ModalParameters()`` when None.
 
@@ -378,30 +390,85 @@ def modal_force(
         the DC band. Zero when the force is zero or the volume is zero at the poked pixel.
 
     Raises:
-        ValueError: if the pixel lies outside the volume, or the volume is normalized, has a
+        ValueError: if the pixel lies outside the picture, or the volume is normalized, has a
             batch other than 1, or has no band above DC.
     """
     _check_volume(volume)
     parameters = parameters or ModalParameters()
-    if poke.x >= volume.width or poke.y >= volume.height:
-        raise ValueError(
-            f"the poke at (x={poke.x}, y={poke.y}) is outside the {volume.width}x{volume.height} "
-            f"spectral volume; x must be 0 to {volume.width - 1} and y 0 to {volume.height - 1} "
-            "(pixels of the image the volume was made for)"
-        )
-    oscillating = volume.coeffs[0, 1:]  # [K - 1, 2, H, W], the DC band left out
+    return _modal_force(volume, poke, parameters, _most_mobile(volume, _gain(volume, poke.kind, parameters)))
+
+
+def _gain(volume: SpectralVolume, kind: PokeKind, parameters: ModalParameters) -> torch.Tensor:
+    """``[K - 1]`` float64 on the CPU: the displacement one unit of the kicked quantity makes in
+    each band above DC: a position is itself a displacement, a velocity q' swings the band by
+    q' / omega."""
     omega = parameters.angular_frequencies(volume)[1:]
-    # Displacement that one unit of the kicked quantity produces: a position is itself a
-    # displacement, a velocity q' swings the band by q' / omega.
-    gain = torch.ones_like(omega) if poke.kind == "release" else 1 / omega
-    energy = oscillating.abs().square().sum(dim=1)  # [K - 1, H, W], ||S_f(p)||^2
-    mobility = torch.einsum("k,khw->hw", gain.to(energy), energy)
-    scale = max(float(mobility[poke.y, poke.x]), MIN_MOBILITY**2 * float(mobility.max()))
+    return torch.ones_like(omega) if kind == "release" else 1 / omega
+
+
+def _picture_bands(volume: SpectralVolume) -> torch.Tensor:
+    """``[K - 1, 2, H, W]``: the bands above DC of the volume's grid in the picture's pixels."""
+    axis_scale = torch.tensor(volume.picture_scale, dtype=volume.coeffs.real.dtype, device=volume.device)
+    return volume.coeffs[0, 1:] * axis_scale.view(1, 2, 1, 1)
+
+
+def _most_mobile(volume: SpectralVolume, gain: torch.Tensor) -> float:
+    """``max_p m(p)`` over the pixels of the volume's picture (see the module docstring).
+
+    The volume is resized to the picture a band at a time, as ``SpectralVolume.resize`` resizes
+    it (and the renderer its motion), so that only one band is ever held at the picture's size.
+    """
+    height, width = volume.target_size
+    shrinking = height < volume.height or width < volume.width
+    bands = _picture_bands(volume)
+    mobility = None
+    for band, weight in zip(bands, gain.tolist(), strict=True):
+        channels = torch.view_as_real(band).permute(0, 3, 1, 2).reshape(1, 4, volume.height, volume.width)
+        if (height, width) != (volume.height, volume.width):
+            channels = F.interpolate(
+                channels, size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking
+            )
+        energy = channels.square().sum(dim=1)[0].mul_(weight)
+        mobility = energy if mobility is None else mobility.add_(energy)
+    return float(mobility.max())
+
+
+def _modal_force(
+    volume: SpectralVolume, poke: Poke, parameters: ModalParameters, most_mobile: float
+) -> torch.Tensor:
+    """``modal_force`` given ``most_mobile``, the largest mobility of the picture for this kind."""
+    height, width = volume.target_size
+    if poke.x >= width or poke.y >= height:
+        raise ValueError(
+            f"the poke at (x={poke.x}, y={poke.y}) is outside the {width}x{height} picture the spectral "
+            f"volume animates; x must be 0 to {width - 1} and y 0 to {height - 1} (pixels of that picture)"
+        )
+    poked = _at_picture_pixel(_picture_bands(volume), volume, poke.x, poke.y)  # [K - 1, 2], S_f(p)
+    mobility = float(_gain(volume, poke.kind, parameters) @ poked.abs().square().sum(dim=1))
+    scale = max(mobility, MIN_MOBILITY**2 * most_mobile)
     force = torch.tensor([poke.force_x, poke.force_y], dtype=_STATE_DTYPE)
     if scale == 0 or not force.any():
         return torch.zeros(volume.num_bands, dtype=_STATE_DTYPE)
-    projection = oscillating[:, :, poke.y, poke.x].cpu().to(_STATE_DTYPE) @ force  # F . S_f(p)
+    projection = poked @ force  # F . S_f(p)
     return torch.cat([torch.zeros(1, dtype=_STATE_DTYPE), projection.conj() / scale])
+
+
+def _at_picture_pixel(bands: torch.Tensor, volume: SpectralVolume, x: int, y: int) -> torch.Tensor:
+    """``[K', 2]`` complex128 on the CPU: ``bands`` ``[K', 2, H, W]`` (on the volume's grid) at the
+    picture's pixel ``(x, y)``, bilinear as ``torch.nn.functional.interpolate`` resizes
+    (``align_corners=False``, positions clamped to the grid's edge pixels)."""
+    column, row = volume.picture_to_volume(x, y)
+    column = min(max(column, 0.0), volume.width - 1.0)
+    row = min(max(row, 0.0), volume.height - 1.0)
+    left, top = math.floor(column), math.floor(row)
+    right, bottom = min(left + 1, volume.width - 1), min(top + 1, volume.height - 1)
+    across, down = column - left, row - top
+    corners = bands[:, :, [top, top, bottom, bottom], [left, right, left, right]].cpu().to(_STATE_DTYPE)
+    weights = torch.tensor(
+        [(1 - down) * (1 - across), (1 - down) * across, down * (1 - across), down * across],
+        dtype=torch.float64,
+    )
+    return corners @ weights.to(_STATE_DTYPE)
 
 
 def simulate(
@@ -514,6 +581,7 @@ def poke_motion(
     parameters: ModalParameters | None = None,
     progress: Callable[[int, int], None] | None = None,
     anchors: Sequence[Anchor] = (),
+    motion: MotionTexture | None = None,
 ) -> MotionTexture:
     """The motion of the scene's response to the pokes, ready for ``render_video``.
 
@@ -524,14 +592,18 @@ def poke_motion(
         fps: output frames per second, > 0.
         parameters: damping, frequency factor and sub-step; ``ModalParameters()`` when None.
         progress: as for ``simulate``.
-        anchors: static anchors in pixels of the volume, which hold the picture still around
-            them (``anchor_mask``); none when empty.
+        anchors: static anchors in pixels of the volume's picture (``volume.target_size``),
+            which hold the picture still around them (``anchor_mask``); none when empty.
+        motion: a motion of the same volume, N frames and fps, without a mask, that the response
+            adds to (e.g. the loop of ``MotionTexture.from_spectral_volume``: the scene keeps
+            swaying while poked); the dynamics are linear, so the band weights add up, and the
+            anchors hold the sum still. None: the response alone.
 
     Returns:
         A ``MotionTexture`` of N frames at ``fps`` whose band weights are the modal coordinates
         ``q_f(t_n)`` (complex, the DC column zero), on the volume's device:
         ``F_n(p) = m(p) Re(sum_f S_f(p) q_f(t_n))`` in pixels, where the mask ``m`` of the
-        anchors is ``[1, 1, H, W]`` (no mask without anchors).
+        anchors is ``[1, 1, height, width]`` at the picture's size (no mask without anchors).
 
     Example:
         >>> coeffs = torch.zeros(1, 16, 2, 20, 32, dtype=torch.complex64)
@@ -544,10 +616,40 @@ def poke_motion(
         >>> round(frames[0, 0, 0, 10, 8].item(), 3), frames[0, :, :, 10, 16].abs().max().item()
         (4.0, 0.0)
     """
+    if motion is not None:
+        _check_added_motion(motion, volume, num_frames, fps)
     trajectory = simulate(volume, pokes, num_frames, fps, parameters, progress)
     weights = trajectory.positions.to(device=volume.device, dtype=volume.coeffs.dtype)
-    mask = anchor_mask(anchors, volume.height, volume.width, volume.device) if anchors else None
+    if motion is not None:
+        weights = weights + motion.band_weights.to(weights)
+    mask = anchor_mask(anchors, *volume.target_size, volume.device) if anchors else None
     return MotionTexture(volume, weights, fps, mask)
+
+
+def _check_added_motion(motion: object, volume: SpectralVolume, num_frames: int, fps: float) -> None:
+    """Refuse a motion that the pokes' response cannot be added to (see ``poke_motion``)."""
+    if not isinstance(motion, MotionTexture):
+        raise TypeError(f"motion must be a MotionTexture, got {type(motion).__name__}")
+    same_volume = motion.volume is volume or (
+        motion.volume.coeffs.shape == volume.coeffs.shape
+        and torch.equal(motion.volume.coeffs.to(volume.coeffs), volume.coeffs)
+    )
+    if not same_volume:
+        raise ValueError(
+            "the motion input was made from another spectral volume; pokes add up only on the "
+            "same volume: make the motion from the spectral volume that is poked"
+        )
+    if motion.num_frames != num_frames or motion.fps != fps:
+        raise ValueError(
+            f"the motion input has {motion.num_frames} frames at {motion.fps:g} fps but the pokes make "
+            f"{num_frames} at {fps:g}; make both with the same number of frames and fps"
+        )
+    if motion.mask is not None:
+        raise ValueError(
+            "the motion input has a mask (a motion mask, or the anchors of earlier pokes), which "
+            "would scale the pokes' response too; add the pokes first and mask the sum: give "
+            "every anchor with the last pokes"
+        )
 
 
 @dataclass(frozen=True)
@@ -559,9 +661,9 @@ class ModalBasisExport:
             order: per band (Re x, Im x, Re y, Im y) as in ``SpectralVolume.to_channels``.
             Coefficient = ``int8 value * scales[band]``, in pixels of the exported h x w grid.
         header: what the browser needs to read ``data``: ``width`` and ``height`` (w, h),
-            ``volume_width`` and ``volume_height`` (W, H of the volume, the pixels of the poke
-            point), ``frequencies`` (Hz of each exported band) and ``scales`` (pixels per int8
-            step of each exported band).
+            ``volume_width`` and ``volume_height`` (the width and height of the picture the volume
+            animates, its ``target_size``: the pixels of the poke point), ``frequencies`` (Hz of
+            each exported band) and ``scales`` (pixels per int8 step of each exported band).
     """
 
     data: bytes
@@ -595,8 +697,8 @@ def export_modal_basis(volume: SpectralVolume, max_size: int = 256) -> ModalBasi
     header = {
         "width": width,
         "height": height,
-        "volume_width": volume.width,
-        "volume_height": volume.height,
+        "volume_width": volume.target_size[1],
+        "volume_height": volume.target_size[0],
         "frequencies": volume.frequencies[1:].tolist(),
         "scales": scales.tolist(),
     }
@@ -625,6 +727,7 @@ def _kicks_by_step(
 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """The pokes' summed (position, velocity) kicks per sub-step index; pokes after the end are refused."""
     kicks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    most_mobile: dict[PokeKind, float] = {}  # per kind: one pass over the picture, not per poke
     for poke in pokes:
         if not isinstance(poke, Poke):
             raise TypeError(f"pokes must be gid_models.modal.Poke objects, got {type(poke).__name__}")
@@ -637,5 +740,7 @@ def _kicks_by_step(
         zero = torch.zeros(volume.num_bands, dtype=_STATE_DTYPE)
         position_kick, velocity_kick = kicks.setdefault(index, (zero, zero.clone()))
         kicked = position_kick if poke.kind == "release" else velocity_kick
-        kicked += modal_force(volume, poke, parameters)
+        if poke.kind not in most_mobile:
+            most_mobile[poke.kind] = _most_mobile(volume, _gain(volume, poke.kind, parameters))
+        kicked += _modal_force(volume, poke, parameters, most_mobile[poke.kind])
     return kicks

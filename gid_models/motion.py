@@ -12,6 +12,11 @@ spectral volume ``S`` and, for every output frame ``n``, one complex weight per 
 
 ``MotionTexture`` keeps only ``S`` ``[B, K, 2, H, W]`` and the weights ``[N, K]``; ``frames(a, b)``
 evaluates frames ``a`` to ``b - 1``, so a renderer's peak memory does not grow with N.
+
+The volume stays at its own resolution; ``frames(a, b, size)`` resizes the motion to a picture's
+size (displacements rescaled per axis) before the mask, which may have any size, scales it. Resizing
+is bilinear and the synthesis is linear per pixel, so this equals the motion of the volume resized
+first (``resize``), without ever holding the volume at the picture's size.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch.nn.functional as F
 from .configs import real_number
 from .spectral import SpectralVolume
 
-__all__ = ["MotionTexture", "resize_mask"]
+__all__ = ["MotionTexture", "resize_displacements", "resize_mask"]
 
 
 def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -44,6 +49,27 @@ def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return resized.clamp(0, 1)
 
 
+def resize_displacements(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resample displacements ``[N, 2, h, w]`` in pixels to ``size = (H, W)``, in pixels of the new grid.
+
+    Bilinear (averaging when shrinking, so that nothing aliases); x displacements are multiplied
+    by ``W / w`` and y displacements by ``H / h``, as ``SpectralVolume.resize`` does.
+
+    Example:
+        >>> resize_displacements(torch.ones(1, 2, 4, 8), (8, 32))[0, :, 0, 0]
+        tensor([4., 2.])
+    """
+    height, width = size
+    if tuple(flow.shape[-2:]) == (height, width):
+        return flow
+    shrinking = height < flow.shape[-2] or width < flow.shape[-1]
+    resized = F.interpolate(
+        flow, size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking
+    )
+    axis_scale = flow.new_tensor([width / flow.shape[-1], height / flow.shape[-2]])
+    return resized * axis_scale.view(1, 2, 1, 1)
+
+
 @dataclass(frozen=True, eq=False)
 class MotionTexture:
     """``F_n(p) = mask(p) * Re(sum_k S_k(p) w_k(n))`` for ``n = 0 .. N - 1``, evaluated on demand.
@@ -52,7 +78,10 @@ class MotionTexture:
         volume: spectral volume in pixels, coefficients ``[B, K, 2, H, W]``.
         band_weights: ``[N, K]`` complex weights, one row per output frame, on the volume's device.
         fps: frames per second at which the N frames are meant to be played, > 0.
-        mask: optional ``[B or 1, 1, H, W]`` float scale per pixel (0 = still, 1 = as predicted).
+        mask: optional ``[B or 1, 1, h, w]`` float scale per pixel (0 = still, 1 = as predicted),
+            of any size: it covers the whole picture, and scales the motion after the motion is
+            resized to the size asked of ``frames`` (a mask painted on the photo applies at the
+            photo's size, however small the volume).
     """
 
     volume: SpectralVolume
@@ -97,7 +126,7 @@ class MotionTexture:
             time_scale: slow-motion factor, > 0 (2 = half speed).
             amplitude: multiplies the motion (> 1 magnifies, < 1 calms, 0 freezes).
             start_time: scene time of the first frame in seconds.
-            mask: optional ``[B or 1, 1, H, W]`` per-pixel scale of the motion.
+            mask: optional ``[B or 1, 1, h, w]`` per-pixel scale of the motion, any size.
         """
         volume.require_pixels("from_spectral_volume")
         fps = volume.fps if fps is None else real_number(fps, "fps", positive=True)
@@ -125,27 +154,44 @@ class MotionTexture:
     def batch_size(self) -> int:
         return self.volume.batch_size
 
-    def frames(self, start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
+    def frames(
+        self, start: int = 0, stop: Optional[int] = None, size: Optional[tuple[int, int]] = None
+    ) -> torch.Tensor:
         """Displacement maps of frames ``start .. stop - 1``.
 
+        Args:
+            start: first frame, from 0.
+            stop: one past the last frame, at most N; defaults to N.
+            size: ``(height, width)`` in pixels of the grid to evaluate on, the picture's when
+                rendering; defaults to the volume's ``(H, W)``. The motion is resized to it
+                (``resize_displacements``) before the mask, resized likewise, scales it.
+
         Returns:
-            ``[B, stop - start, 2, H, W]`` float displacement in pixels.
+            ``[B, stop - start, 2, height, width]`` float displacement in pixels of that grid.
         """
         stop = self.num_frames if stop is None else stop
         if not 0 <= start < stop <= self.num_frames:
             raise ValueError(f"frame range [{start}, {stop}) is outside 0..{self.num_frames}")
         motion = self.volume.synthesize(self.band_weights[start:stop])
+        if size is not None:
+            motion = resize_displacements(motion.flatten(0, 1), tuple(size)).unflatten(0, motion.shape[:2])
         if self.mask is not None:
-            motion = motion * self.mask.to(motion.dtype).unsqueeze(1)
+            mask = resize_mask(self.mask.to(motion.device), *motion.shape[-2:])
+            motion = motion * mask.to(motion.dtype).unsqueeze(1)
         return motion
 
-    def chunks(self, chunk_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-        """``(start, frames(start, start + chunk_size))`` over the whole texture."""
+    def chunks(
+        self, chunk_size: int, size: Optional[tuple[int, int]] = None
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(start, frames(start, start + chunk_size, size))`` over the whole texture."""
         for start in range(0, self.num_frames, chunk_size):
-            yield start, self.frames(start, min(start + chunk_size, self.num_frames))
+            yield start, self.frames(start, min(start + chunk_size, self.num_frames), size)
 
     def mean_magnitude(
-        self, chunk_size: int = 16, on_chunk: Optional[Callable[[], None]] = None
+        self,
+        chunk_size: int = 16,
+        on_chunk: Optional[Callable[[], None]] = None,
+        size: Optional[tuple[int, int]] = None,
     ) -> torch.Tensor:
         """Mean over frames of the displacement length, ``(1/N) sum_n ||F_n(p)||``.
 
@@ -156,12 +202,14 @@ class MotionTexture:
             chunk_size: frames evaluated at once.
             on_chunk: called after each chunk; an exception it raises (a cancel) stops the pass,
                 which over hundreds of frames of a large volume takes a while.
+            size: ``(height, width)`` of the grid the lengths are measured on, in its pixels
+                (see ``frames``); defaults to the volume's.
 
         Returns:
-            ``[B, 1, H, W]`` float, pixels.
+            ``[B, 1, height, width]`` float, pixels.
         """
         total = None
-        for _, motion in self.chunks(chunk_size):
+        for _, motion in self.chunks(chunk_size, size):
             # hypot of the two channels is many times faster than vector_norm over dim 2 on CPU.
             magnitude = torch.hypot(motion[:, :, 0], motion[:, :, 1]).sum(dim=1, keepdim=True)
             total = magnitude if total is None else total + magnitude
@@ -179,19 +227,14 @@ class MotionTexture:
         )
 
     def resize(self, height: int, width: int) -> "MotionTexture":
-        """The same motion on another pixel grid (displacements rescaled per axis)."""
-        mask = None if self.mask is None else resize_mask(self.mask, height, width)
-        return replace(self, volume=self.volume.resize(height, width), mask=mask)
+        """The same motion with its volume on another pixel grid (displacements rescaled per
+        axis); the mask, of any size, is kept as it is."""
+        return replace(self, volume=self.volume.resize(height, width))
 
 
 def _check_mask(mask: torch.Tensor, volume: SpectralVolume) -> None:
-    if not isinstance(mask, torch.Tensor) or mask.dim() != 4 or mask.shape[1] != 1:
-        raise ValueError("the motion mask must be a tensor of shape [B or 1, 1, H, W]")
-    if mask.shape[-2:] != (volume.height, volume.width):
-        raise ValueError(
-            f"the mask is {mask.shape[-1]}x{mask.shape[-2]} pixels but the spectral volume is "
-            f"{volume.width}x{volume.height}; resize the mask to the volume's size"
-        )
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 4 or mask.shape[1] != 1 or mask.numel() == 0:
+        raise ValueError("the motion mask must be a non-empty tensor of shape [B or 1, 1, h, w]")
     if mask.shape[0] not in (1, volume.batch_size):
         raise ValueError(
             f"the mask batch ({mask.shape[0]}) must be 1 or the spectral volume's batch ({volume.batch_size})"

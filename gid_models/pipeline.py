@@ -1,20 +1,25 @@
-"""The end-to-end calls a library user makes, each one call:
+"""The front door: the end-to-end calls a library user makes (and every node, bench script, the
+demo and the evaluation), each one call:
 
-- a video -> its spectral volume (paper Sec. 4.1, 7): ``spectral_volume_from_video`` (frames)
-  and ``spectral_volume_from_video_file`` (a file, decoding only the window);
-- a photo -> a predicted spectral volume (Sec. 4.2): ``gid_models.sampling.predict_spectral_volume``;
+- a photo -> a predicted spectral volume (paper Sec. 4.2): ``predict``;
+- a video -> its spectral volume (Sec. 4.1, 7): ``from_video`` (frames) and ``from_video_file``
+  (a file, decoding only the window);
 - a photo and its spectral volume -> a looping video (Sec. 5): ``loop``;
-- a photo and any motion -> a video: ``animate``, e.g. of a poke's response
-  (``gid_models.modal.poke_motion``, Sec. 6) or of a brushed volume's motion.
+- a photo, its spectral volume and pokes -> the video of the scene's response (Sec. 6): ``poke``;
+- a photo and any motion -> a video: ``animate``, e.g. of a brushed volume's motion.
 
-Each call strings together the modules that follow the paper's sections (``flow`` and
-``spectral``, ``sampling``, ``motion`` and ``renderer``, ``modal``) and adds nothing of its own
-but the plumbing.
+One resolution policy: a volume stays at the resolution it was made at (the model's for a
+prediction, the flow's for a measurement) and carries the size of the picture it describes
+(``SpectralVolume.target_size``, see "Resolution" in ``gid_models.spectral``); only the renderer
+resizes the motion to the image, once, where it splats. Each call strings together the modules that follow the paper's sections
+(``flow`` and ``spectral``, ``sampling``, ``motion`` and ``rendering``, ``modal``) and adds
+nothing of its own but the plumbing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -27,13 +32,16 @@ from .flow import (
     source_frames_needed,
     window_frames,
 )
+from .ldm import MotionLDM
+from .modal import Anchor, ModalParameters, Poke, poke_motion
 from .motion import MotionTexture
 from .rendering import Renderer, render_video
+from .sampling import predict_spectral_volume
 from .spectral import SpectralVolume
 from .video import read_video
 from .weight_free import WeightFreeRenderer
 
-__all__ = ["animate", "flow_size", "loop", "spectral_volume_from_video", "spectral_volume_from_video_file"]
+__all__ = ["animate", "flow_size", "from_video", "from_video_file", "loop", "poke", "predict"]
 
 
 def flow_size(height: int, width: int, flow_max_side: int | None) -> tuple[int, int]:
@@ -48,7 +56,25 @@ def flow_size(height: int, width: int, flow_max_side: int | None) -> tuple[int, 
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def spectral_volume_from_video(
+def predict(model: MotionLDM, image: torch.Tensor, **options) -> SpectralVolume:
+    """The spectral volume of a photo, sampled by the motion model (paper Sec. 4.2).
+
+    Args:
+        model: the motion model, in eval mode.
+        image: ``[B, 3, H, W]`` RGB in [0, 1], any size and aspect.
+        options: ``seed``, ``steps``, ``scheduler``, ``guidance_scale``, ``guidance``,
+            ``callback`` and ``progress`` of :func:`gid_models.sampling.predict_spectral_volume`
+            (by default DDIM with 250 steps and w = 1.75, as in the paper).
+
+    Returns:
+        A pixel-unit volume ``[B, K, 2, h, w]`` at the model's resolution ``(h, w)``, whose
+        ``target_size`` is the image's ``(H, W)``: :func:`loop` and :func:`poke` animate the image
+        with it at the image's own size.
+    """
+    return predict_spectral_volume(model, image, **options)
+
+
+def from_video(
     frames: torch.Tensor,
     fps: float,
     num_bands: int = 16,
@@ -65,8 +91,9 @@ def spectral_volume_from_video(
     Optical flow from the first frame to every later frame gives the trajectories
     (``gid_models.flow``), resampled to ``target_fps``; their FFT over the window keeps
     ``num_bands`` bands. The flow runs at most at ``flow_max_side`` pixels on the longer side
-    (large frames cost much and gain little for the low frequencies kept); the volume is then
-    resized back to the frames' own size, displacements rescaled.
+    (large frames cost much and gain little for the low frequencies kept), and the volume stays
+    at the flow's size, the resolution it was measured at; it animates the frames' own size
+    (its ``target_size``), to which the renderer resizes its motion.
 
     Args:
         frames: ``[T, 3, H, W]`` RGB in [0, 1], the first frame being the start frame.
@@ -84,7 +111,9 @@ def spectral_volume_from_video(
             raises (a user's cancel) stops the measurement.
 
     Returns:
-        A pixel-unit volume ``[1, K, 2, H, W]`` at ``target_fps`` with the window's length.
+        A pixel-unit volume ``[1, K, 2, h, w]`` at ``target_fps`` with the window's length, at
+        the flow's size ``(h, w) = flow_size(H, W, flow_max_side)``, in pixels of that grid, with
+        ``target_size`` the frames' ``(H, W)``.
 
     Raises:
         ValueError: if the clip holds fewer than ``num_bands`` bands, is too short, or an
@@ -142,12 +171,10 @@ def spectral_volume_from_video(
     volume = SpectralVolume.from_motion_texture(
         motion, num_bands=num_bands, fps=target_fps, progress=progress
     )
-    if (volume.height, volume.width) != (height, width):
-        volume = volume.resize(height, width)
-    return volume
+    return replace(volume, target_size=(height, width))
 
 
-def spectral_volume_from_video_file(
+def from_video_file(
     path: str,
     num_bands: int = 16,
     target_fps: float = 30.0,
@@ -157,21 +184,22 @@ def spectral_volume_from_video_file(
     fps: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[SpectralVolume, torch.Tensor]:
-    """:func:`spectral_volume_from_video` of a video file, decoding only what it uses.
+    """:func:`from_video` of a video file, decoding only what it uses.
 
     A minute of 1080p video is about 45 GB as float frames, while the window needs its first
     ``source_frames_needed(window, fps, target_fps)`` frames (150 at 30 fps) at the flow's size.
     So the file is read twice from its start: its first frame at full size (the picture to
     animate), then the window's frames shrunk to the flow's size as they are decoded. The volume
     stays at the flow's size, the resolution it was measured at (a renderer resizes motion to
-    the picture where it splats): at 1080p, a full-size volume of 16 bands would be 0.5 GB, and
-    twice that while resized. Peak memory does not grow with the clip's length or resolution
-    beyond one decoded frame.
+    the picture where it splats): at 1080p, a full-size volume of 16 bands would be 0.5 GB. It
+    describes its own grid (``target_size`` is the flow's size, as the volume always was), so its
+    pokes are given, and its splatting metric measured, in the flow's pixels. Peak memory does
+    not grow with the clip's length or resolution beyond one decoded frame.
 
     Args:
         path: a video file (see :func:`gid_models.video.read_video`).
         num_bands, target_fps, window, method, flow_max_side, progress: as for
-            :func:`spectral_volume_from_video`.
+            :func:`from_video`.
         fps: the clip's frame rate, overriding the file's (None: the file's).
 
     Returns:
@@ -183,8 +211,8 @@ def spectral_volume_from_video_file(
     height, width = first.shape[-2:]
     flow_height, flow_width = flow_size(height, width, flow_max_side)
     needed = source_frames_needed(window, fps, target_fps)
-    frames, _ = read_video(path, max_frames=needed, size=(flow_width, flow_height), fps=fps)
-    volume = spectral_volume_from_video(
+    frames, _ = read_video(path, max_frames=needed, size=(flow_height, flow_width), fps=fps)
+    volume = from_video(
         frames.float().div_(255),
         fps,
         num_bands=num_bands,
@@ -204,7 +232,7 @@ def animate(
     chunk_size: int = 8,
 ) -> torch.Tensor:
     """A whole video of ``image`` moved by ``motion``: a loop (``loop``), a poke's response
-    (``gid_models.modal.poke_motion``), or any ``MotionTexture``.
+    (``poke``), or any ``MotionTexture``.
 
     Args:
         image: ``[B, 3, H, W]`` RGB in [0, 1].
@@ -254,4 +282,44 @@ def loop(
     motion = MotionTexture.from_spectral_volume(
         volume, num_frames, time_scale=time_scale, amplitude=amplitude
     )
+    return animate(image, motion, renderer, chunk_size)
+
+
+def poke(
+    image: torch.Tensor,
+    volume: SpectralVolume,
+    pokes: Sequence[Poke],
+    num_frames: int = 150,
+    fps: float = 30.0,
+    parameters: ModalParameters | None = None,
+    anchors: Sequence[Anchor] = (),
+    renderer: Renderer | None = None,
+    chunk_size: int = 8,
+) -> torch.Tensor:
+    """The video of the picture's response to pokes (paper Sec. 6, image-space modal dynamics).
+
+    Args:
+        image: ``[1, 3, H, W]`` RGB in [0, 1], the picture ``volume`` animates.
+        volume: pixel-unit spectral volume, batch 1, of any resolution.
+        pokes: where, how hard and when to poke, in pixels of the volume's picture
+            (``volume.target_size``), see ``gid_models.modal.Poke``.
+        num_frames: N, frames of the video; frame 0 is time 0.
+        fps: frames per second, > 0.
+        parameters: damping, frequency factor and sub-step; ``ModalParameters()`` when None.
+        anchors: static anchors in pixels of the volume's picture, holding it still around them.
+        renderer: a trained ``ImageBasedRenderer``; None renders weight-free.
+        chunk_size: frames rendered at once.
+
+    Returns:
+        ``[1, N, 3, H, W]`` frames in [0, 1].
+
+    Example:
+        >>> coeffs = torch.zeros(1, 16, 2, 10, 16, dtype=torch.complex64)
+        >>> coeffs[0, 2, 0] = 0.5  # every pixel sways along x at 0.4 Hz
+        >>> volume = SpectralVolume(coeffs, target_size=(40, 64))
+        >>> frames = poke(torch.rand(1, 3, 40, 64), volume, [Poke(x=32, y=20, force_x=4.0, force_y=0.0)], 6)
+        >>> frames.shape
+        torch.Size([1, 6, 3, 40, 64])
+    """
+    motion = poke_motion(volume, pokes, num_frames, fps, parameters, anchors=anchors)
     return animate(image, motion, renderer, chunk_size)

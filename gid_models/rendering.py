@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .configs import is_int
-from .motion import MotionTexture
+from .motion import MotionTexture, resize_displacements
 from .splatting import splat_with_weight
 
 __all__ = [
@@ -65,16 +65,18 @@ def splat_metric(
 ) -> torch.Tensor:
     """The paper's splatting weight W(p) = (1/T) sum_t ||F_t(p)||_2, for an image of height x width.
 
-    W is measured in pixels of the motion's own grid and then resampled, not rescaled, to the
-    image's grid. The softmax weights exp(W) thus tell foreground from background as sharply for
-    a 1920x1080 photo as at the 256x160 where the motion model works (and the mean over all
-    frames is taken at the motion's size, which is cheap).
+    W is measured on the picture the motion's spectral volume describes (its ``target_size``: the
+    photo of a prediction, the frames of a measurement), in that picture's pixels, and then
+    resampled, not rescaled, to the image's grid. A volume keeps its own resolution (the model's,
+    the flow's), so this is what makes it render as it did when it was resized to its picture
+    right after it was made. The frames of the mean are evaluated a chunk at a time, so memory
+    does not grow with their number.
 
     Args:
         motion: the motion texture of the video; W is its mean over the texture's N frames.
         height: H of the image to render, >= 1.
         width: W of the image to render, >= 1.
-        max_metric: cap on W, in pixels of the motion's grid. Not in the paper: metrics that
+        max_metric: cap on W, in pixels of the volume's picture. Not in the paper: metrics that
             differ by more than about 10 already give all-or-nothing softmax weights, and a
             source more than about 87 below the image's largest metric would get the weight 0
             in float32, leaving a hole where a pixel did land. 50 keeps every weight above 1e-22.
@@ -83,7 +85,9 @@ def splat_metric(
     Returns:
         ``[B, 1, height, width]`` float metric in [0, max_metric], on the motion's device.
     """
-    return resize_field(motion.mean_magnitude(on_chunk=on_chunk).clamp(max=max_metric), (height, width))
+    picture = motion.volume.target_size
+    metric = motion.mean_magnitude(on_chunk=on_chunk, size=picture)
+    return resize_field(metric.clamp(max=max_metric), (height, width))
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,7 +141,7 @@ class SplatPyramid:
             warped.append(
                 splat_with_weight(
                     features.repeat_interleave(num_frames, dim=0),
-                    _resize_flow(full_flow, features.shape[-2:]),
+                    resize_displacements(full_flow, tuple(features.shape[-2:])),
                     metric.repeat_interleave(num_frames, dim=0),
                 )
             )
@@ -260,12 +264,11 @@ def _render_chunks(
     metric = splat_metric(motion, *size, on_chunk=nothing_done_yet).to(image.device)
     pyramid = renderer.prepare(image.expand(batch, -1, -1, -1), metric.expand(batch, -1, -1, -1))
     nothing_done_yet()
-    for start, flows in motion.chunks(chunk_size):
+    # The one place where motion meets the picture's size: each chunk is resized as it is
+    # evaluated, which gives the frames of the volume resized first (both are linear) without
+    # ever holding the whole spectral volume at the image's resolution.
+    for start, flows in motion.to(image.device).chunks(chunk_size, tuple(size)):
         _check_finite_motion(flows, start)
-        # Resizing each chunk's displacements gives the frames of MotionTexture.resize (both are
-        # linear; only a motion mask is resampled after, not before, it scales the motion),
-        # without holding the whole spectral volume at the image's resolution.
-        flows = _resize_flow(flows.to(image.device).flatten(0, 1), size).unflatten(0, flows.shape[:2])
         frames = renderer.render_frames(pyramid, flows.expand(batch, -1, -1, -1, -1))
         if progress is not None:
             progress(start + flows.shape[1], motion.num_frames)
@@ -283,16 +286,6 @@ def resize_field(field: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         return field
     shrinking = size[0] < field.shape[-2] or size[1] < field.shape[-1]
     return F.interpolate(field, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
-
-
-def _resize_flow(flow: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Resample displacements ``[N, 2, h, w]`` in pixels to ``size``, in pixels of the new grid.
-
-    x displacements are multiplied by ``W / w`` and y displacements by ``H / h``.
-    """
-    height, width = size
-    axis_scale = flow.new_tensor([width / flow.shape[-1], height / flow.shape[-2]])
-    return resize_field(flow, size) * axis_scale.view(1, 2, 1, 1)
 
 
 def pad_to(field: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

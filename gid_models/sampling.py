@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -154,9 +154,10 @@ def prepare_image(image: torch.Tensor, model: MotionLDM) -> torch.Tensor:
     """The conditioning image at the size the model's image encoder takes.
 
     The image is resized (not cropped) to ``model.config.conditioning_size``: the model's
-    resolution, or a multiple of it for a pretrained image encoder. The spectral volume
-    predicted at the model's resolution is resized back to the image's size with its
-    displacements rescaled per axis, so any aspect ratio works.
+    resolution, or a multiple of it for a pretrained image encoder. The spectral volume predicted
+    at the model's resolution is the image's scene stretched to that resolution and animates the
+    image at its own size (its ``target_size``; the renderer resizes the motion, displacements
+    rescaled per axis), so any aspect ratio works.
 
     Args:
         image: ``[B, 3, H, W]`` RGB in [0, 1].
@@ -191,7 +192,6 @@ def predict_spectral_volume(
     guidance_scale: float = 1.75,
     guidance: StepGuidance | None = None,
     callback: Callable[[SamplingStep], None] | None = None,
-    output_size: tuple[int, int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SpectralVolume:
     """Sample a spectral volume for each image of a batch.
@@ -206,17 +206,19 @@ def predict_spectral_volume(
         guidance: optional per-step guidance (loop self-guidance).
         callback: called after every step with its ``SamplingStep`` (progress, previews,
             cancellation: an exception it raises stops sampling).
-        output_size: (height, width) of the result in pixels; defaults to the image's size.
         progress: called as ``progress(steps_done, steps)`` before every layer of the model's
             networks, in the denoiser's passes, the guidance's and the final decoding alike; an
             exception it raises (a user's cancel) stops sampling within one layer's time, even
             inside a step of a large model or of loop guidance's extra passes.
 
     Returns:
-        A pixel-unit spectral volume ``[B, K, 2, H, W]`` (complex64) at ``output_size``.
+        A pixel-unit spectral volume ``[B, K, 2, h, w]`` (complex64) at the model's resolution
+        ``(h, w) = model.config.resolution``, in pixels of that grid, whose ``target_size`` is the
+        image's ``(H, W)``: it stays at the resolution it was made at, and a renderer resizes its
+        motion to the image where it splats (see "Resolution" in ``gid_models.spectral``).
     """
     if progress is None:
-        return _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, callback, output_size)
+        return _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, callback)
     done = [0]
     handles = [
         module.register_forward_pre_hook(lambda *_: progress(done[0], steps)) for module in model.modules()
@@ -228,18 +230,14 @@ def predict_spectral_volume(
             callback(step)
 
     try:
-        return _predict(
-            model, image, seed, steps, scheduler, guidance_scale, guidance, count_steps, output_size
-        )
+        return _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, count_steps)
     finally:
         # Also when the cancel's exception leaves: the model is used again afterwards.
         for handle in handles:
             handle.remove()
 
 
-def _predict(
-    model, image, seed, steps, scheduler, guidance_scale, guidance, callback, output_size
-) -> SpectralVolume:
+def _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, callback) -> SpectralVolume:
     """The body of ``predict_spectral_volume``."""
     conditioning = prepare_image(image, model)
     batch = conditioning.shape[0]
@@ -294,8 +292,4 @@ def _predict(
         if callback is not None:
             callback(step)
 
-    volume = model.decode_spectral_volume(latents)
-    height, width = output_size or tuple(image.shape[-2:])
-    if (height, width) != (volume.height, volume.width):
-        volume = volume.resize(height, width)
-    return volume
+    return replace(model.decode_spectral_volume(latents), target_size=tuple(image.shape[-2:]))

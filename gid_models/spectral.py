@@ -32,6 +32,23 @@ them directly as pixels.
 
 The networks see a spectral volume as ``4K`` real channels (``to_channels``): for every band the
 real and imaginary parts of the x coefficient, then of the y coefficient.
+
+Resolution
+----------
+A volume stays at the resolution it was made at (a prediction at the model's resolution, a
+measurement at the optical flow's) and carries the size of the picture it describes,
+``target_size``: the photo of a prediction, the frames of a measurement from frames. A volume
+made at the size it describes (a measurement from a video file, kept at the flow's size as it
+always was, a brushed volume, one read from an older file) describes its own grid. Its
+coefficients are in pixels of its own H x W grid; the picture is the same
+scene stretched to ``target_size``, so a volume pixel covers ``target_width / W`` by
+``target_height / H`` picture pixels and a displacement of d pixels of the volume is
+``d * target_width / W`` (x) or ``d * target_height / H`` (y) pixels of the picture. Only the
+renderer resizes motion to the image it animates, once, where it splats
+(``gid_models.rendering``), and measures its splatting metric in the pixels of ``target_size``;
+what a user gives in the picture's pixels (a poke, an anchor) is converted where it meets the
+volume (``picture_scale``, ``picture_to_volume``). So a volume renders exactly as it did when it
+was resized to ``target_size`` right after it was made.
 """
 
 from __future__ import annotations
@@ -45,7 +62,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .configs import integer, real_number
+from .configs import integer, real_number, size_hw
 
 __all__ = ["SpectralVolume", "band_frequencies", "load_spectral_volume", "save_spectral_volume"]
 
@@ -108,17 +125,29 @@ class SpectralVolume:
         window: T, frames in the FFT window (frame 0 included), >= 2; ``K <= T // 2 + 1``.
         normalized: True once frequency-adaptive normalization (paper Eq. 4) has been applied;
             operations that need pixels then refuse the volume.
+        target_size: ``(height, width)`` in pixels of the picture the volume describes, in whose
+            pixels pokes, anchors and the splatting metric are given (the photo it was predicted
+            for, the frames it was measured on); None (the default) means the volume's own
+            ``(H, W)``, which is what it becomes. Kept by every operation that does
+            not change the scene (resize, normalize, band and device changes); see "Resolution"
+            in the module docstring.
 
     Raises:
         TypeError: if ``coeffs`` is not a complex tensor.
-        ValueError: on a wrong shape, non-finite coefficients, or ``fps``, ``window`` or K out
-            of range.
+        ValueError: on a wrong shape, non-finite coefficients, ``fps``, ``window`` or K out of
+            range, or a ``target_size`` that is not two integers >= 1.
+
+    Example:
+        >>> volume = SpectralVolume(torch.ones(1, 4, 2, 80, 128, dtype=torch.complex64), target_size=(320, 512))
+        >>> volume.target_size, volume.picture_scale
+        ((320, 512), (4.0, 4.0))
     """
 
     coeffs: torch.Tensor
     fps: float = 30.0
     window: int = 150
     normalized: bool = False
+    target_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         _check_5d(self.coeffs, "coeffs", "[B, K, 2, H, W]", 2, complex_expected=True)
@@ -126,13 +155,19 @@ class SpectralVolume:
         object.__setattr__(self, "fps", real_number(self.fps, "fps", positive=True))
         object.__setattr__(self, "window", integer(self.window, "window", low=2))
         object.__setattr__(self, "normalized", bool(self.normalized))
+        target = (
+            (self.height, self.width)
+            if self.target_size is None
+            else size_hw(self.target_size, "target_size")
+        )
+        object.__setattr__(self, "target_size", target)
         integer(self.num_bands, "the number of bands K (coeffs.shape[1])", low=1, high=self.window // 2 + 1)
 
     def __repr__(self) -> str:
         return (
             f"SpectralVolume(batch_size={self.batch_size}, num_bands={self.num_bands}, "
-            f"height={self.height}, width={self.width}, fps={self.fps}, window={self.window}, "
-            f"normalized={self.normalized}, dtype={self.coeffs.dtype}, device={self.device})"
+            f"height={self.height}, width={self.width}, target_size={self.target_size}, fps={self.fps}, "
+            f"window={self.window}, normalized={self.normalized}, dtype={self.coeffs.dtype}, device={self.device})"
         )
 
     @property
@@ -154,6 +189,27 @@ class SpectralVolume:
     @property
     def device(self) -> torch.device:
         return self.coeffs.device
+
+    @property
+    def picture_scale(self) -> tuple[float, float]:
+        """``(x_scale, y_scale)``, picture pixels per volume pixel along x and along y (the
+        coefficients' axis order): ``target_width / W`` and ``target_height / H``."""
+        return self.target_size[1] / self.width, self.target_size[0] / self.height
+
+    def picture_to_volume(self, x: float, y: float) -> tuple[float, float]:
+        """The volume's ``(column, row)`` under the picture's pixel ``(x, y)`` (pixel centres).
+
+        The picture spans -0.5 to ``target_width - 0.5`` in pixel-centre coordinates, as the
+        volume spans -0.5 to ``W - 0.5``; bilinear resizing (``align_corners=False``) maps them
+        onto each other, and so does this.
+
+        Example:
+            >>> volume = SpectralVolume(torch.ones(1, 2, 2, 80, 128, dtype=torch.complex64), target_size=(320, 512))
+            >>> volume.picture_to_volume(1.5, 1.5), volume.picture_to_volume(511.5, 319.5)
+            ((0.0, 0.0), (127.5, 79.5))
+        """
+        x_scale, y_scale = self.picture_scale
+        return (x + 0.5) / x_scale - 0.5, (y + 0.5) / y_scale - 0.5
 
     @property
     def frequencies(self) -> torch.Tensor:
@@ -342,7 +398,12 @@ class SpectralVolume:
 
     @classmethod
     def from_channels(
-        cls, channels: torch.Tensor, fps: float = 30.0, window: int = 150, normalized: bool = False
+        cls,
+        channels: torch.Tensor,
+        fps: float = 30.0,
+        window: int = 150,
+        normalized: bool = False,
+        target_size: tuple[int, int] | None = None,
     ) -> SpectralVolume:
         """Inverse of ``to_channels``.
 
@@ -351,6 +412,7 @@ class SpectralVolume:
             fps: frames per second of the FFT window, > 0.
             window: T, frames in the FFT window.
             normalized: whether the values are normalized (paper Eq. 4) rather than pixels.
+            target_size: ``(height, width)`` of the picture it animates; None: the volume's own.
 
         Returns:
             The volume, complex128 for float64 channels and complex64 otherwise.
@@ -360,7 +422,13 @@ class SpectralVolume:
         channels = channels.to(torch.promote_types(channels.dtype, torch.float32))
         # view_as_complex needs (real, imag) pairs adjacent in memory, hence contiguous().
         pairs = channels.reshape(batch, bands, 2, 2, height, width).permute(0, 1, 2, 4, 5, 3)
-        return cls(torch.view_as_complex(pairs.contiguous()), fps=fps, window=window, normalized=normalized)
+        return cls(
+            torch.view_as_complex(pairs.contiguous()),
+            fps=fps,
+            window=window,
+            normalized=normalized,
+            target_size=target_size,
+        )
 
     # ----------------------------------------------------------------------------------------
     # Spatial and spectral edits
@@ -370,7 +438,8 @@ class SpectralVolume:
 
         Each real channel is resampled (antialiased when shrinking with bilinear or bicubic),
         then x coefficients are multiplied by ``width / W`` and y coefficients by
-        ``height / H``, because displacements are measured in pixels of the new grid.
+        ``height / H``, because displacements are measured in pixels of the new grid. The
+        picture it animates, ``target_size``, stays the same.
 
         Args:
             height: new height in pixels, >= 1.
@@ -399,7 +468,9 @@ class SpectralVolume:
         out_pairs = torch.view_as_real(out)  # [B, K, 2 (axis), H, W, 2 (re, im)]
         real_dtype = out_pairs.dtype
         # Displacements are in pixels of the new grid: x scales with the width, y with the height.
-        axis_scale = torch.tensor([width / self.width, height / self.height], dtype=real_dtype, device=self.device)
+        axis_scale = torch.tensor(
+            [width / self.width, height / self.height], dtype=real_dtype, device=self.device
+        )
         for band in range(self.num_bands):
             # [B, 2 (axis), 2 (re, im), h, w] -> 4 channels (Re x, Im x, Re y, Im y)
             channels = torch.view_as_real(self.coeffs[:, band]).permute(0, 1, 4, 2, 3).flatten(1, 2)
@@ -413,13 +484,14 @@ class SpectralVolume:
             resized.mul_(axis_scale.view(1, 2, 1, 1, 1))
             out_pairs[:, band].copy_(resized.permute(0, 1, 3, 4, 2))
             del resized
-        return SpectralVolume(out, fps=self.fps, window=self.window)
+        return SpectralVolume(out, fps=self.fps, window=self.window, target_size=self.target_size)
 
     def crop(self, top: int, left: int, height: int, width: int) -> SpectralVolume:
         """The region ``[top, top + height) x [left, left + width)``, in pixels.
 
-        Displacements need no change: a crop moves the origin, not the scale. Works on
-        normalized volumes too.
+        Displacements need no change: a crop moves the origin, not the scale. The picture it
+        animates becomes the same region of the picture, ``target_size`` scaled as the volume's
+        size (rounded). Works on normalized volumes too.
 
         Raises:
             ValueError: if the region is empty or does not lie inside the volume.
@@ -428,7 +500,11 @@ class SpectralVolume:
         left = integer(left, "left", low=0, high=self.width - 1)
         height = integer(height, "height", low=1, high=self.height - top)
         width = integer(width, "width", low=1, high=self.width - left)
-        return replace(self, coeffs=self.coeffs[..., top : top + height, left : left + width])
+        x_scale, y_scale = self.picture_scale
+        target = max(1, round(height * y_scale)), max(1, round(width * x_scale))
+        return replace(
+            self, coeffs=self.coeffs[..., top : top + height, left : left + width], target_size=target
+        )
 
     def with_bands(self, num_bands: int) -> SpectralVolume:
         """Keep the ``num_bands`` lowest frequency bands (truncation is a low-pass filter).
@@ -480,16 +556,24 @@ def save_spectral_volume(volume: SpectralVolume, path, metadata: dict | None = N
     """Write a spectral volume to a ``.safetensors`` file, to be shared and rendered later.
 
     The coefficients are stored as the real 4K-channel layout ``[B, K, 4, H, W]`` float32; K, fps,
-    window, resolution and whether the volume is normalized go into the file's metadata, with any
-    extra string ``metadata`` (for example the model that predicted it).
+    window, resolution, the picture's size (``target_height``, ``target_width``) and whether the
+    volume is normalized go into the file's metadata, with any extra string ``metadata`` (for
+    example the model that predicted it).
     """
     if not isinstance(volume, SpectralVolume):
         raise TypeError(f"expected a SpectralVolume, got {type(volume).__name__}")
     header = {str(k): str(v) for k, v in (metadata or {}).items()}
     header.update(
-        format=FILE_FORMAT, version=str(FILE_VERSION), num_bands=str(volume.num_bands),
-        fps=repr(volume.fps), window=str(volume.window), height=str(volume.height),
-        width=str(volume.width), normalized=str(volume.normalized).lower(),
+        format=FILE_FORMAT,
+        version=str(FILE_VERSION),
+        num_bands=str(volume.num_bands),
+        fps=repr(volume.fps),
+        window=str(volume.window),
+        height=str(volume.height),
+        width=str(volume.width),
+        normalized=str(volume.normalized).lower(),
+        target_height=str(volume.target_size[0]),
+        target_width=str(volume.target_size[1]),
     )
     channels = volume.to(dtype=torch.complex64).to_channels().detach().cpu().contiguous()
     save_file({"channels": channels}, str(path), metadata=header)
@@ -497,6 +581,8 @@ def save_spectral_volume(volume: SpectralVolume, path, metadata: dict | None = N
 
 def load_spectral_volume(path, device=None) -> SpectralVolume:
     """Read a file written by :func:`save_spectral_volume`.
+
+    A file written before volumes carried their picture's size animates a picture of its own size.
 
     Raises:
         ValueError: if the file is not a readable spectral-volume ``.safetensors`` file, or was
@@ -512,8 +598,10 @@ def load_spectral_volume(path, device=None) -> SpectralVolume:
                 )
             channels = file.get_tensor("channels")
     except (SafetensorError, OSError) as error:
-        raise ValueError(f"cannot read the spectral volume {path}: {error}; the file is missing, "
-                         "truncated or not a safetensors file") from None
+        raise ValueError(
+            f"cannot read the spectral volume {path}: {error}; the file is missing, "
+            "truncated or not a safetensors file"
+        ) from None
     version = header.get("version", "0")
     if not (version.isascii() and version.isdigit()):
         raise ValueError(
@@ -532,9 +620,15 @@ def load_spectral_volume(path, device=None) -> SpectralVolume:
             "motion; make it again (PredictSpectralVolume, VideoToSpectralVolume) and save it again"
         )
     try:
+        target = None
+        if "target_height" in header or "target_width" in header:
+            target = int(header["target_height"]), int(header["target_width"])
         return SpectralVolume.from_channels(
-            channels.to(device), fps=float(header["fps"]), window=int(header["window"]),
+            channels.to(device),
+            fps=float(header["fps"]),
+            window=int(header["window"]),
             normalized=header.get("normalized") == "true",
+            target_size=target,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(

@@ -5,7 +5,7 @@ it cannot open or decode the file, PyAV (an optional dependency) tries. Either w
 gets the same thing: RGB frames, whatever the file stores (grey, RGB, RGBA), and the frame rate.
 
 Example:
-    >>> frames, fps = read_video("clip.mp4", size=(256, 160), max_frames=150)  # doctest: +SKIP
+    >>> frames, fps = read_video("clip.mp4", size=(160, 256), max_frames=150)  # doctest: +SKIP
     >>> frames.shape, frames.dtype  # doctest: +SKIP
     (torch.Size([150, 3, 160, 256]), torch.uint8)
 """
@@ -20,6 +20,8 @@ from typing import Literal
 import cv2
 import numpy as np
 import torch
+
+from .configs import size_hw
 
 __all__ = ["read_video", "resize_and_center_crop"]
 
@@ -39,7 +41,7 @@ def read_video(
     Args:
         path: a video file (anything FFmpeg decodes: mp4, avi, mkv, webm, gif, ...).
         max_frames: read at most this many frames from the start; ``None`` reads them all.
-        size: ``(width, height)`` in pixels to resize every frame to as it is decoded, keeping
+        size: ``(height, width)`` in pixels to resize every frame to as it is decoded, keeping
             the aspect ratio and cropping the centre (see :func:`resize_and_center_crop`), so a
             long 1080p clip never sits in memory at full size. ``None`` keeps the file's size.
         fps: the frame rate to report instead of the file's. Some files carry a wrong rate
@@ -63,8 +65,8 @@ def read_video(
         raise FileNotFoundError(f"read_video: no file at {path!r}")
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"read_video: max_frames must be >= 1 or None, got {max_frames}")
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        raise ValueError(f"read_video: size must be (width, height) in pixels, got {size}")
+    if size is not None:
+        size = size_hw(size, "read_video: size")
     if backend not in ("auto", "opencv", "pyav"):
         raise ValueError(f"read_video: backend must be 'auto', 'opencv' or 'pyav', got {backend!r}")
 
@@ -83,13 +85,13 @@ def read_video(
     raise ValueError(f"read_video: cannot read {path!r} as a video: " + "; ".join(failures))
 
 
-def resize_and_center_crop(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    r"""Scale an image to cover ``width x height`` keeping its aspect ratio, then crop the centre.
+def resize_and_center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    r"""Scale an image to cover ``height x width`` keeping its aspect ratio, then crop the centre.
 
     Args:
         image: ``[H, W, C]`` or ``[H, W]`` numpy array (any dtype OpenCV resizes).
-        width: output width in pixels.
         height: output height in pixels.
+        width: output width in pixels.
 
     Returns:
         ``[height, width, C]`` (or ``[height, width]``) array of the input's dtype. Shrinking

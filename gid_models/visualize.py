@@ -72,15 +72,20 @@ def peak_displacement(volume: SpectralVolume, samples: int = 32) -> torch.Tensor
 
     The motion is sampled at ``samples`` evenly spaced times of the window (one period of the
     lowest non-zero band); for every pixel the sample with the longest displacement is kept.
+    Lengths and directions are those in the picture the volume animates (``target_size``),
+    whose axes may be scaled differently from the volume's grid.
 
     Returns:
-        ``[B, 2, H, W]`` displacement in pixels.
+        ``[B, 2, H, W]`` displacement in pixels of the volume's picture, on the volume's grid.
     """
     period = volume.window / volume.fps
     times = torch.arange(samples, dtype=torch.float64) * (period / samples)
+    axis_scale = torch.tensor(volume.picture_scale, device=volume.device).view(1, 1, 2, 1, 1)
     best = None
     for start in range(0, samples, 8):
-        motion = volume.motion_at(times[start : start + 8])  # [B, n, 2, H, W]
+        motion = volume.motion_at(times[start : start + 8]) * axis_scale.to(
+            volume.coeffs.real.dtype
+        )  # [B, n, 2, H, W]
         length = torch.linalg.vector_norm(motion, dim=2)
         index = length.argmax(dim=1, keepdim=True)
         chunk_best = torch.gather(motion, 1, index.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
@@ -124,7 +129,8 @@ def flow_to_color(flow: torch.Tensor, max_magnitude: float | None = None) -> tor
 
 
 def motion_colors(volume: SpectralVolume) -> torch.Tensor:
-    """Flow colours of each pixel's peak displacement over the window, ``[B, 3, H, W]``."""
+    """Flow colours of each pixel's peak displacement over the window (directions as in the
+    volume's picture), ``[B, 3, H, W]`` at the volume's resolution."""
     return flow_to_color(peak_displacement(volume))
 
 
@@ -159,7 +165,9 @@ def frame_and_xt_slice(frames: torch.Tensor, row: int | None = None, marker=(1.0
         ValueError: if ``frames`` is not ``[T, 3, H, W]`` or ``row`` is outside the image.
     """
     if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
-        raise ValueError(f"frames must be a tensor [T, 3, H, W], got {getattr(frames, 'shape', type(frames))}")
+        raise ValueError(
+            f"frames must be a tensor [T, 3, H, W], got {getattr(frames, 'shape', type(frames))}"
+        )
     height = frames.shape[-2]
     row = most_moving_row(frames) if row is None else row
     if not 0 <= row < height:

@@ -208,7 +208,7 @@ class MotionBrush:
             statistics = materials()[material]
         else:
             raise ValueError(f"material {material!r} is not one of {sorted(materials()) + [FROM_VOLUME]}")
-        painted = mask_to_tensor(mask, height, width, 1)[0, 0]
+        painted = mask_to_tensor(mask, 1)[0, 0]
         volume = brush_spectral_volume(
             painted,
             statistics,
@@ -230,8 +230,9 @@ class MotionBrush:
 class CombineSpectralVolumes:
     DESCRIPTION = (
         "Adds two spectral volumes, or blends the second over the first, optionally inside a "
-        "MASK: brushed motion over a predicted one, or two materials in one photo. The result has "
-        "the first volume's size; both need the same bands, fps and window."
+        "MASK: brushed motion over a predicted one, or two materials in one photo. Both animate "
+        "the first volume's picture; the result is on the finer of their two grids. Both need "
+        "the same bands, fps and window."
     )
     CATEGORY = types.CATEGORY
     RETURN_TYPES = (types.SPECTRAL_VOLUME,)
@@ -244,11 +245,11 @@ class CombineSpectralVolumes:
             "required": {
                 "spectral_volume": (
                     types.SPECTRAL_VOLUME,
-                    {"tooltip": "The first volume, in pixels: the result has its size."},
+                    {"tooltip": "The first volume, in pixels: the result animates its picture."},
                 ),
                 "other": (
                     types.SPECTRAL_VOLUME,
-                    {"tooltip": "The second volume, in pixels (resized to the first)."},
+                    {"tooltip": "The second volume, in pixels (stretched over the first's picture)."},
                 ),
                 "mode": (
                     list(COMBINE_MODES),
@@ -282,7 +283,7 @@ class CombineSpectralVolumes:
         second = require_volume(other, "other")
         weights = None
         if mask is not None:
-            weights = mask_to_tensor(mask, base.height, base.width, base.batch_size)[:, 0]
+            weights = mask_to_tensor(mask, base.batch_size)[:, 0]
         return (combine_spectral_volumes(base, second, mode=mode, weight=weight, mask=weights),)
 
 

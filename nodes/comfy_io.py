@@ -18,8 +18,6 @@ import comfy.utils
 import torch
 from PIL import Image
 
-from ..gid_models.motion import resize_mask
-
 
 def image_to_tensor(image, name: str = "image") -> torch.Tensor:
     """ComfyUI IMAGE ``[B, H, W, C]`` -> ``[B, 3, H, W]`` float32 in [0, 1].
@@ -55,13 +53,11 @@ def image_buffer(batch: int, height: int, width: int) -> torch.Tensor:
     return torch.empty(batch, height, width, 3, device=comfy.model_management.intermediate_device())
 
 
-def mask_to_tensor(mask, height: int, width: int, batch_size: int, name: str = "mask") -> torch.Tensor:
-    """ComfyUI MASK ``[B, h, w]`` (or ``[h, w]``) of any size -> ``[B or 1, 1, height, width]``
-    float in [0, 1].
+def mask_to_tensor(mask, batch_size: int, name: str = "mask") -> torch.Tensor:
+    """ComfyUI MASK ``[B, h, w]`` (or ``[h, w]``) of any size -> ``[B or 1, 1, h, w]`` float in [0, 1].
 
-    A mask painted on the loaded photo (LoadImage's MASK, the Mask Editor) has the photo's size,
-    while the motion it scales has the size the photo was scaled to; so the mask is resized to
-    ``height`` x ``width`` (``gid_models.motion.resize_mask``) rather than refused.
+    The size is kept: a mask painted on the loaded photo (LoadImage's MASK, the Mask Editor) has
+    the photo's size, and the library resizes it where it meets motion of another size.
     """
     if not isinstance(mask, torch.Tensor):
         raise ValueError(f"{name} must be a MASK tensor, got {type(mask).__name__}")
@@ -75,7 +71,7 @@ def mask_to_tensor(mask, height: int, width: int, batch_size: int, name: str = "
         )
     if not bool(torch.isfinite(mask).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
-    return resize_mask(mask.float().clamp(0, 1).unsqueeze(1), height, width)
+    return mask.float().clamp(0, 1).unsqueeze(1)
 
 
 def compute_device() -> torch.device:

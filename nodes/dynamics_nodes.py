@@ -12,9 +12,10 @@ With them the widget simulates and warps the picture live in the browser, withou
 Before any run the widget shows the picture of the Load Image node that feeds ``image``.
 
 The widget writes its pokes and anchors into the ``pokes`` and ``anchors`` inputs as JSON, in
-fractions of the picture's width and height: the volume's size is only known after a run, and a
-fraction stays where it is whatever size the picture is scaled to (``volume_pokes`` and
-``volume_anchors`` turn them into pixels of the volume).
+fractions of the picture's width and height: the picture's size is only known after a run, and a
+fraction stays where it is whatever size the picture is scaled to (``picture_pokes`` and
+``picture_anchors`` turn them into pixels of the picture the volume animates, its
+``target_size``; the library meets the volume's own resolution).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import math
 import os
 
 import folder_paths
-import torch
 from PIL import Image
 
 from ..gid_models.configs import number_in_range
@@ -36,7 +36,6 @@ from ..gid_models.modal import (
     export_modal_basis,
     poke_motion,
 )
-from ..gid_models.motion import MotionTexture
 from ..gid_models.visualize import motion_colors
 from . import types
 from .comfy_io import PREVIEW_MAX_SIZE, Progress, image_to_tensor, require_positive
@@ -103,7 +102,7 @@ class ModalPoke:
                         "default": 128,
                         "min": 0,
                         "max": 16384,
-                        "tooltip": "Column of the single poke's pixel, in pixels of the spectral volume (the image it was predicted from, at the volume's size). Used only while pokes is empty; pokes made on the picture go into pokes.",
+                        "tooltip": "Column of the single poke's pixel, in pixels of the picture the spectral volume describes (the image it was predicted from, at that size; the flow's size for a video file). Used only while pokes is empty; pokes made on the picture go into pokes.",
                     },
                 ),
                 "y": (
@@ -112,7 +111,7 @@ class ModalPoke:
                         "default": 80,
                         "min": 0,
                         "max": 16384,
-                        "tooltip": "Row of the single poke's pixel, in pixels of the spectral volume. Used only while pokes is empty.",
+                        "tooltip": "Row of the single poke's pixel, in pixels of the picture the spectral volume animates. Used only while pokes is empty.",
                     },
                 ),
                 "dx": (
@@ -122,7 +121,7 @@ class ModalPoke:
                         "min": -4096.0,
                         "max": 4096.0,
                         "step": 0.1,
-                        "tooltip": "The single poke's force to the right, in pixels: how far its pixel is pulled (left if negative). Used only while pokes is empty.",
+                        "tooltip": "The single poke's force to the right, in pixels of the picture: how far its pixel is pulled (left if negative). Used only while pokes is empty.",
                     },
                 ),
                 "dy": (
@@ -132,7 +131,7 @@ class ModalPoke:
                         "min": -4096.0,
                         "max": 4096.0,
                         "step": 0.1,
-                        "tooltip": "The single poke's force downwards, in pixels (up if negative). Used only while pokes is empty.",
+                        "tooltip": "The single poke's force downwards, in pixels of the picture (up if negative). Used only while pokes is empty.",
                     },
                 ),
                 "strength": (
@@ -239,7 +238,7 @@ class ModalPoke:
                     {
                         "default": "[]",
                         "multiline": False,
-                        "tooltip": f"The pokes, written by dragging on the picture or by hand: a JSON list like {POKES_EXAMPLE}, up to {MAX_POKES}. x and dx are fractions of the picture's width, y and dy of its height (0.5 is the middle; the node scales them to the volume's pixels, so they fit any size), time is in seconds after frame 0. When not empty, these replace the single x, y, dx, dy, poke_time poke.",
+                        "tooltip": f"The pokes, written by dragging on the picture or by hand: a JSON list like {POKES_EXAMPLE}, up to {MAX_POKES}. x and dx are fractions of the picture's width, y and dy of its height (0.5 is the middle; the node scales them to the picture's pixels, so they fit any size), time is in seconds after frame 0. When not empty, these replace the single x, y, dx, dy, poke_time poke.",
                     },
                 ),
                 "anchors": (
@@ -277,7 +276,8 @@ class ModalPoke:
         volume = require_volume(spectral_volume)
         volume.require_pixels("ModalPoke")
         fps = require_positive(fps, "fps", "give the frame rate of the video, for example 30")
-        listed = volume_pokes(pokes, volume.width, volume.height, strength, kind)
+        height, width = volume.target_size
+        listed = picture_pokes(pokes, width, height, strength, kind)
         listed = listed or [Poke(x, y, strength * dx, strength * dy, time=poke_time, kind=kind)]
         parameters = ModalParameters(alpha, beta, frequency_factor, time_step)
         response = poke_motion(
@@ -287,15 +287,14 @@ class ModalPoke:
             fps,
             parameters,
             progress=Progress(frames),
-            anchors=volume_anchors(anchors, volume.width, volume.height),
+            anchors=picture_anchors(anchors, width, height),
+            motion=motion,
         )
-        if motion is not None:
-            response = _superpose(motion, response)
         return {"ui": {"gid_poke": [_save_widget_files(volume, image)]}, "result": (response, fps)}
 
 
-def volume_pokes(text, width: int, height: int, strength: float, kind: str) -> list[Poke]:
-    """The ``pokes`` input as ``Poke``s in pixels of a ``width`` x ``height`` volume.
+def picture_pokes(text, width: int, height: int, strength: float, kind: str) -> list[Poke]:
+    """The ``pokes`` input as ``Poke``s in pixels of a ``width`` x ``height`` picture.
 
     A poke's pixel is the one under its point (``x * width`` columns from the left edge), its
     force is ``strength * (dx * width, dy * height)`` pixels.
@@ -316,11 +315,11 @@ def volume_pokes(text, width: int, height: int, strength: float, kind: str) -> l
     ]
 
 
-def volume_anchors(text, width: int, height: int) -> list[Anchor]:
-    """The ``anchors`` input as ``Anchor``s in pixels of a ``width`` x ``height`` volume.
+def picture_anchors(text, width: int, height: int) -> list[Anchor]:
+    """The ``anchors`` input as ``Anchor``s in pixels of a ``width`` x ``height`` picture.
 
     Fraction 0 is the picture's left (top) edge and 1 its right (bottom) edge, which in the
-    volume's pixel-centre coordinates are -0.5 and ``width - 0.5``; the radius is ``radius * width``.
+    picture's pixel-centre coordinates are -0.5 and ``width - 0.5``; the radius is ``radius * width``.
     """
     return [
         Anchor(entry["x"] * width - 0.5, entry["y"] * height - 0.5, entry["radius"] * width)
@@ -397,36 +396,6 @@ def _json_type(value) -> str:
     if isinstance(value, (int, float)):
         return "a number"
     return {str: "a string", list: "a list", dict: "an object"}[type(value)]
-
-
-def _superpose(earlier, response: MotionTexture) -> MotionTexture:
-    """The sum of two motions of one volume (the dynamics are linear, so responses add up)."""
-    if not isinstance(earlier, MotionTexture):
-        raise ValueError(f"motion must be a {types.MOTION}, got {type(earlier).__name__}")
-    volume = response.volume
-    same_volume = earlier.volume is volume or (
-        earlier.volume.coeffs.shape == volume.coeffs.shape
-        and torch.equal(earlier.volume.coeffs.to(volume.coeffs), volume.coeffs)
-    )
-    if not same_volume:
-        raise ValueError(
-            "the motion input was made from another spectral volume; pokes add up only on the "
-            "same volume: connect the same spectral_volume to both nodes"
-        )
-    if earlier.num_frames != response.num_frames or earlier.fps != response.fps:
-        raise ValueError(
-            f"the motion input has {earlier.num_frames} frames at {earlier.fps:g} fps but this poke makes "
-            f"{response.num_frames} at {response.fps:g}; give both nodes the same frames and fps"
-        )
-    if earlier.mask is not None:
-        raise ValueError(
-            "the motion input has a mask (Spectrum to Motion's mask or an earlier Modal Poke's "
-            "anchors), which would scale this poke's response too; add the pokes first and mask "
-            "the sum instead: put every anchor on the last Modal Poke"
-        )
-    weights = earlier.band_weights.to(response.band_weights) + response.band_weights
-    # This node's anchors hold still the sum: the motion input as well as its own pokes.
-    return MotionTexture(volume, weights, response.fps, response.mask)
 
 
 def _save_widget_files(volume, image) -> dict:

@@ -9,14 +9,15 @@ import comfy.model_management
 import comfy.model_patcher
 import torch
 
+from ..gid_models import pipeline
 from ..gid_models.hub import DTYPES, ModelFolderError, download_model_folder
 from ..gid_models.ldm import CONFIG_FILE, MotionLDM
 from ..gid_models.renderer import CONFIG_FILE as RENDERER_CONFIG_FILE
 from ..gid_models.renderer import ImageBasedRenderer
-from ..gid_models.sampling import SCHEDULERS, SamplingStep, predict_spectral_volume
+from ..gid_models.sampling import SCHEDULERS, SamplingStep
 from ..gid_models.visualize import motion_colors
 from . import types
-from .comfy_io import GB, Progress, compute_device, image_to_tensor, require_memory
+from .comfy_io import Progress, compute_device, image_to_tensor
 from .folders import DEFAULT_MODEL, gid_model_dirs
 
 HUB_CACHE_FOLDER = "hub"
@@ -146,8 +147,9 @@ class PredictSpectralVolume:
     DESCRIPTION = (
         "Predicts a spectral volume (the Fourier coefficients of every pixel's motion) for an "
         "image with the motion model: all frequency bands denoised together, classifier-free "
-        "guidance (paper Sec. 4.2), optional loop guidance. The result is in pixels at the "
-        "image's own size; a batch of images gives a batch of volumes."
+        "guidance (paper Sec. 4.2), optional loop guidance. The result stays at the model's "
+        "resolution, in its pixels, and animates the image at the image's own size (the renderer "
+        "resizes the motion where it splats); a batch of images gives a batch of volumes."
     )
     CATEGORY = types.CATEGORY
     RETURN_TYPES = (types.SPECTRAL_VOLUME,)
@@ -208,7 +210,6 @@ class PredictSpectralVolume:
     def run(self, motion_model, image, seed, steps, cfg, scheduler, guidance=None):
         model = unwrap_motion_model(motion_model)
         pixels = image_to_tensor(image)
-        self._check_memory(model, pixels.shape[0], *pixels.shape[-2:])
         comfy.model_management.load_models_gpu([motion_model])
         progress = Progress(steps)
         preview_every = max(1, steps // PREVIEWS_PER_RUN)
@@ -220,7 +221,7 @@ class PredictSpectralVolume:
                 preview = motion_colors(volume)[0]
             progress.update(step.index + 1, step.total, preview=preview)
 
-        volume = predict_spectral_volume(
+        volume = pipeline.predict(
             model,
             pixels,
             seed=seed,
@@ -232,41 +233,6 @@ class PredictSpectralVolume:
             progress=progress,
         )
         return (volume.to(comfy.model_management.intermediate_device()),)
-
-    @staticmethod
-    def _check_memory(model: MotionLDM, batch: int, height: int, width: int) -> None:
-        """Refuse an image so large that its spectral volume would not fit in memory."""
-        bands = model.config.num_bands
-        volume = batch * bands * 2 * height * width * 8
-        model_height, model_width = model.config.resolution
-        require_memory(
-            predict_memory(bands, batch, height, width),
-            f"the spectral volume of {batch} image(s) of {width}x{height} pixels (K = {bands}, "
-            f"{volume / GB:.1f} GB, and a little more while it is resized)",
-            f"scale the image down first (ImageScale): the motion is predicted at "
-            f"{model_width}x{model_height} anyway, and SoftmaxSplatRender animates a larger image "
-            "with it at the larger image's own size",
-        )
-
-
-# Bytes per image pixel that PredictSpectralVolume holds besides the volume and the temporaries of
-# resizing it: the image as a float32 RGB tensor (12), its finiteness check (3) and the
-# conditioning image's resize, rounded up on the peaks that tests/integration/test_memory.py
-# measures (300 to 321 bytes per pixel in all at 3 to 12 megapixels, K = 16).
-PREDICT_IMAGE_BYTES_PER_PIXEL = 48
-# Working memory of sampling at the model's own resolution (the model's activations), which does
-# not grow with the image: too small to see beside the volume in that test for models/gid-default.
-PREDICT_SAMPLING_BYTES = 16 * 2**20
-
-
-def predict_memory(bands: int, batch: int, height: int, width: int) -> int:
-    """Peak bytes PredictSpectralVolume allocates for ``batch`` images of ``height`` x ``width``:
-    the spectral volume at the image's size (K x 2 complex64 per pixel), what resizing it band
-    by band holds besides, the image as a tensor, and sampling's working memory."""
-    pixels = batch * height * width
-    volume = pixels * bands * 2 * 8
-    resize_temporaries = 2 * pixels * 4 * 4
-    return volume + resize_temporaries + pixels * PREDICT_IMAGE_BYTES_PER_PIXEL + PREDICT_SAMPLING_BYTES
 
 
 NODE_CLASS_MAPPINGS = {"LoadMotionLDM": LoadMotionLDM, "PredictSpectralVolume": PredictSpectralVolume}

@@ -7,10 +7,11 @@ import os
 
 import folder_paths
 
+from ..gid_models import pipeline
 from ..gid_models.flow import FLOW_METHODS, source_frames_needed, window_frames
 from ..gid_models.motion import MotionTexture
 from ..gid_models.normalization import NormalizationStats, denormalize, normalize
-from ..gid_models.pipeline import flow_size, spectral_volume_from_video, spectral_volume_from_video_file
+from ..gid_models.pipeline import flow_size
 from ..gid_models.spectral import SpectralVolume, load_spectral_volume, save_spectral_volume
 from ..gid_models.visualize import band_amplitude_grid, motion_colors
 from . import types
@@ -36,7 +37,7 @@ MOTION_BYTES_PER_WEIGHT = 36
 
 def motion_memory(frames: int, bands: int, mask_pixels: int) -> int:
     """Peak bytes SpectrumToMotion allocates: the weights of ``frames`` x ``bands`` and, with a
-    mask of ``mask_pixels`` pixels, its float32 copy (the motion itself is evaluated later, a
+    mask of ``mask_pixels`` values (its batch times its own pixels), its float32 copy (the motion itself is evaluated later, a
     chunk at a time, by the renderer)."""
     return frames * bands * MOTION_BYTES_PER_WEIGHT + mask_pixels * 4
 
@@ -59,25 +60,22 @@ def video_memory(
     - the flow: displacements of every tracked frame at the flow's size, held three times while
       they are stacked into a motion texture, and resampled to ``target_fps`` (with three
       temporaries of that size);
-    - the spectral volume at the flow's size, and at the video's size when the flow ran smaller.
+    - the spectral volume, at the flow's size (it stays there: the renderer resizes its motion).
     """
     tensor = frames * height * width * 3 * 4
     flow_height, flow_width = flow_size(height, width, flow_max_side)
     flow_pixels = flow_height * flow_width
-    shrunk = (flow_height, flow_width) != (height, width)
     tracked = min(frames, source_frames_needed(window, fps, target_fps))
     # Antialiased resizing is separable: the frames at (height, flow_width), then the result.
-    resized = tracked * 3 * (height * flow_width + flow_pixels) * 4 if shrunk else 0
+    resized = tracked * 3 * (height * flow_width + flow_pixels) * 4 if flow_pixels != height * width else 0
     flows = tracked * flow_pixels * 2 * 4
     resampled = window_frames(tracked, fps, target_fps, window) * flow_pixels * 2 * 4
-    small_volume = bands * 2 * flow_pixels * 8
-    volume = bands * 2 * height * width * 8
+    volume = bands * 2 * flow_pixels * 8
     phases = (
         resized + 3 * flows,
         # Linear resampling in time holds the two neighbouring frames and their weighted sum.
         resized + flows + 4 * resampled,
-        resampled + small_volume,
-        small_volume + volume * (1 + 2 / bands) if shrunk else 0,
+        resampled + volume,
     )
     return tensor + max(phases)
 
@@ -164,7 +162,7 @@ class SpectrumToMotion:
                 "mask": (
                     "MASK",
                     {
-                        "tooltip": "Scales the motion per pixel (1 = as predicted, 0 = still). Any size: it is resized to the spectral volume's size, so a mask painted on the loaded photo (LoadImage's MASK) fits."
+                        "tooltip": "Scales the motion per pixel (1 = as predicted, 0 = still). Any size: it covers the whole picture and is resized with the motion to the picture being rendered, so a mask painted on the loaded photo (LoadImage's MASK) fits, whatever the spectral volume's resolution."
                     },
                 ),
             },
@@ -174,16 +172,12 @@ class SpectrumToMotion:
         volume = require_volume(spectral_volume)
         volume.require_pixels("SpectrumToMotion")
         fps = require_positive(fps, "fps", "give the playback frame rate of the video, for example 30")
-        mask_pixels = 0 if mask is None else volume.batch_size * volume.height * volume.width
+        motion_mask = None if mask is None else mask_to_tensor(mask, volume.batch_size).to(volume.device)
         require_memory(
-            motion_memory(frames, volume.num_bands, mask_pixels),
+            motion_memory(frames, volume.num_bands, 0 if motion_mask is None else motion_mask.numel()),
             f"the motion of {frames} frames of {volume.num_bands} bands",
             "make fewer frames and render the video in parts (start_time)",
         )
-        motion_mask = None
-        if mask is not None:
-            motion_mask = mask_to_tensor(mask, volume.height, volume.width, volume.batch_size)
-            motion_mask = motion_mask.to(volume.device)
         motion = MotionTexture.from_spectral_volume(
             volume,
             num_frames=frames,
@@ -211,7 +205,7 @@ class VideoToSpectralVolume:
     RETURN_TYPES = (types.SPECTRAL_VOLUME, "FLOAT", "IMAGE")
     RETURN_NAMES = ("spectral_volume", "fps", "start_frame")
     OUTPUT_TOOLTIPS = (
-        "The measured spectral volume, in pixels: at the video's size for frames, at the flow's size (the video's aspect) for a video.",
+        "The measured spectral volume, in pixels, at the flow's size (the video's aspect, at most flow_max_side): it animates the video's frames at their own size.",
         "Its frame rate (target_fps): connect it to Spectrum to Motion's fps.",
         "The video's first frame (the start of the window) at its own size: the picture to animate.",
     )
@@ -261,7 +255,7 @@ class VideoToSpectralVolume:
                         "default": 512,
                         "min": 0,
                         "max": 8192,
-                        "tooltip": "Longest side, in pixels, at which the flow runs (0 = full size). From a video the volume keeps this size (the renderer resizes the motion to the picture); from frames it comes back at their size.",
+                        "tooltip": "Longest side, in pixels, at which the flow runs (0 = full size). The volume keeps this size; the renderer resizes the motion to the picture.",
                     },
                 ),
             },
@@ -305,7 +299,7 @@ class VideoToSpectralVolume:
             )
         path = _video_path(video) if video is not None else None
         if path is not None:
-            volume, start = spectral_volume_from_video_file(path, **settings, progress=Progress(1))
+            volume, start = pipeline.from_video_file(path, **settings, progress=Progress(1))
             return (volume, volume.fps, tensor_to_image(start))
         if video is not None:
             # A video made in the graph (Create Video) or held in memory: its frames exist already.
@@ -328,7 +322,7 @@ class VideoToSpectralVolume:
             f"the optical flow and spectral volume of {count} frames of {width}x{height}",
             "lower flow_max_side, window or target_fps, or scale the frames down (ImageScale)",
         )
-        volume = spectral_volume_from_video(pixels, fps, **settings, progress=Progress(pixels.shape[0]))
+        volume = pipeline.from_video(pixels, fps, **settings, progress=Progress(pixels.shape[0]))
         return (volume, volume.fps, tensor_to_image(pixels[:1]))
 
 

@@ -27,6 +27,7 @@ import torch
 from gid_models.spectral import SpectralVolume
 
 from .clips import clips_from_manifest, clips_in_folder, motion_windows
+from .config import size_from_text
 
 __all__ = ["average_amplitude_spectrum", "main", "plot_amplitude_spectrum"]
 
@@ -84,7 +85,7 @@ def plot_amplitude_spectrum(
     amp_y: np.ndarray,
     *,
     num_bands: int = 16,
-    size: tuple[int, int] = (720, 440),
+    size: tuple[int, int] = (440, 720),
     title: str = "Average amplitude spectrum of the motion",
     path: str | os.PathLike | None = None,
 ) -> bytes:
@@ -98,7 +99,7 @@ def plot_amplitude_spectrum(
         amp_x: ``[N]`` mean amplitude of the x motion, pixels.
         amp_y: ``[N]`` mean amplitude of the y motion, pixels.
         num_bands: bands to mark, 0 for none.
-        size: ``(width, height)`` of the picture in pixels, at least 320 x 240.
+        size: ``(height, width)`` of the picture in pixels, at least 240 x 320.
         title: text above the plot.
         path: also write the PNG there when given.
 
@@ -114,9 +115,9 @@ def plot_amplitude_spectrum(
             f"freqs_hz, amp_x and amp_y must have the same length >= 2, got "
             f"{len(freqs)}, {len(amp_x)}, {len(amp_y)}"
         )
-    width, height = size
+    height, width = size
     if width < 320 or height < 240:
-        raise ValueError(f"size must be at least (320, 240) pixels, got {size}")
+        raise ValueError(f"size must be at least (240, 320) pixels (height, width), got {size}")
 
     canvas = np.full((height, width, 3), _WHITE, np.uint8)
     left, right, top, bottom = 78, width - 20, 40, height - 56  # plot area, pixels
@@ -219,14 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="MANIFEST.tsv giving the clips' fps and motion labels; only the YES/partly rows are used",
     )
     parser.add_argument("--out", required=True, help="PNG file to write")
-    parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT of the flow (256x160)")
+    parser.add_argument(
+        "--size", type=size_from_text, default=(160, 256), help="WIDTHxHEIGHT of the flow (256x160)"
+    )
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the windows (30)")
     parser.add_argument("--window", type=int, default=150, help="frames per window (150)")
     parser.add_argument("--stride", type=float, default=5.0, help="seconds between windows (5)")
     parser.add_argument("--bands", type=int, default=16, help="bands to mark in red (16)")
     args = parser.parse_args(argv)
 
-    size = tuple(int(v) for v in args.size.lower().split("x"))
     if args.manifest:
         folder = os.path.realpath(args.clips)
         clips = [
@@ -238,7 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         clips = clips_in_folder(args.clips)
     windows, used_clips = [], 0
     for clip in clips:
-        found = motion_windows(clip, size=size, target_fps=args.fps, window=args.window, stride=args.stride)
+        found = motion_windows(
+            clip, size=args.size, target_fps=args.fps, window=args.window, stride=args.stride
+        )
         print(f"{os.path.basename(clip.path)}: {len(found)} window(s)", file=sys.stderr)
         windows.extend(found)
         used_clips += bool(found)

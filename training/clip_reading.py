@@ -2,7 +2,7 @@ r"""Reading a clip for training: decoded at the training resolution, at a frame 
 
 Steps 1 and 2 of data preparation (``training.prepare``), which evaluation repeats on its
 held-out clips: :func:`read_clip` decodes a clip to ``[N, 3, H, W]`` uint8 RGB frames at
-``PrepareSettings.size`` (resized keeping the aspect ratio and centre-cropped,
+``PrepareSettings.resolution`` (resized keeping the aspect ratio and centre-cropped,
 ``gid_models.video.read_video``), settles its frame rate in frames per second
 (:func:`choose_frame_rate`: the manifest's, else the file's when plausible, else the fallback),
 notes what was converted or assumed (grey or alpha frames, variable frame rate, frames cut off)
@@ -73,7 +73,7 @@ def read_clip(source: Source, settings: PrepareSettings) -> tuple[torch.Tensor, 
         SkipSource: the file cannot be decoded, has no usable frame rate, or is shorter than
             one window.
     """
-    options = {"size": settings.size, "max_frames": settings.max_frames}
+    options = {"size": settings.resolution, "max_frames": settings.max_frames}
     try:
         frames, stated_fps = read_video(source.path, **options)
     except (ValueError, FileNotFoundError) as error:

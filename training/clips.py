@@ -265,7 +265,7 @@ def window_starts(num_frames: int, needed: int, step: int, max_windows: int | No
 def motion_windows(
     clip: ClipInfo,
     *,
-    size: tuple[int, int] = (256, 160),
+    size: tuple[int, int] = (160, 256),
     target_fps: float = 30.0,
     window: int = 150,
     stride: float = 5.0,
@@ -282,7 +282,7 @@ def motion_windows(
 
     Args:
         clip: the video and its frame rate.
-        size: ``(width, height)`` in pixels the frames are resized and centre-cropped to.
+        size: ``(height, width)`` in pixels the frames are resized and centre-cropped to.
         target_fps: frame rate of the motion textures, frames per second.
         window: frames per window at ``target_fps`` (150 = 5 s at 30 fps in the paper).
         stride: seconds between the starts of consecutive windows, > 0.

@@ -20,6 +20,7 @@ the file and the entry.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import numbers
@@ -45,6 +46,7 @@ __all__ = [
     "parse_section",
     "parse_sections",
     "read_config_file",
+    "size_from_text",
 ]
 
 # The configs shipped with the recipe.
@@ -59,6 +61,24 @@ POSITIVE_INT: FieldCheck = (lambda value: is_int(value) and value >= 1, "a posit
 NON_NEGATIVE_INT: FieldCheck = (lambda value: is_int(value) and value >= 0, "an integer >= 0")
 POSITIVE_NUMBER: FieldCheck = (lambda value: is_number(value) and value > 0, "a number > 0")
 NON_NEGATIVE_NUMBER: FieldCheck = (lambda value: is_number(value) and value >= 0, "a number >= 0")
+
+
+def size_from_text(text: str) -> tuple[int, int]:
+    """A size as users type it on a command line, ``WIDTHxHEIGHT`` in pixels (``256x160``), as
+    the ``(height, width)`` used everywhere inside; an ``argparse`` type.
+
+    Example:
+        >>> size_from_text("256x160")
+        (160, 256)
+
+    Raises:
+        argparse.ArgumentTypeError: text that is not two positive integers joined by an x.
+    """
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(part.strip().isdigit() and int(part) >= 1 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT in pixels, e.g. 256x160")
+    width, height = (int(part) for part in parts)
+    return height, width
 
 
 def check_fields(config: object, checks: dict[str, FieldCheck]) -> None:

@@ -56,11 +56,12 @@ from accelerate import Accelerator
 from diffusers import DDPMScheduler
 from torch import nn
 
+from gid_models import pipeline
 from gid_models.hub import read_safetensors
 from gid_models.ldm import DiffusionSchedule, MotionLDM, MotionLDMConfig
 from gid_models.normalization import normalize
 from gid_models.pretrained_encoder import PretrainedImageEncoder
-from gid_models.sampling import SCHEDULERS, predict_spectral_volume
+from gid_models.sampling import SCHEDULERS
 from gid_models.spectral import SpectralVolume
 from gid_models.unet import UNetConfig
 
@@ -99,7 +100,7 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 @dataclass(frozen=True)
 class PreviewSampling:
-    """How previews sample spectral volumes (``gid_models.sampling.predict_spectral_volume``).
+    """How previews sample spectral volumes (``gid_models.pipeline.predict``).
 
     Attributes:
         steps: denoising steps (fewer than the paper's 250: previews must be quick).
@@ -349,10 +350,10 @@ class DenoiserStage:
             self.data.fps,
             self.data.window,
         )
-        predicted = predict_spectral_volume(
+        # At the model's resolution, which the training crops have (``_check_data``).
+        predicted = pipeline.predict(
             ldm,
             condition,
-            output_size=self.resolution,
             seed=0,
             steps=sampling.steps,
             scheduler=sampling.scheduler,

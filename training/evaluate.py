@@ -37,8 +37,8 @@ metric W is that of the window's true volume, as in the training pairs.
 Video. The generated video is I0 animated by the renderer with the predicted volume, at the
 clip's own frame rate over the window, so that it shows the same instants as the real frames;
 "Repeat I0" is I0 repeated (the paper's baseline). Both against the real frames, centre-cropped
-to 256x128 as in the paper (``--crop``): FID and KID over all frames (the TF Inception of FID),
-FVD over non-overlapping 16-frame clips (I3D Kinetics-400), both networks loaded from the
+to 256x128 as in the paper (``EvaluationSettings.crop``): FID and KID over all frames (the TF
+Inception of FID), FVD over non-overlapping 16-frame clips (I3D Kinetics-400), both networks loaded from the
 converted weights (``training.metrics_networks``). On a few held-out clips these rest on
 hundreds of frames and tens of clips, not the paper's thousands: FID and FVD are biased upwards
 at such counts and comparable only between rows of one run; the table gives the counts.
@@ -59,19 +59,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gid_models import pipeline
 from gid_models.flow import source_frames_needed
 from gid_models.ldm import MotionLDM
 from gid_models.looping import rendered_seam_ratio, seam_metrics
 from gid_models.motion import MotionTexture
-from gid_models.pipeline import animate, loop
 from gid_models.renderer import ImageBasedRenderer
 from gid_models.rendering import Renderer, splat_metric
-from gid_models.sampling import SCHEDULERS, predict_spectral_volume
+from gid_models.sampling import SCHEDULERS
 from gid_models.spectral import SpectralVolume
 from gid_models.weight_free import WeightFreeRenderer
 
 from .clip_reading import SkipSource, read_clip
 from .clips import Source, clip_sources, window_starts
+from .config import size_from_text
 from .metrics import (
     amplitude_map,
     amplitude_spectrum,
@@ -113,7 +114,8 @@ class EvaluationSettings:
             this resolution).
         windows_per_clip: non-overlapping windows taken from each clip, from its start.
         render_offsets: the renderer is scored on t = 1 .. this, in frames of the clip.
-        crop: ``(width, height)`` of the centre crop that FID, KID and FVD see (256x128 in the paper).
+        crop: ``(height, width)`` of the centre crop that FID, KID and FVD see, pixels (256x128,
+            width x height, in the paper).
         fvd_frames: frames per FVD clip (16: the paper's FVD; 32 for its FVD_32).
         steps: denoising steps of the model (250 with DDIM in the paper).
         scheduler: a name of ``gid_models.sampling.SCHEDULERS`` ("ddim" in the paper; the
@@ -127,7 +129,7 @@ class EvaluationSettings:
     data: PrepareSettings = field(default_factory=PrepareSettings)
     windows_per_clip: int = 2
     render_offsets: int = 10
-    crop: tuple[int, int] = (256, 128)
+    crop: tuple[int, int] = (128, 256)
     fvd_frames: int = 16
     steps: int = 250
     scheduler: str = "ddim"
@@ -203,16 +205,17 @@ def predict(windows: list[Window], model: MotionLDM | None, settings: Evaluation
         if model is None:
             window.prediction = window.truth
             continue
-        height, width = window.frames.shape[-2:]
-        window.prediction = predict_spectral_volume(
+        prediction = pipeline.predict(
             model,
             window.image,
             seed=settings.seed,
             steps=settings.steps,
             scheduler=settings.scheduler,
             guidance_scale=settings.guidance_scale,
-            output_size=(height, width),
         )
+        # The motion metrics compare the prediction with the truth pixel by pixel on the frames'
+        # grid, where the truth is measured (rendering alone would need no resize).
+        window.prediction = prediction.resize(*window.frames.shape[-2:])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -334,7 +337,7 @@ def seam_report(windows: list[Window], renderer: Renderer) -> dict:
         report[name] = {key: float(np.mean([v[key] for v in values])) for key in values[0]}
     ratios = []
     for window in windows:
-        frames = loop(window.image, window.prediction, renderer)[0]  # one period, T frames
+        frames = pipeline.loop(window.image, window.prediction, renderer)[0]  # one period, T frames
         ratios.append(rendered_seam_ratio(frames))
     report["rendered_seam_ratio"] = float(np.mean(ratios))
     return report
@@ -351,7 +354,10 @@ def video_metrics(
     for window in windows:
         count = len(window.frames)
         motion = MotionTexture.from_spectral_volume(window.prediction, num_frames=count, fps=window.fps)
-        videos = {"real": window.frames.float() / 255, "generated": animate(window.image, motion, renderer)[0]}
+        videos = {
+            "real": window.frames.float() / 255,
+            "generated": pipeline.animate(window.image, motion, renderer)[0],
+        }
         for name, video in videos.items():
             video = _centre_crop(video, settings.crop)
             features[name]["fid"].append(fid_features(inception, video))
@@ -402,7 +408,7 @@ def evaluate(
         renderer: a trained renderer, or None for the weight-free splat.
         renderer_name: how the renderer is named in the table.
         settings: the defaults when None; with a model, its K, fps and window win (the frames
-            keep ``settings.data.size``; predictions are resized to it).
+            keep ``settings.data.resolution``; predictions are resized to it).
         weights_dir: folder of the converted FID/FVD weights (``default_weights_dir``).
         log: called with progress lines.
 
@@ -573,8 +579,8 @@ def _mean(values: torch.Tensor) -> float:
 
 
 def _centre_crop(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The centre ``(width, height)`` of ``[N, C, H, W]`` frames."""
-    width, height = size
+    """The centre ``size = (height, width)`` of ``[N, C, H, W]`` frames."""
+    height, width = size
     top, left = (frames.shape[-2] - height) // 2, (frames.shape[-1] - width) // 2
     if top < 0 or left < 0:
         raise ValueError(
@@ -606,7 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--size",
-        default="256x160",
+        type=size_from_text,
+        default=(160, 256),
         help="WIDTHxHEIGHT of the evaluation frames (256x160); predictions are resized to it",
     )
     parser.add_argument(
@@ -634,9 +641,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-video-metrics", action="store_true", help="skip FID, KID and FVD")
     args = parser.parse_args(argv)
 
-    width, height = (int(v) for v in args.size.lower().split("x"))
     settings = EvaluationSettings(
-        data=PrepareSettings(size=(width, height)),
+        data=PrepareSettings(resolution=args.size),
         windows_per_clip=args.windows_per_clip,
         render_offsets=args.offsets,
         fvd_frames=args.fvd_frames,

@@ -135,7 +135,7 @@ def measure_clips(
         first, _ = read_video(info.path, max_frames=1, fps=info.fps)
         height, width = first.shape[-2:]
         scale = REFERENCE_SIDE / max(height, width)
-        size = (max(2, round(width * scale)), max(2, round(height * scale)))
+        size = (max(2, round(height * scale)), max(2, round(width * scale)))
         cached = cache / f"{name}.{max_windows}.safetensors" if cache else None
         if cached and cached.is_file():
             stored = read_safetensors(cached)

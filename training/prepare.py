@@ -98,6 +98,7 @@ from gid_models.video import read_video
 
 from .clip_reading import SkipSource, read_clip
 from .clips import Source, find_sources
+from .config import size_from_text
 from .data import ShardWriter
 from .prepare_output import PreparedFolder, SourceRecord, merge_parts, part_folder
 from .prepare_settings import PrepareSettings
@@ -136,10 +137,10 @@ def prepare_source(source: Source, settings: PrepareSettings, output_dir: str | 
         record.fps, record.frames = fps, len(frames)
         condition_frames = None
         if settings.condition_scale > 1:
-            width, height = settings.size
+            height, width = settings.resolution
             condition_frames, _ = read_video(
                 source.path,
-                size=(width * settings.condition_scale, height * settings.condition_scale),
+                size=(height * settings.condition_scale, width * settings.condition_scale),
                 max_frames=len(frames),
                 fps=fps,
             )
@@ -352,9 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         merge_parts(parser.parse_args(argv[1:]).output_dir)
         return 0
     args = _parser().parse_args(argv)
-    width, height = (int(v) for v in args.size.lower().split("x"))
     settings = PrepareSettings(
-        size=(width, height),
+        resolution=args.size,
         fps=args.fps,
         window=args.window,
         num_bands=args.bands,
@@ -417,7 +417,10 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.condition_scale,
         help="also store each start frame at this many times --size, for a pretrained image encoder (1: no)",
     )
-    parser.add_argument("--size", default="x".join(map(str, defaults.size)), help="WIDTHxHEIGHT (256x160)")
+    height, width = defaults.resolution
+    parser.add_argument(
+        "--size", type=size_from_text, default=(height, width), help=f"WIDTHxHEIGHT ({width}x{height})"
+    )
     parser.add_argument("--fps", type=float, default=defaults.fps, help="frame rate of the windows (30)")
     parser.add_argument("--window", type=int, default=defaults.window, help="frames per window (150)")
     parser.add_argument(

@@ -243,17 +243,18 @@ def merge_parts(output_dir: str | os.PathLike, log: Callable[[str], None] | None
     return merged
 
 
-def _index(settings: PrepareSettings, accumulator: NormalizationStatsAccumulator, **lists: list[dict]) -> dict:
+def _index(
+    settings: PrepareSettings, accumulator: NormalizationStatsAccumulator, **lists: list[dict]
+) -> dict:
     """The content of ``index.json`` (training/FORMAT.md); ``lists`` are its shard and source lists."""
     try:
         normalization = accumulator.result(PERCENTILE).to_dict()
     except ValueError:  # no window at all, or a band without motion: nothing to fit
         normalization = None
-    width, height = settings.size
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
-        "resolution": [height, width],
+        "resolution": list(settings.resolution),
         "num_bands": settings.num_bands,
         "fps": settings.fps,
         "window": settings.window,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from gid_models.configs import size_hw
 from gid_models.flow import source_frames_needed
 
 from .clips import window_starts
@@ -25,7 +26,8 @@ class PrepareSettings:
     """Everything that decides the content of the output (stored in ``settings.json``).
 
     Attributes:
-        size: ``(width, height)`` of the training images and volumes, pixels.
+        resolution: ``(height, width)`` of the training images and volumes, pixels (the
+            command line's ``--size`` is WIDTHxHEIGHT, as users type it).
         fps: frame rate of the windows, frames per second (the model's; 30 in the paper).
         window: frames per window at ``fps`` (150 in the paper: 5 s).
         num_bands: K, bands kept per spectral volume (16 in the paper).
@@ -52,12 +54,12 @@ class PrepareSettings:
             silent on short clips; with a few dozen clips, the short ones are a tenth of the
             data (a tree, waves, a fountain, close-up flames in ``shared/data``).
         condition_scale: when above 1, every window also stores its start frame at this many
-            times ``size`` (``condition_images``), decoded from the clip at that size: what a
+            times ``resolution`` (``condition_images``), decoded from the clip at that size: what a
             frozen pretrained image encoder looks at (``gid_models.pretrained_encoder``), which
             needs more pixels than the motion's resolution. 1 stores none.
     """
 
-    size: tuple[int, int] = (256, 160)
+    resolution: tuple[int, int] = (160, 256)
     fps: float = 30.0
     window: int = 150
     num_bands: int = 16
@@ -77,7 +79,7 @@ class PrepareSettings:
     min_window_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", tuple(int(v) for v in self.size))
+        object.__setattr__(self, "resolution", size_hw(self.resolution, "resolution"))
         counts = ("window", "num_bands", "stride", "max_pair_offset", "motion_shard_size", "pair_shard_size")
         check_fields(
             self,
@@ -86,8 +88,6 @@ class PrepareSettings:
                 "pairs_per_window": NON_NEGATIVE_INT,
             },
         )
-        if len(self.size) != 2 or min(self.size) < 1:
-            raise ValueError(f"size must be (width, height) in pixels, got {self.size}")
         if self.min_window_seconds is not None and not 0 < self.min_window_seconds <= self.window / self.fps:
             raise ValueError(
                 f"min_window_seconds must be above 0 and at most a window ({self.window / self.fps:g} s), "
@@ -113,9 +113,16 @@ class PrepareSettings:
         return [(start, num_frames - start) for start in window_starts(num_frames, shortest, self.stride)]
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "size": list(self.size)}
+        return {**asdict(self), "resolution": list(self.resolution)}
 
     @classmethod
     def from_dict(cls, data: dict) -> PrepareSettings:
+        """The settings of a ``settings.json``. Folders prepared before the size was stored as
+        ``resolution`` hold ``"size": [width, height]``, read here as that resolution, so that
+        their data stays usable and a rerun into them is still recognised as the same settings."""
         known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        settings = {key: value for key, value in data.items() if key in known}
+        if "size" in data and "resolution" not in data:
+            width, height = data["size"]
+            settings["resolution"] = (height, width)
+        return cls(**settings)

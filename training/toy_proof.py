@@ -9,7 +9,7 @@ training commands, with the tiny configs of ``training/configs/``, one after the
     write the toy data -> train vae -> train denoiser --stage 1 -> train denoiser --stage 2
 
 then samples spectral volumes for new images of each kind with the sampler of the nodes
-(``predict_spectral_volume``: DDIM, classifier-free guidance w = 1.75) and prints the mean
+(``pipeline.predict``: DDIM, classifier-free guidance w = 1.75) and prints the mean
 energy of every band (``|S_k|^2`` averaged over the pixels, in pixels squared), next to the
 energy of the true volumes of each kind. The proof passes when, for both kinds, the sampled
 volumes put most of their energy in the kind's own band and at least ``MIN_RATIO`` times more
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
+from gid_models import pipeline
 from gid_models.ldm import MotionLDM
-from gid_models.sampling import predict_spectral_volume
 from gid_models.spectral import SpectralVolume
 
 from .config import CONFIG_FOLDER
@@ -99,7 +99,7 @@ def prove(
         images, coeffs = toy_scenes(
             kind, samples_per_kind, model.config.resolution, model.config.num_bands, generator
         )
-        sampled = predict_spectral_volume(model, images, seed=0, steps=sampling_steps)
+        sampled = pipeline.predict(model, images, seed=0, steps=sampling_steps)
         true_energy[kind] = band_energy(SpectralVolume(coeffs)).mean(dim=0)
         sampled_energy[kind] = band_energy(sampled).mean(dim=0)
     return ToyProof(true_energy, sampled_energy, verdict(sampled_energy))

@@ -227,12 +227,22 @@ def _size(width: int, height: int, frames: int) -> str:
 # --- Images of odd sizes, channel counts and batches ----------------------------------------------
 
 
-@case("predict_1x1_image", "1x1 image into PredictSpectralVolume", r"height=1, width=1,", OK)
+@case(
+    "predict_1x1_image",
+    "1x1 image into PredictSpectralVolume",
+    r"height=16, width=24, target_size=\(1, 1\),",
+    OK,
+)
 def _(g):
     show(g, predict(g, load_model(g), empty_image(g, 1, 1)))
 
 
-@case("predict_7x13_image", "7x13 image into PredictSpectralVolume", r"height=13, width=7,", OK)
+@case(
+    "predict_7x13_image",
+    "7x13 image into PredictSpectralVolume",
+    r"height=16, width=24, target_size=\(13, 7\),",
+    OK,
+)
 def _(g):
     show(g, predict(g, load_model(g), empty_image(g, 7, 13)))
 
@@ -820,7 +830,7 @@ def _(g):
 @case(
     "poke_outside_the_image",
     "ModalPoke at x=600 on a 64x40 volume",
-    r"the poke at \(x=600, y=10\) is outside the 64x40 spectral volume; x must be 0 to 63",
+    r"the poke at \(x=600, y=10\) is outside the 64x40 picture the spectral volume animates; x must be 0 to 63",
 )
 def _(g):
     show(g, poke(g, load_volume(g), x=600))
@@ -861,7 +871,7 @@ def _(g):
 @case(
     "poke_adding_a_motion_of_other_frames",
     "ModalPoke adding to a SpectrumToMotion of 2 frames while it makes 4",
-    r"the motion input has 2 frames at 30 fps but this poke makes 4 at 30; give both nodes the same frames and fps",
+    r"the motion input has 2 frames at 30 fps but the pokes make 4 at 30; make both with the same number of frames and fps",
 )
 def _(g):
     volume = load_volume(g)
@@ -871,7 +881,7 @@ def _(g):
 @case(
     "poke_adding_a_motion_of_another_volume",
     "ModalPoke adding the motion of another spectral volume",
-    r"the motion input was made from another spectral volume.*connect the same spectral_volume",
+    r"the motion input was made from another spectral volume.*make the motion from the spectral volume that is poked",
 )
 def _(g):
     other = to_motion(g, load_volume(g, "hostile_volume_k8.safetensors"), frames=4)
@@ -987,7 +997,7 @@ def _(g):
 @case(
     "anchored_motion_into_another_poke",
     "ModalPoke adding the motion of a ModalPoke with anchors",
-    r"the motion input has a mask .*put every anchor on the last Modal Poke",
+    r"the motion input has a mask .*give every anchor with the last pokes",
 )
 def _(g):
     volume = load_volume(g)
@@ -1096,7 +1106,7 @@ case(
 case(
     "hub_cached_repo_loads_at_its_ref",
     "the same cached repo at revision main (its snapshot lies inside the cache)",
-    r"SpectralVolume\(batch_size=1, num_bands=8, height=20, width=32",
+    r"SpectralVolume\(batch_size=1, num_bands=8, height=16, width=24, target_size=\(20, 32\)",
     OK,
 )(_load_revision("main"))
 
@@ -1176,7 +1186,9 @@ NAN, INF = math.nan, math.inf
 def _nan_case(id: str, input_name: str, value: float, build, bounds: str | None):
     """``bounds``: the widget's range as the message gives it; None for a socket-only input."""
     expected = (
-        f" from {bounds}" if bounds else "; type a number in the widget, or fix the node that feeds this input"
+        f" from {bounds}"
+        if bounds
+        else "; type a number in the widget, or fix the node that feeds this input"
     )
     case(
         id,

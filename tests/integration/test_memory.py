@@ -200,41 +200,6 @@ def _preview(source: list) -> dict:
     return {"class_type": "PreviewAny", "inputs": {"source": source}}
 
 
-@pytest.mark.parametrize("width, height", [(2000, 1500), (3000, 2250), (4000, 3000)])
-def test_predict_spectral_volume_estimates_its_memory_within_a_quarter_above_the_peak(
-    measuring_server, width, height
-):
-    from gid_pack.nodes.model_nodes import predict_memory
-
-    model = {
-        "class_type": "LoadMotionLDM",
-        "inputs": {"model": "gid-default", "hub_repo_id": "", "revision": "main", "dtype": "auto"},
-    }
-    prepare = {"1": _image(width, height), "2": model, "3": _image(128, 80)}
-    predict = {
-        "class_type": "PredictSpectralVolume",
-        "inputs": {
-            "motion_model": ["2", 0],
-            "image": ["1", 0],
-            "seed": 0,
-            "steps": 1,
-            "cfg": 1.75,
-            "scheduler": "ddim",
-        },
-    }
-    warm = dict(
-        prepare,
-        p={**predict, "inputs": {**predict["inputs"], "image": ["3", 0]}},
-        q=_preview(["p", 0]),
-        s={"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}},
-        t=_preview(["s", 0]),
-    )
-    measuring_server.run(warm, timeout=600)  # the model loaded, the image made, sampling's buffers warm
-
-    peak = _measured_peak(measuring_server, dict(prepare, p=predict, q=_preview(["p", 0])))
-    _check_estimate("PredictSpectralVolume", f"{width}x{height}", predict_memory(16, 1, height, width), peak)
-
-
 @pytest.mark.parametrize("width, height, frames", [(1280, 800, 16), (1920, 1080, 16), (1920, 1080, 32)])
 def test_softmax_splat_render_estimates_its_memory_within_a_quarter_above_the_peak(
     measuring_server, width, height, frames

@@ -15,10 +15,11 @@
  * it and click Delete. The time field sets the selected poke's time (seconds after frame 0) and
  * the time of the pokes made next. The widget writes them into the node's `pokes` and `anchors`
  * inputs as JSON in fractions of the picture (x, dx and radius of its width, y and dy of its
- * height), which the node scales to the spectral volume's pixels: the volume's size is only known
- * after a run, and a fraction stays put at any size the picture is scaled or shown at. Hand edits
- * of those inputs show on the picture. While `pokes` is empty the node uses its single x, y, dx,
- * dy, poke_time poke (in pixels of the volume), drawn dashed once a run told the volume's size;
+ * height), which the node scales to the pixels of the picture the spectral volume animates: that
+ * size is only known after a run, and a fraction stays put at any size the picture is scaled or
+ * shown at. Hand edits of those inputs show on the picture. While `pokes` is empty the node uses
+ * its single x, y, dx, dy, poke_time poke (in pixels of that picture), drawn dashed once a run told
+ * the picture's size;
  * the first poke added then keeps it as an entry of `pokes`.
  *
  * The live preview plays the video's time line as the node renders it: from rest at time 0, every
@@ -339,7 +340,7 @@ class PokeEditor {
         });
         scene.simulator.setPokes(this.simulatedPokes());
         const { width, height } = scene.basis;
-        // Fractions to the grid's pixel centres, as volume_anchors does for the volume's pixels.
+        // Fractions to the grid's pixel centres, as picture_anchors does for the picture's pixels.
         const anchors = this.items.anchors.map(({ x, y, radius }) => ({
             x: x * width - 0.5,
             y: y * height - 0.5,

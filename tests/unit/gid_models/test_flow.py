@@ -326,7 +326,7 @@ def test_a_clip_below_the_minimum_duration_is_refused():
 @pytest.mark.data
 def test_default_flow_aligns_real_frames_of_waving_trees(shared_data):
     frames, _ = read_video(
-        shared_data / "clips" / "waving_trees_wallflower.mp4", size=(256, 160), max_frames=11
+        shared_data / "clips" / "waving_trees_wallflower.mp4", size=(160, 256), max_frames=11
     )
     motion = motion_texture_from_frames(frames)
     images = frames.permute(0, 2, 3, 1).numpy().astype(np.float32)

@@ -21,6 +21,7 @@ from gid_models.modal import (
     poke_motion,
     simulate,
 )
+from gid_models.motion import MotionTexture
 from gid_models.spectral import SpectralVolume
 
 REPO_DIR = Path(__file__).resolve().parents[3]
@@ -225,8 +226,10 @@ def test_an_unstable_sub_step_is_refused_with_the_band_and_what_to_change():
         simulate(_random_volume(), [Poke(1, 1, 1.0, 0.0)], num_frames=10, fps=30.0, parameters=parameters)
 
 
-def test_a_poke_outside_the_volume_is_refused_with_the_point_and_the_size():
-    with pytest.raises(ValueError, match=r"\(x=8, y=2\) is outside the 8x6 spectral volume"):
+def test_a_poke_outside_the_picture_is_refused_with_the_point_and_the_size():
+    with pytest.raises(
+        ValueError, match=r"\(x=8, y=2\) is outside the 8x6 picture the spectral volume animates"
+    ):
         simulate(_random_volume(), [Poke(8, 2, 1.0, 0.0)], num_frames=10, fps=30.0)
 
 
@@ -292,9 +295,7 @@ def test_the_masks_of_several_anchors_multiply():
 
 def test_an_anchor_may_sit_on_the_edge_of_the_picture_but_not_beyond():
     assert anchor_mask([Anchor(-0.5, 11.5, 3.0)], 12, 16)[0, 0, 11, 0] == 0
-    with pytest.raises(
-        ValueError, match=r"anchor at \(x=16, y=3\) is outside the 16x12 spectral volume; x must"
-    ):
+    with pytest.raises(ValueError, match=r"anchor at \(x=16, y=3\) is outside the 16x12 picture; x must"):
         anchor_mask([Anchor(16.0, 3.0, 2.0)], 12, 16)
     with pytest.raises(TypeError, match="must be gid_models.modal.Anchor objects, got tuple"):
         anchor_mask([(1.0, 1.0, 2.0)], 12, 16)
@@ -333,6 +334,40 @@ def test_several_pokes_with_their_own_times_and_an_anchor_leave_the_anchored_reg
     torch.testing.assert_close(held.frames()[0, :, :, 4:, :2], free[0, :, :, 4:, :2])
 
 
+def test_pokes_add_their_response_to_a_motion_of_the_same_volume_and_refuse_any_other():
+    volume = _random_volume()
+    pokes = [Poke(2, 3, 2.0, 1.0)]
+    loop = MotionTexture.from_spectral_volume(volume, num_frames=10)
+    both = poke_motion(volume, pokes, num_frames=10, fps=30.0, motion=loop)
+    alone = poke_motion(volume, pokes, num_frames=10, fps=30.0)
+    torch.testing.assert_close(both.frames(), loop.frames() + alone.frames(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="10 frames at 30 fps but the pokes make 12"):
+        poke_motion(volume, pokes, num_frames=12, fps=30.0, motion=loop)
+    with pytest.raises(ValueError, match="another spectral volume"):
+        poke_motion(_random_volume(seed=1), pokes, num_frames=10, fps=30.0, motion=loop)
+    with pytest.raises(TypeError, match="motion must be a MotionTexture"):
+        poke_motion(volume, pokes, num_frames=10, fps=30.0, motion=loop.frames())
+
+
+def test_pokes_and_anchors_in_the_pictures_pixels_move_a_smaller_volume_as_they_would_it_at_the_pictures_size():
+    # A smooth volume at a quarter of its picture's size, poked and anchored in the picture's
+    # pixels (the poked pixels between the volume's): the same video as its upsized copy gives.
+    generator = torch.Generator().manual_seed(7)
+    coarse = torch.randn(1, 16, 2, 3, 4, dtype=torch.complex64, generator=generator)
+    small = SpectralVolume(coarse, target_size=(24, 32)).resize(6, 8)
+    large = small.resize(24, 32)
+    assert large.target_size == (24, 32) and small.picture_scale == (4.0, 4.0)
+    pokes = [Poke(5, 6, 3.0, -1.0), Poke(21, 17, -2.0, 2.0, time=0.3, kind="impulse")]
+    anchors = [Anchor(x=25.0, y=5.5, radius=6.0)]
+
+    ours = poke_motion(small, pokes, num_frames=20, fps=30.0, anchors=anchors)
+    theirs = poke_motion(large, pokes, num_frames=20, fps=30.0, anchors=anchors)
+
+    assert ours.mask.shape == (1, 1, 24, 32)
+    torch.testing.assert_close(ours.band_weights, theirs.band_weights, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(ours.frames(size=(24, 32)), theirs.frames(), rtol=1e-4, atol=1e-4)
+
+
 # ------------------------------------------------------------------------------------------------
 # The basis exported for the browser's live preview
 
@@ -356,6 +391,13 @@ def test_a_large_volume_is_exported_on_a_smaller_grid_in_its_pixels():
     assert (header["width"], header["height"]) == (256, 72)
     assert (header["volume_width"], header["volume_height"]) == (512, 144)
     assert header["scales"][1] == pytest.approx(0.5 / 127)  # 1 px at 512 wide is 0.5 px at 256
+
+
+def test_the_exported_header_names_the_pictures_size_in_which_the_single_poke_is_typed():
+    volume = SpectralVolume(_volume({2: (1.0, 0)}).coeffs, target_size=(60, 80))
+    header = export_modal_basis(volume).header
+    assert (header["width"], header["height"]) == (WIDTH, HEIGHT)  # no resize: it is small
+    assert (header["volume_width"], header["volume_height"]) == (80, 60)
 
 
 # ------------------------------------------------------------------------------------------------

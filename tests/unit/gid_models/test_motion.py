@@ -116,9 +116,21 @@ def test_resize_rescales_displacements_to_the_new_pixel_grid():
     torch.testing.assert_close(bigger.frames()[:, :, 0], torch.full((1, 2, 8, 12), 9.0))
 
 
-def test_a_mask_of_another_size_is_refused_with_both_sizes_named():
-    with pytest.raises(ValueError, match="mask is 5x5 pixels but the spectral volume is 8x6"):
-        MotionTexture.from_spectral_volume(_volume(), mask=torch.ones(1, 1, 5, 5))
+def test_a_mask_painted_on_the_picture_scales_a_smaller_volume_as_it_would_the_volume_at_its_size():
+    coeffs = torch.randn(1, 4, 2, 6, 8, dtype=torch.complex64, generator=torch.Generator().manual_seed(5))
+    small = SpectralVolume(coeffs, window=150, target_size=(24, 32))
+    mask = torch.zeros(1, 1, 24, 32)
+    mask[..., 5:19, 3:13] = 1  # a region that does not fall on the volume's pixels
+    masked = MotionTexture.from_spectral_volume(small, num_frames=3, mask=mask)
+    at_picture = MotionTexture.from_spectral_volume(small.resize(24, 32), num_frames=3, mask=mask)
+
+    torch.testing.assert_close(masked.frames(size=(24, 32)), at_picture.frames(), atol=1e-5, rtol=1e-5)
+    assert masked.frames(size=(24, 32))[..., :5, :].abs().max() == 0
+
+
+def test_a_mask_that_is_not_one_per_volume_or_one_for_all_is_refused():
+    with pytest.raises(ValueError, match=r"mask batch \(2\) must be 1 or the spectral volume's batch \(1\)"):
+        MotionTexture.from_spectral_volume(_volume(), mask=torch.ones(2, 1, 5, 5))
 
 
 def test_an_out_of_range_frame_request_is_refused():

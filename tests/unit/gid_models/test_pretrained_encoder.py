@@ -141,7 +141,7 @@ def test_a_model_with_the_frozen_encoder_round_trips_through_its_folder(pretrain
     first = predict_spectral_volume(pretrained_model, image, seed=3, steps=2)
     second = predict_spectral_volume(loaded, image, seed=3, steps=2)
     assert torch.allclose(first.coeffs, second.coeffs, atol=1e-5)
-    assert first.coeffs.shape[-2:] == (50, 70)
+    assert first.coeffs.shape[-2:] == loaded.config.resolution and first.target_size == (50, 70)
 
 
 def test_a_folder_without_the_frozen_encoders_file_is_refused_with_the_file_named(pretrained_model, tmp_path):

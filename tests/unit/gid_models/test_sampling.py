@@ -27,9 +27,12 @@ def _image(batch=1, height=20, width=30):
     return torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(3))
 
 
-def test_a_volume_comes_out_in_pixels_at_the_images_size(model):
+def test_a_volume_stays_at_the_models_resolution_and_animates_the_image_at_its_own_size(model):
     volume = predict_spectral_volume(model, _image(height=20, width=30), steps=3)
-    assert (volume.batch_size, volume.num_bands, volume.height, volume.width) == (1, 8, 20, 30)
+    height, width = model.config.resolution
+    assert (height, width) != (20, 30)
+    assert (volume.batch_size, volume.num_bands, volume.height, volume.width) == (1, 8, height, width)
+    assert volume.target_size == (20, 30)
     assert not volume.normalized and volume.coeffs.dtype == torch.complex64
     assert (volume.fps, volume.window) == (30.0, 150)
 
@@ -174,7 +177,7 @@ def test_a_velocity_model_samples_and_previews_as_diffusers_ddim_would_with_its_
                 step.predicted_clean(), result.pred_original_sample, rtol=1e-4, atol=1e-5
             )
             latents = result.prev_sample
-        theirs = velocity_model.decode_spectral_volume(latents).resize(20, 30)
+        theirs = velocity_model.decode_spectral_volume(latents)
 
     torch.testing.assert_close(ours.coeffs, theirs.coeffs, rtol=1e-4, atol=1e-5)
 

@@ -205,6 +205,29 @@ def test_resize_leaves_the_input_volume_untouched():
     assert torch.equal(volume.coeffs, before) and volume.height == 6
 
 
+def test_a_volume_animates_a_picture_of_its_own_size_unless_told_the_pictures_size():
+    assert random_volume(height=6, width=5).target_size == (6, 5)
+    volume = SpectralVolume(random_volume(height=6, width=5).coeffs, target_size=(24, 10))
+    assert volume.target_size == (24, 10) and volume.picture_scale == (2.0, 4.0)
+    # The picture's pixel centres map onto the volume's as bilinear resizing maps them.
+    assert volume.picture_to_volume(0.5, 1.5) == (0.0, 0.0)
+    assert volume.picture_to_volume(9.5, 23.5) == (4.5, 5.5)
+
+
+def test_resizing_and_other_edits_keep_the_picture_and_a_crop_takes_its_part_of_it():
+    volume = SpectralVolume(random_volume(height=6, width=5).coeffs, target_size=(24, 10))
+    assert volume.resize(3, 3).target_size == (24, 10)
+    assert volume.with_bands(4).target_size == (24, 10)
+    assert volume.to(dtype=torch.complex128).target_size == (24, 10)
+    assert volume.crop(top=1, left=2, height=3, width=2).target_size == (12, 4)
+
+
+@pytest.mark.parametrize("size", [(0, 5), (6,), "6x5", (6.0, 5)])
+def test_a_target_size_that_is_not_a_height_and_width_in_pixels_is_refused(size):
+    with pytest.raises(ValueError, match="target_size"):
+        SpectralVolume(random_volume().coeffs, target_size=size)
+
+
 def test_crop_returns_the_region_unchanged_and_checks_bounds():
     volume = random_volume(height=6, width=5)
 
@@ -362,7 +385,13 @@ def test_a_saved_spectral_volume_loads_back_identical_with_its_metadata(tmp_path
     save_spectral_volume(volume, tmp_path / "v.safetensors", metadata={"model": "tiny"})
     loaded = load_spectral_volume(tmp_path / "v.safetensors")
     assert torch.equal(loaded.coeffs, coeffs)
-    assert (loaded.fps, loaded.window, loaded.normalized) == (24.0, 120, False)
+    assert (loaded.fps, loaded.window, loaded.normalized, loaded.target_size) == (24.0, 120, False, (6, 7))
+
+
+def test_a_saved_volume_keeps_the_size_of_the_picture_it_animates(tmp_path):
+    volume = SpectralVolume(random_volume().coeffs, target_size=(60, 50))
+    save_spectral_volume(volume, tmp_path / "v.safetensors")
+    assert load_spectral_volume(tmp_path / "v.safetensors").target_size == (60, 50)
 
 
 def test_loading_a_truncated_or_foreign_file_says_what_is_wrong(tmp_path):

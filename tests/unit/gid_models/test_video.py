@@ -84,9 +84,9 @@ def test_alpha_is_dropped_from_rgba_video(tmp_path, backend):
 
 def test_max_frames_size_and_fps_override(tmp_path):
     path = write_opencv_video(tmp_path / "colours.avi")
-    frames, fps = read_video(path, max_frames=2, size=(32, 32), fps=15.0)
+    frames, fps = read_video(path, max_frames=2, size=(24, 32), fps=15.0)
 
-    assert frames.shape == (2, 3, 32, 32)
+    assert frames.shape == (2, 3, 24, 32)  # size is (height, width)
     assert fps == 15.0
 
 
@@ -124,6 +124,6 @@ def test_resize_and_center_crop_keeps_the_aspect_ratio_and_the_centre():
 
 
 def test_resize_and_center_crop_enlarges_small_images_to_cover_the_crop():
-    crop = resize_and_center_crop(np.full((12, 16), 7, np.uint8), 256, 160)
+    crop = resize_and_center_crop(np.full((12, 16), 7, np.uint8), 160, 256)
     assert crop.shape == (160, 256)
     assert (crop == 7).all()

@@ -76,8 +76,9 @@ def test_combine_spectral_volumes_adds_brushed_motion_inside_a_mask_of_any_size(
     base = SpectralVolume(torch.zeros(1, 16, 2, 45, 80, dtype=torch.complex64))
     (combined,) = nodes["CombineSpectralVolumes"]().run(base, brushed, "add", 1.0, mask=_top_half(90, 160))
     amplitude = combined.coeffs[0, 1:].abs().sum((0, 1))
-    assert (combined.height, combined.width) == (45, 80)
-    assert amplitude[24:].max() == 0 and amplitude[:20].min() > 0
+    # On the finer of the two grids, the brushed one, animating the first volume's picture.
+    assert (combined.height, combined.width, combined.target_size) == (90, 160, (45, 80))
+    assert amplitude[48:].max() == 0 and amplitude[:40].min() > 0
 
 
 def test_combine_spectral_volumes_names_the_mismatch(nodes):

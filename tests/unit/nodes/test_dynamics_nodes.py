@@ -87,6 +87,26 @@ def test_a_motion_input_gets_this_pokes_response_added(pack):
     torch.testing.assert_close(both.frames(), earlier.frames() + alone.frames(), rtol=1e-5, atol=1e-5)
 
 
+def test_pokes_and_anchors_are_in_the_pixels_of_the_picture_the_volume_animates(pack):
+    # The volume at a quarter of its picture's size: the single poke's x, y, dx, dy are pixels of
+    # the picture, and the fractions of pokes and anchors are fractions of the picture.
+    volume = SpectralVolume(_volume().coeffs, target_size=(4 * HEIGHT, 4 * WIDTH))
+    (single, _) = _poke(pack, volume, x=41, y=22)["result"]
+    expected = poke_motion(volume, [Poke(41, 22, 4.0, -1.0)], num_frames=12, fps=30.0)
+    torch.testing.assert_close(single.frames(), expected.frames())
+
+    pokes = '[{"x": 0.5, "y": 0.25, "dx": 0.1, "dy": 0.0, "time": 0.0}]'
+    anchors = '[{"x": 0.25, "y": 0.5, "radius": 0.125}]'
+    (listed, _) = _poke(pack, volume, pokes=pokes, anchors=anchors)["result"]
+    held = [Anchor(0.25 * 4 * WIDTH - 0.5, 0.5 * 4 * HEIGHT - 0.5, 0.125 * 4 * WIDTH)]
+    pixels = [Poke(2 * WIDTH, HEIGHT, 0.4 * WIDTH, 0.0)]
+    expected = poke_motion(volume, pixels, num_frames=12, fps=30.0, anchors=held)
+    assert listed.mask.shape == (1, 1, 4 * HEIGHT, 4 * WIDTH)
+    torch.testing.assert_close(
+        listed.frames(size=(4 * HEIGHT, 4 * WIDTH)), expected.frames(size=(4 * HEIGHT, 4 * WIDTH))
+    )
+
+
 def test_a_looping_motion_keeps_swaying_under_the_poke(pack):
     volume = _volume()
     loop = MotionTexture.from_spectral_volume(volume, num_frames=12)
@@ -96,7 +116,9 @@ def test_a_looping_motion_keeps_swaying_under_the_poke(pack):
 
 
 def test_a_point_outside_the_picture_is_refused_with_the_point_and_the_size(pack):
-    with pytest.raises(ValueError, match=r"\(x=32, y=5\) is outside the 32x20 spectral volume"):
+    with pytest.raises(
+        ValueError, match=r"\(x=32, y=5\) is outside the 32x20 picture the spectral volume animates"
+    ):
         _poke(pack, x=32)
 
 
@@ -112,7 +134,7 @@ def test_a_normalized_volume_is_refused_with_the_node_named(pack):
 
 def test_a_motion_input_of_another_length_is_refused(pack):
     loop = MotionTexture.from_spectral_volume(_volume(), num_frames=20)
-    with pytest.raises(ValueError, match="20 frames at 30 fps but this poke makes 12"):
+    with pytest.raises(ValueError, match="20 frames at 30 fps but the pokes make 12"):
         _poke(pack, motion=loop)
 
 
@@ -168,7 +190,7 @@ def test_anchors_hold_still_the_motion_input_too(pack):
     torch.testing.assert_close(
         held.frames(), loop.frames() * held.mask[:, None] + alone.frames(), rtol=1e-5, atol=1e-5
     )
-    with pytest.raises(ValueError, match="motion input has a mask .*put every anchor on the last Modal Poke"):
+    with pytest.raises(ValueError, match="motion input has a mask .*give every anchor with the last pokes"):
         _poke(pack, volume, motion=held)
 
 

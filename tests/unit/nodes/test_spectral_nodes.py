@@ -42,7 +42,9 @@ def test_a_mask_painted_at_another_size_and_aspect_is_resized_to_the_motion(node
 
 def test_load_images_placeholder_mask_of_an_unpainted_photo_keeps_everything_still(nodes):
     # LoadImage gives a 64x64 zero MASK for a photo with no painted mask (no alpha channel).
-    (motion, _) = nodes["SpectrumToMotion"]().run(_volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=torch.zeros(1, 64, 64))
+    (motion, _) = nodes["SpectrumToMotion"]().run(
+        _volume(), 10, 30.0, 1.0, 1.0, 0.0, mask=torch.zeros(1, 64, 64)
+    )
     assert motion.frames().abs().max() == 0
 
 
@@ -128,7 +130,9 @@ def _write_swaying_video(path, frames, width=160, height=90, fps=30):
         container.mux(stream.encode())
 
 
-def test_a_video_from_load_video_decodes_only_the_windows_frames_at_the_flows_size(pack, nodes, tmp_path, monkeypatch):
+def test_a_video_from_load_video_decodes_only_the_windows_frames_at_the_flows_size(
+    pack, nodes, tmp_path, monkeypatch
+):
     from comfy_api.latest import InputImpl
 
     path = tmp_path / "clip.mp4"
@@ -147,12 +151,15 @@ def test_a_video_from_load_video_decodes_only_the_windows_frames_at_the_flows_si
     # The start frame at full size, then 60 of the 200 frames at 80x45 (the flow's size).
     assert reads == [(1, 3, 90, 160), (60, 3, 45, 80)]
     # The volume keeps the size it was measured at; the start frame has the video's.
-    assert (volume.height, volume.width, volume.window) == (45, 80, 60)
+    # It describes the flow's grid, as it always did: pokes and the splatting metric in its pixels.
+    assert (volume.height, volume.width, volume.window, volume.target_size) == (45, 80, 60, (45, 80))
     assert fps == volume.fps == 30.0
     assert tuple(start.shape) == (1, 90, 160, 3)
 
 
-def test_video_to_spectral_volume_takes_an_image_batch_with_its_fps_and_refuses_both_or_neither(nodes, tmp_path):
+def test_video_to_spectral_volume_takes_an_image_batch_with_its_fps_and_refuses_both_or_neither(
+    nodes, tmp_path
+):
     from comfy_api.latest import InputImpl
 
     frames = torch.rand(70, 24, 32, 3)

@@ -59,7 +59,7 @@ def test_the_plot_is_a_png_with_both_curves_and_the_kept_bands_in_red(tmp_path):
     amp_x, amp_y = 3.0 * np.exp(-freqs), 2.0 * np.exp(-freqs / 2)
     path = tmp_path / "fig2.png"
 
-    png = plot_amplitude_spectrum(freqs, amp_x, amp_y, num_bands=16, size=(720, 440), path=path)
+    png = plot_amplitude_spectrum(freqs, amp_x, amp_y, num_bands=16, size=(440, 720), path=path)
 
     assert path.read_bytes() == png
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
@@ -89,7 +89,7 @@ def test_the_plot_refuses_mismatched_curves(args, message):
 
 def test_the_plot_refuses_a_tiny_canvas():
     with pytest.raises(ValueError, match="at least"):
-        plot_amplitude_spectrum(np.arange(5), np.ones(5), np.ones(5), size=(100, 80))
+        plot_amplitude_spectrum(np.arange(5), np.ones(5), np.ones(5), size=(80, 100))
 
 
 def test_the_manifest_gives_fps_and_keeps_natural_oscillating_motion(tmp_path):
@@ -124,7 +124,7 @@ def write_drifting_video(path, seconds: float, fps: float = 10.0):
 def test_motion_windows_are_full_windows_starting_every_stride_seconds(tmp_path):
     clip = ClipInfo(str(write_drifting_video(tmp_path / "drift.avi", seconds=8.0)))
 
-    windows = motion_windows(clip, size=(64, 48), stride=2.0)
+    windows = motion_windows(clip, size=(48, 64), stride=2.0)
 
     assert len(windows) == 2  # starts at 0 s and 2 s; at 4 s less than 5 s remain
     assert windows[0].shape == (1, WINDOW, 2, 48, 64)

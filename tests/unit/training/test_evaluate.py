@@ -21,7 +21,7 @@ from training.prepare_settings import PrepareSettings
 
 FPS = 30.0
 SETTINGS = EvaluationSettings(
-    data=PrepareSettings(size=(64, 48)), windows_per_clip=1, render_offsets=3, video_metrics=False
+    data=PrepareSettings(resolution=(48, 64)), windows_per_clip=1, render_offsets=3, video_metrics=False
 )
 
 
@@ -102,7 +102,7 @@ def test_a_bad_clip_is_reported_and_the_others_evaluated(results):
 def test_a_model_is_evaluated_with_its_bands_and_its_prediction_resized_to_the_frames(
     clips, tiny_motion_model
 ):
-    data = PrepareSettings(size=(40, 32))  # the tiny model predicts 24x16
+    data = PrepareSettings(resolution=(32, 40))  # the tiny model predicts 24x16
     settings = EvaluationSettings(
         data=data, windows_per_clip=1, render_offsets=2, video_metrics=False, steps=2
     )
@@ -113,7 +113,10 @@ def test_a_model_is_evaluated_with_its_bands_and_its_prediction_resized_to_the_f
         log=lambda _: None,
     )
     assert results["prediction"] == "model"
-    assert (results["settings"]["data"]["size"], results["settings"]["data"]["num_bands"]) == ([40, 32], 8)
+    assert (results["settings"]["data"]["resolution"], results["settings"]["data"]["num_bands"]) == (
+        [32, 40],
+        8,
+    )
     assert -1 <= results["motion"]["placement"]["prediction"] <= 1
     assert results["motion"]["scale_ratio"]["prediction"] > 0
 

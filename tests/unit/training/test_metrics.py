@@ -195,7 +195,7 @@ def test_the_networks_give_2048_features_and_400_logits():
 def _real_frames(shared_data, count: int) -> torch.Tensor:
     from gid_models.video import read_video
 
-    frames, _ = read_video(shared_data / "clips" / "reeds_wind_bw.mp4", size=(256, 160), max_frames=count)
+    frames, _ = read_video(shared_data / "clips" / "reeds_wind_bw.mp4", size=(160, 256), max_frames=count)
     return frames.float() / 255
 
 

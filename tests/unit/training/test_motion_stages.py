@@ -243,7 +243,8 @@ def test_a_model_with_a_frozen_encoder_predicts_from_a_photo_of_any_size(prior_r
         128,
     )
     volume = predict_spectral_volume(model, torch.rand(1, 3, 50, 90), steps=2)
-    assert volume.coeffs.shape == (1, BANDS, 2, 50, 90) and torch.isfinite(volume.coeffs).all()
+    assert volume.coeffs.shape == (1, BANDS, 2, *model.config.resolution) and volume.target_size == (50, 90)
+    assert torch.isfinite(volume.coeffs).all()
 
 
 def test_stage_1_with_a_frozen_encoder_needs_its_weights_and_the_larger_start_frames(

@@ -8,6 +8,7 @@ at 10 fps, 4 bands) so that the whole file runs in seconds.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -22,6 +23,7 @@ from safetensors import safe_open
 from gid_models.spectral import SpectralVolume
 from training.clip_reading import SkipSource, choose_frame_rate
 from training.clips import Source, find_sources
+from training.config import size_from_text
 from training.data import PreparedData
 from training.prepare import main, part_of, prepare
 from training.prepare_output import merge_parts
@@ -31,7 +33,7 @@ FPS = 10.0
 SWAY_PX = 3.0  # amplitude of the synthetic motion
 SWAY_HZ = 0.5  # band 1 of a 20-frame window at 10 fps
 SETTINGS = PrepareSettings(
-    size=(64, 48),
+    resolution=(48, 64),
     fps=FPS,
     window=20,
     num_bands=4,
@@ -198,6 +200,18 @@ def test_a_rerun_with_other_settings_is_refused(videos, tmp_path):
     changed = PrepareSettings(**{**SETTINGS.__dict__, "stride": 3})
     with pytest.raises(ValueError, match="stride: 5 -> 3"):
         prepare(videos, tmp_path, changed, log=None, progress=False)
+
+
+def test_the_resolution_is_height_by_width_inside_and_width_by_height_on_the_command_line():
+    settings = PrepareSettings(resolution=(48, 64))
+    assert settings.to_dict()["resolution"] == [48, 64]
+    assert PrepareSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+    # A folder prepared when the size was stored as [width, height] is read as the same settings.
+    legacy = {key: value for key, value in settings.to_dict().items() if key != "resolution"}
+    assert PrepareSettings.from_dict({**legacy, "size": [64, 48]}) == settings
+    assert size_from_text("64x48") == (48, 64)
+    with pytest.raises(argparse.ArgumentTypeError, match="64-48.*WIDTHxHEIGHT"):
+        size_from_text("64-48")
 
 
 def test_workers_and_cluster_parts_give_the_same_data_as_one_process(prepared, videos, tmp_path):
