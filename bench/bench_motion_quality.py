@@ -1,7 +1,7 @@
 """Does a motion model look at the photo? Placement, template score and amount of motion on the val clips.
 
     python bench/bench_motion_quality.py [--model models/gid-default] [--baseline-model FOLDER]
-        [--sheet docs/motion_quality.png]
+        [--sheet docs/motion_quality.jpg]
 
 On the ``val`` clips of ``../shared/data/MANIFEST.tsv`` (never trained on), with the sampler the
 shipped workflows use (DPM-Solver++ 25 steps, cfg 1.75), ``training.evaluate``'s motion measures:

@@ -16,9 +16,10 @@
 # budget unit is SECONDS_PER_UNIT seconds (default 60), the VAE gets 2 units, denoiser stage 1
 # gets 6 and stage 2 gets 2. On two CPU cores a VAE step at the default size takes about 15 s,
 # so there VAE_FROM=FOLDER reuses the VAE (and its normalization statistics) of an existing
-# motion model folder instead of training one (a run on 2 CPU cores with VAE_FROM=models/gid-default
-# and 400 s units placed motion worse than the model-free baselines on the val clips, so
-# models/gid-default is still the previous recipe's model). Every step is resumable: rerunning skips
+# motion model folder instead of training one (runs on 2 CPU cores with VAE_FROM=models/gid-default
+# and 400 to 450 s units placed motion worse than the brightness baseline on the val clips, mean r
+# 0.20 against 0.28, so models/gid-default is still the previous recipe's model: see
+# training/README.md). Every step is resumable: rerunning skips
 # prepared clips and cached features, and a run folder that already has its model/ is kept
 # (delete it to train again).
 #
