@@ -55,7 +55,7 @@ PRETRAINED_ENCODERS = ("inception-v3-fid",)
 # chroma spread max - min, area averages). ImageNet features describe *what* is there but drop
 # plain colour and brightness, and with a dozen scenes those are what generalises best where
 # things move (flames are bright, foliage is green, sky and walls are grey): a linear probe on
-# the val clips placed motion at r = 0.36 from these alone against 0.25 from the best Inception
+# the val clips placed motion at r = 0.37 from these alone against 0.25 from the best Inception
 # block (training/README.md).
 IMAGE_CUES = "image"
 FEATURE_CHANNELS: dict[str, int] = {IMAGE_CUES: 4, **BLOCK_CHANNELS}
@@ -91,6 +91,11 @@ class PretrainedImageEncoder(nn.Module):
         self.blocks = tuple(blocks)
         self.factor = int(input_scale) * int(downsampling)
         self.inception_blocks = tuple(block for block in self.blocks if block in BLOCKS)
+        if not self.inception_blocks or not all(block in FEATURE_CHANNELS for block in self.blocks):
+            raise ValueError(
+                f"blocks must be names of {list(FEATURE_BLOCKS)}, at least one of them an Inception "
+                f"block, got {self.blocks!r}"
+            )
         last = max(self.inception_blocks, key=BLOCKS.index)
         self.backbone = InceptionV3FID(last_block=last).eval().requires_grad_(False)
         self.block_projections = nn.ModuleList(

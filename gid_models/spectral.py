@@ -262,8 +262,9 @@ class SpectralVolume:
         """
         _check_5d(motion, "motion", "[B, T, 2, H, W]", 2, complex_expected=False)
         num_frames = motion.shape[1]
-        padded = window is not None and pad_shorter and 2 <= num_frames < integer(window, "window", low=2)
-        if window is not None and not padded and integer(window, "window", low=2) != num_frames:
+        window = None if window is None else integer(window, "window", low=2)
+        padded = window is not None and pad_shorter and 2 <= num_frames < window
+        if window is not None and not padded and window != num_frames:
             raise ValueError(
                 f"the motion texture has T={num_frames} frames but window={window} was asked for; "
                 f"resample the trajectories in time (gid_models.flow) to {window} frames, pass "

@@ -61,14 +61,13 @@ def amplitude_targets(
     Returns:
         ``(maps [N, h, w] pixels, images [N, 3, H, W] in [0, 1], clip name of each window)``.
     """
-    maps, images, clips = [], [], []
+    maps, images = [], []
     for shard in data.motion_shards:
         with safe_open(str(shard.path), framework="pt") as file:
             volume = SpectralVolume.from_channels(file.get_tensor("spectral"), data.fps, data.window)
             images.append(file.get_tensor("images").float() / 255)
-            clips += file.metadata()["source"].split("\n")
         maps.append(F.adaptive_avg_pool2d(amplitude_map(volume)[:, None], size)[:, 0])
-    return torch.cat(maps), torch.cat(images), clips
+    return torch.cat(maps), torch.cat(images), data.window_clips()
 
 
 def ridge_fit(x: torch.Tensor, y: torch.Tensor, strength: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -86,6 +86,12 @@ def test_a_config_needs_at_least_one_inception_block_beside_the_image_block():
     )
 
 
+@pytest.mark.parametrize("blocks", [("image",), ("mixed", "colour")])
+def test_an_encoder_without_an_inception_block_or_with_an_unknown_block_is_refused(blocks):
+    with pytest.raises(ValueError, match="at least one of them an Inception block, got"):
+        PretrainedImageEncoder(blocks=blocks)
+
+
 def test_the_backbone_is_built_only_up_to_the_deepest_block_it_needs():
     encoder = PretrainedImageEncoder(blocks=("mixed_2",))
     assert encoder.backbone.blocks[-1] == "mixed_2"
