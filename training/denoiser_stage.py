@@ -92,6 +92,7 @@ __all__ = [
     "DenoiserStage",
     "DenoiserStageConfig",
     "PreviewSampling",
+    "log_amplitude",
 ]
 
 # What the denoiser can be trained to predict (DiffusionSchedule.prediction_type).
@@ -138,6 +139,13 @@ class DenoiserStageConfig:
         image_encoder_weights: stage 1 with a pretrained image encoder: the converted FID
             weights (``python -m training.convert_fid_weights``); None looks in
             ``training.metrics_networks.default_weights_dir()``.
+        amplitude_loss: stage 1: the weight of an auxiliary loss (not in the paper; 0 leaves the
+            paper's loss alone) that asks the image features themselves where the window moves:
+            a 1 x 1 convolution, used in training only, reads each band's log amplitude per
+            latent cell from the projected features, and its squared error is added to the
+            denoising loss with this weight. With two dozen clips and a few thousand steps the
+            denoiser otherwise draws on its conditioning far less than the features could tell
+            (``training.probe_features``); this trains the projection towards placement directly.
         description: free text.
     """
 
@@ -147,6 +155,7 @@ class DenoiserStageConfig:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
     image_encoder_weights: str | None = None
+    amplitude_loss: float = 0.0
     description: str = ""
 
     @classmethod
@@ -179,6 +188,13 @@ class DenoiserStageConfig:
                     "keeps its architecture and schedule; remove them"
                 )
             model = schedule = None
+        amplitude_loss = data.get("amplitude_loss", 0.0)
+        if not (is_number(amplitude_loss) and amplitude_loss >= 0):
+            raise ConfigError(f"{path}: amplitude_loss must be a number >= 0, got {amplitude_loss!r}")
+        if stage == 2 and amplitude_loss:
+            raise ConfigError(
+                f"{path}: amplitude_loss trains the image projection, which stage 2 keeps frozen; remove it"
+            )
         weights = data.get("image_encoder_weights")
         if weights is not None and not isinstance(weights, str):
             raise ConfigError(f"{path}: image_encoder_weights must be a file path, got {weights!r}")
@@ -186,6 +202,7 @@ class DenoiserStageConfig:
             model=model,
             schedule=schedule,
             image_encoder_weights=weights,
+            amplitude_loss=float(amplitude_loss),
             description=str(data.get("description", "")),
             **parse_sections(
                 data,
@@ -206,11 +223,18 @@ class ConditionedDenoiser(nn.Module):
 
     Args:
         ldm: the motion model.
+        amplitude_head: whether to add the training-only head of ``DenoiserStageConfig.amplitude_loss``
+            (a 1 x 1 convolution from the image features to K log amplitudes per latent cell). It
+            is not part of ``ldm`` and is not saved with it.
     """
 
-    def __init__(self, ldm: MotionLDM) -> None:
+    def __init__(self, ldm: MotionLDM, amplitude_head: bool = False) -> None:
         super().__init__()
         self.ldm = ldm
+        unet = ldm.config.unet
+        self.amplitude_head = (
+            nn.Conv2d(unet.image_feature_channels, unet.num_bands, kernel_size=1) if amplitude_head else None
+        )
 
     def forward(
         self,
@@ -231,15 +255,18 @@ class ConditionedDenoiser(nn.Module):
             keep_condition: ``[B]`` bool, False where the image is dropped (null condition).
 
         Returns:
-            ``[B, k, 4, h, w]`` the predicted noise eps.
+            ``[B, k, 4, h, w]`` the prediction (noise or velocity, by the schedule), and with an
+            amplitude head ``[B, K, h, w]`` the log amplitude of every band per latent cell read
+            from the image features (before the condition is dropped), else None.
         """
         encoder = self.ldm.unet.image_encoder
         if isinstance(encoder, PretrainedImageEncoder):
             features = encoder.project(condition)
         else:
             features = self.ldm.unet.encode_image(condition)
+        amplitudes = None if self.amplitude_head is None else self.amplitude_head(features)
         features = features * keep_condition.to(features.dtype)[:, None, None, None]
-        return self.ldm.unet(noisy_latents, timesteps, features, band_indices)
+        return self.ldm.unet(noisy_latents, timesteps, features, band_indices), amplitudes
 
 
 class DenoiserStage:
@@ -255,8 +282,6 @@ class DenoiserStage:
         ConfigError: if the architecture does not fit the VAE or the data.
         DataError: if the data holds no motion windows or does not match the model.
     """
-
-    loss_names = ("total",)
 
     def __init__(self, config: DenoiserStageConfig, data: PreparedData, stage: int, init: str | Path) -> None:
         self.name = f"denoiser stage {stage}"
@@ -281,7 +306,8 @@ class DenoiserStage:
             self.dataset = MotionWindows(data)
         ldm.vae.requires_grad_(False)
         _check_data(ldm, data, config.augmentation.output_size)
-        self.module = ConditionedDenoiser(ldm)
+        self.module = ConditionedDenoiser(ldm, amplitude_head=config.amplitude_loss > 0)
+        self.loss_names = ("total", "denoising", "amplitude") if config.amplitude_loss > 0 else ("total",)
         self.noise_schedule = DDPMScheduler(**ldm.config.schedule.scheduler_config())
         self.resolution = ldm.config.resolution
         windows = MotionWindows(data)
@@ -325,12 +351,21 @@ class DenoiserStage:
         keep_condition = (
             torch.rand(batch_size, device=latents.device) >= ldm.config.schedule.condition_dropout
         )
-        prediction = module(noisy_latents, timesteps, condition, batch["band"], keep_condition)
+        prediction, amplitudes = module(noisy_latents, timesteps, condition, batch["band"], keep_condition)
         if ldm.config.schedule.prediction_type == "epsilon":
             target = noise
         else:  # "v_prediction": the velocity sqrt(a_n) eps - sqrt(1 - a_n) z_0
             target = self.noise_schedule.get_velocity(latents, noise, timesteps)
-        return {"total": F.mse_loss(prediction.float(), target.float())}
+        denoising = F.mse_loss(prediction.float(), target.float())
+        if amplitudes is None:
+            return {"total": denoising}
+        read = amplitudes.gather(1, _cells(batch["band"], amplitudes))
+        amplitude = F.mse_loss(read.float(), log_amplitude(slices, ldm.config.unet.image_downsampling))
+        return {
+            "total": denoising + self.config.amplitude_loss * amplitude,
+            "denoising": denoising,
+            "amplitude": amplitude,
+        }
 
     def preview(self, module: ConditionedDenoiser) -> torch.Tensor:
         """Two rows per preview window: the image and the true amplitude of every band, then the
@@ -388,6 +423,29 @@ class DenoiserStage:
             )
         sections = [*inherited_sections(_local_folder(self.init)), card_section]
         module.ldm.save_pretrained(folder, model_card=model_card("Motion model", description, sections))
+
+
+def log_amplitude(slices: torch.Tensor, cell: int, floor: float = 0.01) -> torch.Tensor:
+    """The target of the amplitude head: each slice's log motion amplitude per latent cell.
+
+    Args:
+        slices: ``[B, k, 4, H, W]`` normalized slices (x and y, real and imaginary).
+        cell: pixels per latent cell along each side (the VAE's downsampling factor).
+        floor: added before the log (normalized units, about [-1, 1]), so that still areas
+            give a finite target of about log(floor) instead of pulling the head to -inf.
+
+    Returns:
+        ``[B, k, H / cell, W / cell]`` log(mean over the cell of the complex 2D amplitude + floor).
+    """
+    amplitude = slices.float().square().sum(dim=2).sqrt()
+    batch, k, height, width = amplitude.shape
+    pooled = F.avg_pool2d(amplitude.reshape(batch * k, 1, height, width), cell)
+    return torch.log(pooled + floor).reshape(batch, k, *pooled.shape[-2:])
+
+
+def _cells(bands: torch.Tensor, amplitudes: torch.Tensor) -> torch.Tensor:
+    """``gather`` indices that pick each slice's band from ``[B, K, h, w]`` amplitudes: ``[B, k, h, w]``."""
+    return bands[:, :, None, None].expand(-1, -1, *amplitudes.shape[-2:]).to(amplitudes.device)
 
 
 def _ldm_from_vae_folder(init: str | Path, config: DenoiserStageConfig, data: PreparedData) -> MotionLDM:

@@ -18,9 +18,9 @@ from gid_models.ldm import MotionLDM
 from gid_models.renderer import ImageBasedRenderer, RendererConfig
 from gid_models.sampling import predict_spectral_volume
 from gid_models.unet import FrequencyAttention
-from training.config import CONFIG_FOLDER
+from training.config import CONFIG_FOLDER, ConfigError
 from training.data import MotionSlices, PreparedData, normalize_slices
-from training.denoiser_stage import DenoiserStage, DenoiserStageConfig
+from training.denoiser_stage import DenoiserStage, DenoiserStageConfig, log_amplitude
 from training.package_model import package_model
 from training.synthetic import write_toy_data
 from training.train import main, run
@@ -157,7 +157,7 @@ def test_stage_2_starts_exactly_where_stage_1_ended(stage1_run, toy_data):
     timesteps = torch.tensor([10, 700])
 
     with torch.no_grad():
-        all_bands_together = stage2(
+        all_bands_together, no_amplitudes = stage2(
             latents, timesteps, images, torch.arange(BANDS).expand(2, -1), torch.ones(2, dtype=bool)
         )
         features = stage1.unet.encode_image(images)
@@ -167,6 +167,7 @@ def test_stage_2_starts_exactly_where_stage_1_ended(stage1_run, toy_data):
         )
 
     torch.testing.assert_close(all_bands_together, band_by_band, atol=1e-5, rtol=1e-5)
+    assert no_amplitudes is None
     trained = {name for name, parameter in stage2.named_parameters() if parameter.requires_grad}
     assert trained and all(".frequency_attention." in name for name in trained)
 
@@ -210,6 +211,7 @@ def prior_run(tmp_path_factory, vae_run):
         "model.pretrained_input_scale=4",
         "model.feature_dropout=0.2",
         "training.clip_balance=0.5",
+        "amplitude_loss=0.5",
         f"image_encoder_weights={weights}",
     ):
         command += ["--set", entry]
@@ -234,6 +236,42 @@ def test_stage_1_with_a_frozen_encoder_caches_its_features_once_and_keeps_it_fro
         assert set(frozen) <= set(original)
         assert all(torch.equal(frozen[name], original[name]) for name in frozen)
         assert all(math.isfinite(value) for value in losses(folder))
+
+
+def test_the_amplitude_loss_is_logged_beside_the_denoising_loss_and_its_head_is_not_saved(prior_run):
+    stage1 = prior_run[2]
+    with (stage1 / "log.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    for row in rows:
+        total, denoising, amplitude = (float(row[name]) for name in ("total", "denoising", "amplitude"))
+        assert math.isfinite(amplitude) and total == pytest.approx(denoising + 0.5 * amplitude, rel=1e-4)
+    saved = load_file(stage1 / "model" / "unet.safetensors")
+    assert not any("amplitude" in name for name in saved)
+
+
+def test_the_amplitude_target_is_the_log_of_each_cells_mean_complex_amplitude():
+    slices = torch.zeros(1, 2, 4, 8, 8)
+    slices[0, 0, 0, :4, :4] = 0.3  # x real in the top-left cell
+    slices[0, 0, 3, :4, :4] = 0.4  # y imaginary: |(0.3, 0.4)| = 0.5
+    slices[0, 1, 1, 4:, 4:] = -0.2  # band 2, bottom-right cell, half of it
+    slices[0, 1, 1, 4:, 6:] = 0.0
+    target = log_amplitude(slices, cell=4, floor=0.01)
+    assert target.shape == (1, 2, 2, 2)
+    assert target[0, 0, 0, 0] == pytest.approx(math.log(0.51))
+    assert target[0, 1, 1, 1] == pytest.approx(math.log(0.11))
+    assert target[0, 0, 1, 1] == pytest.approx(math.log(0.01))
+
+
+def test_stage_2_refuses_the_amplitude_loss_it_could_not_train(tmp_path):
+    config = tmp_path / "stage2.json"
+    config.write_text(json.dumps({"amplitude_loss": 1.0}))
+    with pytest.raises(
+        ConfigError, match="amplitude_loss trains the image projection, which stage 2 keeps frozen"
+    ):
+        DenoiserStageConfig.from_file(config, stage=2)
+    config.write_text(json.dumps({"amplitude_loss": -1}))
+    with pytest.raises(ConfigError, match="amplitude_loss must be a number >= 0, got -1"):
+        DenoiserStageConfig.from_file(config, stage=2)
 
 
 def test_a_model_with_a_frozen_encoder_predicts_from_a_photo_of_any_size(prior_run):
