@@ -30,6 +30,7 @@ __all__ = [
     "positive_ints",
     "real_number",
     "set_field",
+    "size_multiple_of",
 ]
 
 
@@ -154,6 +155,20 @@ def divisor(value: object, name: str, channels: tuple[int, ...], channels_name: 
     if any(width % value for width in channels):
         raise ValueError(f"{name} = {value} must divide every entry of {channels_name} = {list(channels)}")
     return value
+
+
+def size_multiple_of(size: Sequence[int], factor: int, what: str, advice: str) -> None:
+    """Refuse a ``(height, width)`` in pixels that is not a multiple of ``factor`` on both sides.
+
+    The message names ``what`` has that size, says ``advice`` (what to resize or pad) and the
+    nearest size that fits, rounded up.
+    """
+    height, width = (int(side) for side in size)
+    if height % factor or width % factor:
+        fits = f"{-(-height // factor) * factor} x {-(-width // factor) * factor}"
+        raise ValueError(
+            f"the {what} size {height} x {width} (H x W) is not a multiple of {factor}: {advice}, e.g. {fits}"
+        )
 
 
 def config_to_dict(config: object) -> dict:

@@ -80,7 +80,7 @@ from einops import rearrange
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from .configs import ConfigMixin, divisor, is_int, positive_int, positive_ints, set_field
+from .configs import ConfigMixin, divisor, is_int, positive_int, positive_ints, set_field, size_multiple_of
 from .inception import BLOCKS
 from .pretrained_encoder import FEATURE_BLOCKS, PRETRAINED_ENCODERS, PretrainedImageEncoder
 
@@ -344,12 +344,12 @@ class FrequencyCoordinatedUNet(nn.Module):
             )
         if not image.is_floating_point():
             raise ValueError(f"image must be a floating tensor with values in [0, 1], got {image.dtype}")
-        height, width = image.shape[-2:]
-        if height % factor or width % factor:
-            raise ValueError(
-                f"the image size {height} x {width} (H x W) is not a multiple of {factor}: resize it to "
-                f"{factor} times the latent size (the spectral volume's size)"
-            )
+        size_multiple_of(
+            image.shape[-2:],
+            factor,
+            "image",
+            f"resize it to {factor} times the latent size (the spectral volume's size)",
+        )
         return self.image_encoder(image)
 
     def forward(

@@ -42,6 +42,7 @@ from .configs import (
     positive_int,
     positive_ints,
     set_field,
+    size_multiple_of,
 )
 
 __all__ = ["MotionVAE", "MotionVAEConfig"]
@@ -262,19 +263,14 @@ class MotionVAE(nn.Module):
             )
         if not slices.is_floating_point():
             raise ValueError(f"slices must be a floating tensor, got {slices.dtype}")
-        height, width = slices.shape[-2:]
-        if height % factor or width % factor:
-            raise ValueError(
-                f"the slice size {height} x {width} (H x W) is not a multiple of the VAE's "
-                f"downsampling factor {factor}; pad or resize the spectral volume "
-                f"(SpectralVolume.resize or crop) to a multiple of {factor}, e.g. "
-                f"{_round_up(height, factor)} x {_round_up(width, factor)}"
-            )
+        size_multiple_of(
+            slices.shape[-2:],
+            factor,
+            "slice",
+            "pad or resize the spectral volume (SpectralVolume.resize or crop) to a multiple of the VAE's "
+            "downsampling factor",
+        )
 
 
 def _float_list(values: Sequence[float] | torch.Tensor) -> list[float]:
     return torch.as_tensor(values, dtype=torch.float64).flatten().tolist()
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple

@@ -265,6 +265,13 @@ def parse_sections(data: dict, source: str, **section_classes: type) -> dict:
     }
 
 
+def stage_fields(data: dict, source: str, **section_classes: type) -> dict:
+    """The fields every stage config shares, ``description`` and ``training``, with its other
+    ``section_classes`` (name -> dataclass, as for ``parse_sections``), as keyword arguments."""
+    sections = parse_sections(data, source, training=TrainingSettings, **section_classes)
+    return {"description": str(data.get("description", "")), **sections}
+
+
 def parse_library_config(from_dict: Callable, data: object, source: str):
     """A library config (``MotionVAEConfig.from_dict`` and the like) from a section, or a ConfigError."""
     try:

@@ -76,8 +76,8 @@ from .config import (
     is_number,
     parse_library_config,
     parse_section,
-    parse_sections,
     read_config_file,
+    stage_fields,
 )
 from .data import DataError, MotionSlices, MotionWindows, PreparedData, normalize_slices
 from .image_features import cached_block_features
@@ -203,13 +203,8 @@ class DenoiserStageConfig:
             schedule=schedule,
             image_encoder_weights=weights,
             amplitude_loss=float(amplitude_loss),
-            description=str(data.get("description", "")),
-            **parse_sections(
-                data,
-                str(path),
-                preview_sampling=PreviewSampling,
-                training=TrainingSettings,
-                augmentation=AugmentationSettings,
+            **stage_fields(
+                data, str(path), preview_sampling=PreviewSampling, augmentation=AugmentationSettings
             ),
         )
 

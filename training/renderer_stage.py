@@ -54,8 +54,8 @@ from .config import (
     check_fields,
     check_sections,
     parse_library_config,
-    parse_sections,
     read_config_file,
+    stage_fields,
 )
 from .data import FramePairs, PreparedData
 from .losses import gradient_consistency_loss
@@ -121,14 +121,7 @@ class RendererStageConfig:
         config = cls(
             model=parse_library_config(RendererConfig.from_dict, data.get("model", {}), f"{path} (model)"),
             resnet_weights=data.get("resnet_weights"),
-            description=str(data.get("description", "")),
-            **parse_sections(
-                data,
-                str(path),
-                loss=RendererLossWeights,
-                training=TrainingSettings,
-                augmentation=AugmentationSettings,
-            ),
+            **stage_fields(data, str(path), loss=RendererLossWeights, augmentation=AugmentationSettings),
         )
         for name, weights in (
             ("resnet_weights", config.resnet_weights),

@@ -49,8 +49,8 @@ from .config import (
     check_sections,
     is_int,
     parse_library_config,
-    parse_sections,
     read_config_file,
+    stage_fields,
 )
 from .data import MotionSlices, PreparedData, normalize_slices
 from .losses import vae_loss
@@ -124,14 +124,7 @@ class VAEStageConfig:
         return cls(
             model=vae,
             whitening_slices=whitening,
-            description=str(data.get("description", "")),
-            **parse_sections(
-                data,
-                str(path),
-                loss=VAELossWeights,
-                training=TrainingSettings,
-                augmentation=AugmentationSettings,
-            ),
+            **stage_fields(data, str(path), loss=VAELossWeights, augmentation=AugmentationSettings),
         )
 
 
