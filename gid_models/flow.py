@@ -596,7 +596,7 @@ class FramesTooSmallError(ValueError):
         super().__init__(
             f"frames of {shown_size or f'{width}x{height} pixels'} are too small for this flow method: "
             f"both sides must be at least {min_size} pixels; use a larger video, or scale its frames "
-            "up first (ImageScale in ComfyUI)"
+            "up first"
         )
 
 

@@ -302,7 +302,8 @@ def _check_finite_motion(flows: torch.Tensor, start: int) -> None:
         raise ValueError(
             f"the motion of frames {start} to {start + flows.shape[1] - 1} has NaN or infinite "
             "displacements (the spectral volume's coefficients times the amplitude overflow float32); "
-            "lower the amplitude, or check the spectral volume (PreviewSpectralVolume shows its bands)"
+            "lower the amplitude, or check the spectral volume's coefficients "
+            "(visualize.band_amplitude_grid shows its bands)"
         )
 
 

@@ -64,7 +64,14 @@ from safetensors.torch import save_file
 
 from .configs import integer, real_number, size_hw
 
-__all__ = ["SpectralVolume", "band_frequencies", "load_spectral_volume", "save_spectral_volume"]
+__all__ = [
+    "NormalizedVolumeError",
+    "SpectralVolume",
+    "SpectralVolumeFileError",
+    "band_frequencies",
+    "load_spectral_volume",
+    "save_spectral_volume",
+]
 
 # Written into every saved file so that readers can refuse files of a future layout.
 FILE_FORMAT = "gid-spectral-volume"
@@ -77,6 +84,14 @@ _RESIZE_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
 _FFT_BLOCK_VALUES = 1 << 22
 
 Times = torch.Tensor | Sequence[float]
+
+
+class NormalizedVolumeError(ValueError):
+    """A spectral volume in normalized units (paper Eq. 4) where one in pixels is needed."""
+
+
+class SpectralVolumeFileError(ValueError):
+    """A file that is not a spectral volume ``save_spectral_volume`` wrote, or not a readable one."""
 
 
 def band_frequencies(
@@ -540,12 +555,13 @@ class SpectralVolume:
         return torch.linalg.vector_norm(self.coeffs, dim=2)
 
     def require_pixels(self, what: str) -> None:
-        """Raise a ValueError naming ``what`` if this volume is normalized rather than in pixels."""
+        """Raise a ``NormalizedVolumeError`` naming ``what`` if this volume is normalized rather
+        than in pixels."""
         if self.normalized:
-            raise ValueError(
+            raise NormalizedVolumeError(
                 f"{what} needs a spectral volume in pixels, but this one is normalized "
-                "(frequency-adaptive normalization, paper Eq. 4); denormalize it first with the "
-                "FrequencyNormalize node or gid_models.normalization.denormalize"
+                "(frequency-adaptive normalization, paper Eq. 4); denormalize it first "
+                "(gid_models.normalization.denormalize with the statistics it was normalized with)"
             )
 
 
@@ -586,39 +602,39 @@ def load_spectral_volume(path, device=None) -> SpectralVolume:
     A file written before volumes carried their picture's size animates a picture of its own size.
 
     Raises:
-        ValueError: if the file is not a readable spectral-volume ``.safetensors`` file, or was
-            written in a newer format version.
+        SpectralVolumeFileError: if the file is not a readable spectral-volume ``.safetensors``
+            file, or was written in a newer format version.
     """
     try:
         with safe_open(str(path), framework="pt") as file:
             header = file.metadata() or {}
             if header.get("format") != FILE_FORMAT or "channels" not in file.keys():
-                raise ValueError(
+                raise SpectralVolumeFileError(
                     f"{path} is a safetensors file but not a spectral volume (no "
-                    f"'{FILE_FORMAT}' metadata); save volumes with SaveSpectralVolume"
+                    f"'{FILE_FORMAT}' metadata); save volumes with save_spectral_volume"
                 )
             channels = file.get_tensor("channels")
     except (SafetensorError, OSError) as error:
-        raise ValueError(
+        raise SpectralVolumeFileError(
             f"cannot read the spectral volume {path}: {error}; the file is missing, "
             "truncated or not a safetensors file"
         ) from None
     version = header.get("version", "0")
     if not (version.isascii() and version.isdigit()):
-        raise ValueError(
+        raise SpectralVolumeFileError(
             f"{path} has the spectral-volume format version {version!r}, which is not a whole "
             f"number (this pack writes {FILE_VERSION}); the file was not written by "
-            "SaveSpectralVolume: save the volume again"
+            "save_spectral_volume: save the volume again"
         )
     if int(version) > FILE_VERSION:
-        raise ValueError(
-            f"{path} has spectral-volume format version {header['version']}, newer than this pack "
-            f"reads ({FILE_VERSION}); update the node pack"
+        raise SpectralVolumeFileError(
+            f"{path} has spectral-volume format version {header['version']}, newer than this version "
+            f"of gid_models reads ({FILE_VERSION}); update the node pack"
         )
     if not bool(torch.isfinite(channels).all()):
-        raise ValueError(
+        raise SpectralVolumeFileError(
             f"the spectral volume {path} contains NaN or infinite coefficients, so it describes no "
-            "motion; make it again (PredictSpectralVolume, VideoToSpectralVolume) and save it again"
+            "motion; predict or measure it again and save it again"
         )
     try:
         target = None
@@ -632,8 +648,8 @@ def load_spectral_volume(path, device=None) -> SpectralVolume:
             target_size=target,
         )
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(
-            f"{path} is not a valid spectral volume ({error}); save volumes with SaveSpectralVolume"
+        raise SpectralVolumeFileError(
+            f"{path} is not a valid spectral volume ({error}); save volumes with save_spectral_volume"
         ) from None
 
 

@@ -18,6 +18,17 @@ import comfy.utils
 import torch
 from PIL import Image
 
+from ..gid_models.flow import FramesTooSmallError
+from ..gid_models.spectral import NormalizedVolumeError, SpectralVolumeFileError
+
+# Library errors whose remedy, in a graph, is another node: what the node adds to their message
+# (the library speaks of its functions and arguments, not of nodes).
+NODE_ADVICE = {
+    NormalizedVolumeError: "in ComfyUI, pass it through Frequency Normalize (GID) with direction 'denormalize'",
+    SpectralVolumeFileError: "in ComfyUI, spectral volumes are saved with Save Spectral Volume (GID)",
+    FramesTooSmallError: "in ComfyUI, scale them up with Upscale Image (ImageScale)",
+}
+
 
 def image_to_tensor(image, name: str = "image") -> torch.Tensor:
     """ComfyUI IMAGE ``[B, H, W, C]`` -> ``[B, 3, H, W]`` float32 in [0, 1].
@@ -143,9 +154,10 @@ def check_numbers_are_finite(node_class: type, inputs: dict) -> None:
 
 
 def guard_inputs(node_class: type) -> type:
-    """Make ``node_class``'s function call ``check_numbers_are_finite`` before it runs.
+    """Make ``node_class``'s function call ``check_numbers_are_finite`` before it runs, and add
+    the node to use (``NODE_ADVICE``) to the library errors that a node fixes.
 
-    ``nodes/__init__.py`` applies it to every node of the pack, so the check is in one place.
+    ``nodes/__init__.py`` applies it to every node of the pack, so both are in one place.
     """
     function_name = node_class.FUNCTION
     function = getattr(node_class, function_name)
@@ -159,7 +171,11 @@ def guard_inputs(node_class: type) -> type:
         # ComfyUI passes inputs by name; Python callers may pass them by position too.
         inputs = signature.bind(self, *args, **kwargs).arguments
         check_numbers_are_finite(node_class, inputs)
-        return function(self, *args, **kwargs)
+        try:
+            return function(self, *args, **kwargs)
+        except tuple(NODE_ADVICE) as error:
+            advice = next(text for kind, text in NODE_ADVICE.items() if isinstance(error, kind))
+            raise ValueError(f"{error}; {advice}") from None
 
     checked.checks_inputs = True
     setattr(node_class, function_name, checked)

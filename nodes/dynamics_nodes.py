@@ -38,7 +38,7 @@ from ..gid_models.modal import (
 )
 from ..gid_models.visualize import motion_colors
 from . import types
-from .comfy_io import PREVIEW_MAX_SIZE, Progress, image_to_tensor, require_positive
+from .comfy_io import PREVIEW_MAX_SIZE, Progress, image_to_tensor
 from .spectral_nodes import require_volume
 
 # Where the widget's files go inside ComfyUI's temp folder (emptied at every server start).
@@ -274,8 +274,6 @@ class ModalPoke:
         anchors="[]",
     ):
         volume = require_volume(spectral_volume)
-        volume.require_pixels("ModalPoke")
-        fps = require_positive(fps, "fps", "give the frame rate of the video, for example 30")
         height, width = volume.target_size
         listed = picture_pokes(pokes, width, height, strength, kind)
         listed = listed or [Poke(x, y, strength * dx, strength * dy, time=poke_time, kind=kind)]

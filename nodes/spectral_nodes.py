@@ -170,8 +170,6 @@ class SpectrumToMotion:
 
     def run(self, spectral_volume, frames, fps, time_scale, amplitude, start_time, mask=None):
         volume = require_volume(spectral_volume)
-        volume.require_pixels("SpectrumToMotion")
-        fps = require_positive(fps, "fps", "give the playback frame rate of the video, for example 30")
         motion_mask = None if mask is None else mask_to_tensor(mask, volume.batch_size).to(volume.device)
         require_memory(
             motion_memory(frames, volume.num_bands, 0 if motion_mask is None else motion_mask.numel()),
@@ -365,7 +363,6 @@ class PreviewSpectralVolume:
 
     def run(self, spectral_volume, columns):
         volume = require_volume(spectral_volume)
-        volume.require_pixels("PreviewSpectralVolume")
         return (tensor_to_image(band_amplitude_grid(volume, columns)), tensor_to_image(motion_colors(volume)))
 
 

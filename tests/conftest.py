@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from comfyui_pack import import_pack  # noqa: E402
 
-if not os.environ.get("COMFYUI_DIR"):
-    # pytest imports the checkout's root __init__.py (the pack, which imports ComfyUI) to set up
-    # every test below it, under the folder's name, unless a module of that name is loaded. The
-    # library and training tests need no ComfyUI: without it, an empty module stands in.
-    sys.modules.setdefault(REPO_DIR.name, ModuleType(REPO_DIR.name))
+# pytest imports the checkout's root __init__.py (the pack, which imports ComfyUI) to set up every
+# test below it, under the folder's name, unless a module of that name is loaded. An empty module
+# stands in, whether or not COMFYUI_DIR is set: the library and training tests need no ComfyUI
+# (with it set, `pytest tests/unit/gid_models` would otherwise import the nodes before ComfyUI is
+# on the path), and the node tests import the pack as ComfyUI does (``import_pack``).
+sys.modules.setdefault(REPO_DIR.name, ModuleType(REPO_DIR.name))
 
 
 @pytest.fixture(scope="session")

@@ -483,7 +483,8 @@ def _(g):
 @case(
     "normalized_volume_into_spectrum_to_motion",
     "normalized volume into SpectrumToMotion",
-    r"SpectrumToMotion needs a spectral volume in pixels, but this one is normalized.*denormalize it first",
+    r"from_spectral_volume needs a spectral volume in pixels, but this one is normalized.*denormalize it first"
+    r".*in ComfyUI, pass it through Frequency Normalize \(GID\) with direction 'denormalize'",
 )
 def _(g):
     show(g, to_motion(g, load_volume(g, "hostile_normalized.safetensors")))
@@ -492,7 +493,7 @@ def _(g):
 @case(
     "normalized_volume_into_preview",
     "normalized volume into PreviewSpectralVolume",
-    r"PreviewSpectralVolume needs a spectral volume in pixels.*denormalize it first",
+    r"amplitude needs a spectral volume in pixels.*denormalize it first.*Frequency Normalize \(GID\)",
 )
 def _(g):
     preview = g.add(
@@ -504,7 +505,7 @@ def _(g):
 @case(
     "normalized_volume_into_poke",
     "normalized volume into ModalPoke",
-    r"ModalPoke needs a spectral volume in pixels.*denormalize it first",
+    r"modal dynamics needs a spectral volume in pixels.*denormalize it first.*Frequency Normalize \(GID\)",
 )
 def _(g):
     show(g, poke(g, load_volume(g, "hostile_normalized.safetensors")))
@@ -523,7 +524,7 @@ def _(g):
 @case(
     "nan_in_volume_file",
     "spectral-volume file with a NaN coefficient",
-    r"the spectral volume .*hostile_nan.safetensors contains NaN or infinite coefficients.*make it again",
+    r"the spectral volume .*hostile_nan.safetensors contains NaN or infinite coefficients.*predict or measure it again",
 )
 def _(g):
     show(g, load_volume(g, "hostile_nan.safetensors"))
@@ -532,7 +533,7 @@ def _(g):
 @case(
     "inf_in_volume_file",
     "spectral-volume file with an infinite coefficient",
-    r"the spectral volume .*hostile_inf.safetensors contains NaN or infinite coefficients.*make it again",
+    r"the spectral volume .*hostile_inf.safetensors contains NaN or infinite coefficients.*predict or measure it again",
 )
 def _(g):
     show(g, load_volume(g, "hostile_inf.safetensors"))
@@ -564,7 +565,7 @@ def _(g):
 @case(
     "negative_fps_linked_to_spectrum_to_motion",
     "fps = -30 from a PrimitiveFloat (links skip widget limits)",
-    r"fps is -30, but it must be a positive number; give the playback frame rate",
+    r"fps must be a finite positive number, got -30",
 )
 def _(g):
     show(g, to_motion(g, load_volume(g), fps=out(g.add("PrimitiveFloat", value=-30.0))))
@@ -582,7 +583,7 @@ def _(g):
 @case(
     "negative_fps_linked_to_poke",
     "ModalPoke with fps = -30 from a PrimitiveFloat",
-    r"fps is -30, but it must be a positive number; give the frame rate",
+    r"fps must be a finite positive number, got -30",
 )
 def _(g):
     show(g, poke(g, load_volume(g), fps=out(g.add("PrimitiveFloat", value=-30.0))))
@@ -764,7 +765,8 @@ def _(g):
 @case(
     "volume_file_of_other_tensors",
     "a safetensors file that is not a spectral volume",
-    r"is a safetensors file but not a spectral volume .*save volumes with SaveSpectralVolume",
+    r"is a safetensors file but not a spectral volume .*save volumes with save_spectral_volume.*"
+    r"in ComfyUI, spectral volumes are saved with Save Spectral Volume \(GID\)",
 )
 def _(g):
     show(g, load_volume(g, "hostile_not_volume.safetensors"))
@@ -1067,7 +1069,8 @@ def _(g):
 @case(
     "video_of_7x13_frames",
     "70 frames of 7x13 pixels into VideoToSpectralVolume",
-    r"frames of 7x13 pixels are too small .* scale its frames up first \(ImageScale in ComfyUI\)",
+    r"frames of 7x13 pixels are too small .* scale its frames up first; in ComfyUI, scale them up with "
+    r"Upscale Image \(ImageScale\)",
 )
 def _(g):
     show(g, video_to_volume(g, empty_image(g, 7, 13, 70)))

@@ -133,3 +133,38 @@ def test_no_module_imports_another_modules_private_names():
         if name.startswith("_") and not name.startswith("__")
     ]
     assert not offences, "\n".join(offences)
+
+
+def _node_names() -> set[str]:
+    """The class names and display names (without " (GID)") of the pack's nodes, read from
+    the ``NODE_CLASS_MAPPINGS`` and ``NODE_DISPLAY_NAME_MAPPINGS`` literals of ``nodes/``."""
+    names = set()
+    for path in (REPO_DIR / "nodes").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+                targets = {target.id for target in node.targets if isinstance(target, ast.Name)}
+                if targets & {"NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"}:
+                    for item in (*node.value.keys, *node.value.values):
+                        if isinstance(item, ast.Constant) and isinstance(item.value, str):
+                            names.add(item.value.removesuffix(" (GID)"))
+    return names
+
+
+def test_the_librarys_error_messages_speak_of_arguments_not_of_nodes():
+    names = _node_names()
+    assert {"SpectrumToMotion", "Spectrum to Motion", "SaveSpectralVolume"} <= names
+    offences = []
+    for path in (REPO_DIR / "gid_models").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                text = " ".join(
+                    part.value
+                    for part in ast.walk(node.exc)
+                    if isinstance(part, ast.Constant) and isinstance(part.value, str)
+                )
+                offences += [
+                    f"{path.relative_to(REPO_DIR)}:{node.lineno} names {name}"
+                    for name in names
+                    if re.search(rf"\b{re.escape(name)}\b", text)
+                ]
+    assert not offences, "\n".join(offences)

@@ -416,7 +416,7 @@ def test_loading_a_file_with_nan_or_infinite_coefficients_names_the_file(tmp_pat
     channels[0, 1, 2, 1, 1] = bad
     save_file({"channels": channels}, str(tmp_path / "bad.safetensors"), metadata=header)
     with pytest.raises(
-        ValueError, match=r"bad.safetensors contains NaN or infinite coefficients.*make it again"
+        ValueError, match=r"bad.safetensors contains NaN or infinite coefficients.*predict or measure it again"
     ):
         load_spectral_volume(tmp_path / "bad.safetensors")
 

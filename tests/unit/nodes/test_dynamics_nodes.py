@@ -127,8 +127,10 @@ def test_zero_frames_are_refused(pack):
         _poke(pack, frames=0)
 
 
-def test_a_normalized_volume_is_refused_with_the_node_named(pack):
-    with pytest.raises(ValueError, match="ModalPoke needs a spectral volume in pixels.*denormalize"):
+def test_a_normalized_volume_is_refused_with_the_node_that_denormalizes_it(pack):
+    with pytest.raises(
+        ValueError, match="in pixels.*denormalize.*Frequency Normalize \\(GID\\) with direction"
+    ):
         _poke(pack, _volume(normalized=True))
 
 
