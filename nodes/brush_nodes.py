@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from ..gid_models.brush import COMBINE_MODES, brush_spectral_volume, combine_spectral_volumes
 from ..gid_models.materials import load_materials, measure_material
-from ..gid_models.spectral import SpectralVolume
 from . import types
 from .comfy_io import image_to_tensor, mask_to_tensor
 from .spectral_nodes import require_volume
@@ -200,9 +200,8 @@ class MotionBrush:
                     "spectral volume (e.g. Video to Spectral Volume of a reference clip) or choose a material"
                 )
             reference = require_volume(reference_volume, "reference_volume")
-            reference.require_pixels("reference_volume")
             # A batch of volumes: the first one sets the style, as for one reference clip.
-            first = SpectralVolume(reference.coeffs[:1], fps=reference.fps, window=reference.window)
+            first = dataclasses.replace(reference, coeffs=reference.coeffs[:1])
             statistics = measure_material(first, name="reference")
         elif material in materials():
             statistics = materials()[material]

@@ -412,7 +412,7 @@ def _(g):
 @case(
     "brush_from_normalized_reference",
     "Motion Brush from a normalized reference volume",
-    r"reference_volume needs a spectral volume in pixels, but this one is normalized",
+    r"measuring a material needs a spectral volume in pixels, but this one is normalized.*Frequency Normalize",
 )
 def _(g):
     normalized = frequency_normalize(g, load_volume(g), statistics_file="hostile_stats_k16.json")
