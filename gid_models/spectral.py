@@ -603,7 +603,8 @@ def load_spectral_volume(path, device=None) -> SpectralVolume:
 
     Raises:
         SpectralVolumeFileError: if the file is not a readable spectral-volume ``.safetensors``
-            file, or was written in a newer format version.
+            file.
+        ValueError: if it was written in a newer format version.
     """
     try:
         with safe_open(str(path), framework="pt") as file:
@@ -627,7 +628,7 @@ def load_spectral_volume(path, device=None) -> SpectralVolume:
             "save_spectral_volume: save the volume again"
         )
     if int(version) > FILE_VERSION:
-        raise SpectralVolumeFileError(
+        raise ValueError(
             f"{path} has spectral-volume format version {header['version']}, newer than this version "
             f"of gid_models reads ({FILE_VERSION}); update the node pack"
         )

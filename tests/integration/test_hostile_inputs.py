@@ -775,7 +775,7 @@ def _(g):
 @case(
     "volume_file_of_a_newer_version",
     "spectral-volume file with format version 99",
-    r"spectral-volume format version 99, newer than this pack reads \(1\); update the node pack",
+    r"spectral-volume format version 99, newer than this version of gid_models reads \(1\); update the node pack",
 )
 def _(g):
     show(g, load_volume(g, "hostile_future.safetensors"))
