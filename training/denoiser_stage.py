@@ -189,8 +189,9 @@ class DenoiserStageConfig:
                 )
             model = schedule = None
         amplitude_loss = data.get("amplitude_loss", 0.0)
-        if not (is_number(amplitude_loss) and amplitude_loss >= 0):
-            raise ConfigError(f"{path}: amplitude_loss must be a number >= 0, got {amplitude_loss!r}")
+        non_negative, allowed = NON_NEGATIVE_NUMBER
+        if not non_negative(amplitude_loss):
+            raise ConfigError(f"{path}: amplitude_loss must be {allowed}, got {amplitude_loss!r}")
         if stage == 2 and amplitude_loss:
             raise ConfigError(
                 f"{path}: amplitude_loss trains the image projection, which stage 2 keeps frozen; remove it"
@@ -302,7 +303,9 @@ class DenoiserStage:
         ldm.vae.requires_grad_(False)
         _check_data(ldm, data, config.augmentation.output_size)
         self.module = ConditionedDenoiser(ldm, amplitude_head=config.amplitude_loss > 0)
-        self.loss_names = ("total", "denoising", "amplitude") if config.amplitude_loss > 0 else ("total",)
+        self.loss_names = (
+            ("total",) if self.module.amplitude_head is None else ("total", "denoising", "amplitude")
+        )
         self.noise_schedule = DDPMScheduler(**ldm.config.schedule.scheduler_config())
         self.resolution = ldm.config.resolution
         windows = MotionWindows(data)
@@ -432,7 +435,7 @@ def log_amplitude(slices: torch.Tensor, cell: int, floor: float = 0.01) -> torch
     Returns:
         ``[B, k, H / cell, W / cell]`` log(mean over the cell of the complex 2D amplitude + floor).
     """
-    amplitude = slices.float().square().sum(dim=2).sqrt()
+    amplitude = torch.linalg.vector_norm(slices.float(), dim=2)
     batch, k, height, width = amplitude.shape
     pooled = F.avg_pool2d(amplitude.reshape(batch * k, 1, height, width), cell)
     return torch.log(pooled + floor).reshape(batch, k, *pooled.shape[-2:])
