@@ -10,7 +10,9 @@ The shipped workflows are authored once, in API format (``workflows_api/NAME.jso
 Nodes are laid out left to right by their depth in the graph, one column per depth, each node
 sized for its widgets so that none overlaps another once the front end has drawn them. A node's
 ``_meta.title`` in the API format (which ``/prompt`` ignores) becomes its title in the UI, to say
-what to change and why.
+what to change and why; its ``_meta.models`` (``[{"name", "url", "directory"}]``, the models it
+loads that the pack does not ship) becomes the node's ``properties.models``, from which the
+front end offers to download a missing model.
 """
 
 from __future__ import annotations
@@ -129,6 +131,8 @@ def to_ui(graph: dict, object_info: dict) -> dict:
         }
         if "title" in entry.get("_meta", {}):
             node["title"] = entry["_meta"]["title"]
+        if "models" in entry.get("_meta", {}):
+            node["properties"]["models"] = entry["_meta"]["models"]
         nodes.append(node)
     _lay_out(nodes, node_depth)
     for node in nodes:

@@ -5,8 +5,10 @@
 //
 // For every workflow it prints one line of JSON (in the order given):
 //   file          the workflow's path, as given;
-//   missing       the node types the front end reported missing while loading (its own
-//                 missing-nodes report, app.showMissingNodesError, is captured instead of shown);
+//   missing       the node types the front end reported missing while loading: its own
+//                 missing-nodes report, app.showMissingNodesError, captured instead of shown,
+//                 or in releases that list them in the Errors panel instead (1.58 on), the node
+//                 types of that panel's store, "missingNodesError";
 //   unregistered  the workflow's node types that LiteGraph has no class for;
 //   nodes, links  how many of each the loaded graph has;
 //   errors        titles of loaded nodes the front end marked with errors;
@@ -41,8 +43,13 @@ try {
         const report = await page.evaluate(async (graph) => {
             const app = window.app;
             const types = [...new Set(graph.nodes.map((node) => node.type))];
+            // Newer releases keep the report in a Pinia store of the Vue app instead of calling
+            // showMissingNodesError; it has no public API, so the store is read by its id.
+            const stores = document.querySelector("#vue-app")?.__vue_app__?.config.globalProperties.$pinia?._s;
+            const panel = stores?.get("missingNodesError")?.missingNodesError?.nodeTypes ?? [];
+            const reported = [...window.gidMissing, ...panel.map((type) => (typeof type === "string" ? type : type.type))];
             return {
-                missing: window.gidMissing,
+                missing: [...new Set(reported)],
                 unregistered: types.filter((type) => !(type in window.LiteGraph.registered_node_types)),
                 nodes: app.graph.nodes.length,
                 links: Object.keys(app.graph.links instanceof Map ? Object.fromEntries(app.graph.links) : app.graph.links)
