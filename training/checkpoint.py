@@ -50,12 +50,19 @@ class TrainerState:
         num_processes: processes of the run; resuming needs the same number (each process's
             random state and share of the data depend on it).
         seconds: wall-clock time spent training, summed over every invocation of the run.
+        best_score: the best validation score so far (``TrainingSettings.validate_every``), or
+            None before the first validation.
+        best_step: the step that scored it.
+        validations_without_gain: validations since the best one.
     """
 
     step: int = 0
     batches_read: int = 0
     num_processes: int = 1
     seconds: float = 0.0
+    best_score: float | None = None
+    best_step: int = 0
+    validations_without_gain: int = 0
 
 
 def checkpoint_folder(checkpoints: Path, step: int) -> Path:
@@ -135,7 +142,8 @@ def load_checkpoint(
         ValueError: if the checkpoint was written by a different number of processes.
     """
     record = json.loads((folder / STATE_FILE).read_text())
-    state = TrainerState(**{key: record[key] for key in asdict(TrainerState())})
+    # Checkpoints written before validation existed have no validation entries: the defaults.
+    state = TrainerState(**{key: record.get(key, value) for key, value in asdict(TrainerState()).items()})
     if state.num_processes != accelerator.num_processes:
         raise ValueError(
             f"{folder} was written by a run of {state.num_processes} processes, but this run has "

@@ -131,6 +131,12 @@ class TrainingSettings:
         keep_checkpoints: how many of the newest checkpoints to keep.
         preview_every: a preview PNG every this many steps; 0 for none.
         preview_samples: samples shown in each preview.
+        validate_every: score the averaged weights on held-out data every this many steps (and
+            at the end), for stages given validation data (``--val-data``); 0 never. The best
+            score's weights are written to the run's ``best-model/`` (our addition: the paper
+            trains on millions of frames and does not select by validation).
+        early_stopping_patience: end the run, as at its last step, after this many validations
+            in a row without a better score; 0 never ends early.
     """
 
     max_steps: int = 1000
@@ -151,6 +157,8 @@ class TrainingSettings:
     keep_checkpoints: int = 2
     preview_every: int = 1000
     preview_samples: int = 4
+    validate_every: int = 0
+    early_stopping_patience: int = 0
 
     def __post_init__(self) -> None:
         betas = self.adam_betas
@@ -172,7 +180,17 @@ _TRAINING_CHECKS = {
             "preview_samples",
         )
     },
-    **{name: NON_NEGATIVE_INT for name in ("warmup_steps", "seed", "num_workers", "preview_every")},
+    **{
+        name: NON_NEGATIVE_INT
+        for name in (
+            "warmup_steps",
+            "seed",
+            "num_workers",
+            "preview_every",
+            "validate_every",
+            "early_stopping_patience",
+        )
+    },
     "learning_rate": POSITIVE_NUMBER,
     "weight_decay": NON_NEGATIVE_NUMBER,
     "adam_betas": (

@@ -67,10 +67,14 @@ train() {  # name, then the arguments of python -m training.train
 VAE=${VAE_FROM:-$WORK/runs/vae/model}
 [ -n "${VAE_FROM:-}" ] ||
     train vae vae --config "$CONFIGS/default-vae.json" --data "$WORK/data-train" --time-limit $((2 * UNIT))
+# Stage 1 scores its weights on the val clips as it trains (placement r, every validate_every
+# steps) and keeps the best in best-model/, where stage 2 starts.
 train stage1 denoiser --stage 1 --config "$CONFIGS/default-denoiser-stage1.json" --data "$WORK/data-train" \
-    --init "$VAE" --set "image_encoder_weights=$WEIGHTS" --time-limit $((6 * UNIT))
+    --val-data "$WORK/data-val" --init "$VAE" --set "image_encoder_weights=$WEIGHTS" --time-limit $((6 * UNIT))
+STAGE1=$WORK/runs/stage1/best-model
+[ -d "$STAGE1" ] || STAGE1=$WORK/runs/stage1/model
 train stage2 denoiser --stage 2 --config "$CONFIGS/default-denoiser-stage2.json" --data "$WORK/data-train" \
-    --init "$WORK/runs/stage1/model" --time-limit $((2 * UNIT))
+    --init "$STAGE1" --time-limit $((2 * UNIT))
 
 "$PYTHON" -m training.package_model --motion "$WORK/runs/stage2/model" --output "$WORK/gid-default" \
     --dtype fp16 --title "gid-default: the default model of the node pack"

@@ -11,6 +11,10 @@ does the rest, the same way for all of them:
         clip the gradients, optimiser step, learning-rate schedule, EMA update
         every log_every steps:        a row of log.csv (losses averaged over the processes)
         every preview_every steps:    previews/step-NNNNNN.png
+        every validate_every steps:   stage.validate(EMA module), a row of validation.csv, and
+                                      best-model/ when the score is the best so far; after
+                                      early_stopping_patience validations without a better
+                                      one, this step is the last
         every checkpoint_every steps: checkpoints/step-NNNNNN/ (resumable)
     at the last step: stage.finish(EMA module), then stage.save_model(EMA module, model/)
 
@@ -25,6 +29,8 @@ A run folder (``--output``) holds:
     previews/      step-NNNNNN.png
     checkpoints/   step-NNNNNN/ (see training.checkpoint)
     model/         the model folder, from the moving average of the weights
+    validation.csv step, score, best score so far (with validation data)
+    best-model/    the model folder of the best validation score (with validation data)
 """
 
 from __future__ import annotations
@@ -100,6 +106,10 @@ class Stage(Protocol):
     def save_model(self, module: nn.Module, folder: Path, card_section: str) -> None:
         """Write the model folder from the averaged module, with ``card_section`` in its model card."""
         ...
+
+    # A stage that can be validated (``TrainingSettings.validate_every``) also has
+    #     def validate(self, module: nn.Module) -> float
+    # the held-out score of ``module`` (the averaged weights), higher is better.
 
 
 class RunError(RuntimeError):
@@ -202,6 +212,12 @@ def train(
         RunError: if ``output`` holds another run, or a resumed run's stage, config or init
             folder differ from the interrupted one's.
     """
+    validate = getattr(stage, "validate", None) if settings.validate_every else None
+    if settings.validate_every and validate is None:
+        raise RunError(
+            f"training.validate_every is {settings.validate_every}, but {stage.name} has nothing to "
+            "validate on: give it validation data (--val-data) or set training.validate_every to 0"
+        )
     run = _RunFolder(Path(output))
     checkpoint = run.start(record, resume, accelerator)
 
@@ -229,12 +245,13 @@ def train(
     )
     batches = _batches(stage.dataset, sampler, settings, accelerator)
     log = _CsvLog(run.log_file, ("step", "epoch", "learning_rate", *stage.loss_names, "seconds"), state.step)
+    validations = _CsvLog(run.validation_file, ("step", "score", "best"), state.step)
 
     last_step = settings.max_steps
     if stop_after_steps is not None:
         last_step = min(last_step, state.step + stop_after_steps)
     first_step, seconds_before, started = state.step, state.seconds, time.perf_counter()
-    at_end = False
+    at_end = stopped_early = False
     while state.step < last_step:
         module.train()
         learning_rate = lr_schedule.get_last_lr()[0]
@@ -249,7 +266,8 @@ def train(
         if at_end:
             last_step = state.step
 
-        if state.step % settings.log_every == 0 or at_end:
+        validating = validate is not None and (state.step % settings.validate_every == 0 or at_end)
+        if state.step % settings.log_every == 0 or at_end or validating:
             means = accelerator.reduce(torch.stack([losses[name] for name in stage.loss_names]), "mean")
             if accelerator.is_main_process:
                 log.write(
@@ -263,6 +281,29 @@ def train(
             if accelerator.is_main_process:
                 with torch.no_grad():
                     write_png(stage.preview(ema.module), run.previews / f"step-{state.step:06d}.png")
+        if validating:
+            score = _validation_score(validate, ema.module, accelerator)
+            gained = state.best_score is None or score > state.best_score
+            if gained:
+                state.best_score, state.best_step, state.validations_without_gain = score, state.step, 0
+            else:
+                state.validations_without_gain += 1
+            if accelerator.is_main_process:
+                validations.write(step=state.step, score=score, best=state.best_score)
+                accelerator.print(
+                    f"step {state.step}: validation score {score:.4f} (best {state.best_score:.4f})"
+                )
+                if gained:
+                    card = _card_section(stage, settings, accelerator, record, log, state.step, best=score)
+                    stage.save_model(ema.module, run.best_model, card)
+            patience = settings.early_stopping_patience
+            if patience and state.validations_without_gain >= patience and not at_end:
+                accelerator.print(
+                    f"stopped early at step {state.step}: no better validation score in {patience} "
+                    f"validations (best {state.best_score:.4f} at step {state.best_step}, in {run.best_model})"
+                )
+                at_end = stopped_early = True
+                last_step = state.step
         if state.step % settings.checkpoint_every == 0 or state.step == last_step:
             folder = checkpoint_folder(run.checkpoints, state.step)
             save_checkpoint(folder, accelerator, state, unwrapped, ema.module, optimizer, lr_schedule)
@@ -275,11 +316,24 @@ def train(
         return summary
     stage.finish(ema.module, accelerator)
     if accelerator.is_main_process:
-        card = _card_section(stage, settings, accelerator, record, log, state.step)
+        card = _card_section(
+            stage, settings, accelerator, record, log, state.step, stopped_early=stopped_early
+        )
         stage.save_model(ema.module, run.model, card)
         accelerator.print(f"wrote the model folder {run.model}")
     accelerator.wait_for_everyone()
     return replace(summary, model_folder=run.model)
+
+
+def _validation_score(validate, module: nn.Module, accelerator: Accelerator) -> float:
+    """``validate(module)`` computed by the main process and handed to every process."""
+    score = torch.zeros(
+        1, dtype=torch.float64, device=accelerator.device
+    )  # the main process's float, exactly
+    if accelerator.is_main_process:
+        with torch.no_grad():
+            score += float(validate(module))
+    return float(accelerator.reduce(score, "sum"))
 
 
 def _past(time_limit: float | None, started: float, accelerator: Accelerator) -> bool:
@@ -370,14 +424,36 @@ def _optimizer_step(
 
 
 def _card_section(
-    stage: Stage, settings: TrainingSettings, accelerator: Accelerator, record: dict, log: _CsvLog, steps: int
+    stage: Stage,
+    settings: TrainingSettings,
+    accelerator: Accelerator,
+    record: dict,
+    log: _CsvLog,
+    steps: int,
+    best: float | None = None,
+    stopped_early: bool = False,
 ) -> str:
+    """The model card's training section; ``best``: the validation score that chose these weights;
+    ``stopped_early``: the run ended by ``early_stopping_patience``."""
     processes, accumulation = accelerator.num_processes, settings.gradient_accumulation
     final = log.last_row()
+    if best is not None:
+        step_text = (
+            f"{steps} (the best validation score of the run, {best:.4f}; planned {settings.max_steps})"
+        )
+    elif steps == settings.max_steps:
+        step_text = steps
+    elif stopped_early:
+        step_text = (
+            f"{steps} (early stop: no better validation score in {settings.early_stopping_patience} "
+            f"validations; planned {settings.max_steps})"
+        )
+    else:
+        step_text = f"{steps} (time limit; planned {settings.max_steps})"
     facts = {
         "data": ", ".join(f"{key} {value}" for key, value in record["data"].items()),
         "init": record["init"] or "none (trained from scratch)",
-        "steps": steps if steps == settings.max_steps else f"{steps} (time limit; planned {settings.max_steps})",
+        "steps": step_text,
         "global batch": (
             f"{settings.batch_size * accumulation * processes} = {settings.batch_size} per process x "
             f"{accumulation} micro-batches x {processes} processes"
@@ -387,6 +463,8 @@ def _card_section(
         "training time": f"{float(final['seconds']) / 60:.1f} minutes",
         "command": f"`{record['command']}`",
     }
+    if record.get("validation"):
+        facts["validation"] = record["validation"]
     return training_section(stage.name, facts, record["config"])
 
 
@@ -399,6 +477,8 @@ class _RunFolder:
         self.previews = root / "previews"
         self.checkpoints = root / "checkpoints"
         self.model = root / "model"
+        self.best_model = root / "best-model"
+        self.validation_file = root / "validation.csv"
 
     def start(self, record: dict, resume: bool, accelerator: Accelerator) -> Path | None:
         """Check the folder, write run.json for a new run; the checkpoint to resume from, if any."""

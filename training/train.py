@@ -23,6 +23,9 @@ parallel):
 a job script that always passes it survives preemption; ``--stop-after-steps N`` ends this
 invocation after N steps with a checkpoint. ``--time-limit SECONDS`` instead ends the run at
 the step it reached as if it were the last, writing its model folder (a fixed compute budget).
+``--val-data DIR`` (denoiser, with ``training.validate_every``) scores the weights on held-out
+clips as it trains and keeps the best in ``best-model/``; ``training.early_stopping_patience``
+ends the run when they stop improving.
 """
 
 from __future__ import annotations
@@ -61,12 +64,14 @@ def run(argv: Sequence[str]) -> RunSummary:
         config = DenoiserStageConfig.from_file(args.config, args.stage, args.set)
     else:
         config = RendererStageConfig.from_file(args.config, args.set)
+    validation = _validation_text(args, config.training)
     accelerator = make_accelerator(config.training, cpu=args.cpu)
     torch.manual_seed(config.training.seed)  # every process builds the same initial weights
     if args.command == "vae":
         stage = VAEStage(config, data)
     elif args.command == "denoiser":
-        stage = DenoiserStage(config, data, args.stage, args.init)
+        val_data = PreparedData.open(args.val_data) if args.val_data else None
+        stage = DenoiserStage(config, data, args.stage, args.init, val_data)
     else:
         stage = RendererStage(config, data)
     record = {
@@ -74,6 +79,7 @@ def run(argv: Sequence[str]) -> RunSummary:
         "config": config_to_dict(config),
         "init": str(args.init) if args.command == "denoiser" else None,
         "data": data.summary(),
+        "validation": validation,
         "command": "python -m training.train " + shlex.join(argv),
     }
     summary = train(
@@ -88,6 +94,26 @@ def run(argv: Sequence[str]) -> RunSummary:
     )
     accelerator.end_training()
     return summary
+
+
+def _validation_text(args: argparse.Namespace, settings) -> str | None:
+    """What run.json and the model card say of validation; checks that data and settings agree.
+
+    Raises:
+        ConfigError: validation data without ``training.validate_every``, or the other way round.
+    """
+    val_data = getattr(args, "val_data", None)
+    if bool(val_data) != bool(settings.validate_every):
+        raise ConfigError(
+            "--val-data and training.validate_every go together: give both to keep the best "
+            "weights on held-out clips (denoiser stages only), or neither"
+        )
+    if not val_data:
+        return None
+    patience = settings.early_stopping_patience
+    return f"placement r on {val_data} every {settings.validate_every} steps" + (
+        f", early stop after {patience} validations without gain" if patience else ""
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -118,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
         "--init",
         required=True,
         help="stage 1: the VAE run's model folder; stage 2: the stage-1 run's model folder (or a Hub repo id)",
+    )
+    denoiser.add_argument(
+        "--val-data",
+        type=Path,
+        help="prepared data of held-out clips (prepared like --data): score placement on them every "
+        "training.validate_every steps and keep the best weights in best-model/",
     )
     renderer = commands.add_parser("renderer", help="the image-based renderer, on frame pairs")
     for command in (vae, denoiser, renderer):

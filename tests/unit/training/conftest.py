@@ -3,6 +3,9 @@
 import pytest
 import torch
 
+from training.config import CONFIG_FOLDER
+from training.train import run
+
 
 @pytest.fixture(scope="module")
 def one_thread():
@@ -12,3 +15,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def vae_folder(toy_data, tmp_path_factory):
+    """A tiny VAE trained for 2 steps on the module's ``toy_data``: the ``--init`` of denoiser stage 1."""
+    output = tmp_path_factory.mktemp("runs") / "vae"
+    config = str(CONFIG_FOLDER / "tiny-vae.json")
+    run(
+        [
+            "vae",
+            "--config",
+            config,
+            "--data",
+            str(toy_data),
+            "--output",
+            str(output),
+            "--set",
+            "training.max_steps=2",
+        ]
+    )
+    return output / "model"

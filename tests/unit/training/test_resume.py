@@ -34,26 +34,6 @@ def toy_data(tmp_path_factory):
     return write_toy_data(tmp_path_factory.mktemp("data"), windows_per_kind=4)
 
 
-@pytest.fixture(scope="module")
-def vae_folder(toy_data, tmp_path_factory):
-    output = tmp_path_factory.mktemp("runs") / "vae"
-    config = str(CONFIG_FOLDER / "tiny-vae.json")
-    run(
-        [
-            "vae",
-            "--config",
-            config,
-            "--data",
-            str(toy_data),
-            "--output",
-            str(output),
-            "--set",
-            "training.max_steps=2",
-        ]
-    )
-    return output / "model"
-
-
 def stage1(toy_data, vae_folder, output, *options: str, settings=SETTINGS) -> list[str]:
     config = str(CONFIG_FOLDER / "tiny-denoiser-stage1.json")
     overrides = [argument for setting in settings for argument in ("--set", setting)]
