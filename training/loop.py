@@ -327,9 +327,8 @@ def train(
 
 def _validation_score(validate, module: nn.Module, accelerator: Accelerator) -> float:
     """``validate(module)`` computed by the main process and handed to every process."""
-    score = torch.zeros(
-        1, dtype=torch.float64, device=accelerator.device
-    )  # the main process's float, exactly
+    # float64 carries the main process's Python float exactly, so every process compares the same.
+    score = torch.zeros(1, dtype=torch.float64, device=accelerator.device)
     if accelerator.is_main_process:
         with torch.no_grad():
             score += float(validate(module))
