@@ -338,8 +338,6 @@ class DenoiserStage:
             data, MotionWindows(data), range(min(config.training.preview_samples, data.num_windows))
         )
         if val_data is not None:
-            self.val_data = val_data
-            self.validate = self._validate
             val_data.require_motion("validation")
             _check_data(ldm, val_data, config.augmentation.output_size)
             if val_data.condition_scale != data.condition_scale:  # the encoder's input size
@@ -348,6 +346,9 @@ class DenoiserStage:
                     f"resolution but the training data's at {data.condition_scale} x; prepare both with "
                     "the same --condition-scale"
                 )
+            self.val_data, self.val_windows = val_data, MotionWindows(val_data)
+            self.val_items = _spread_per_clip(self.val_windows.clips, VALIDATION_WINDOWS_PER_CLIP)
+            self.validate = self._validate
         # A pretrained encoder's frozen features, once per window (filled on first use, on the
         # device the training runs on).
         self.cached_features: torch.Tensor | None = None
@@ -429,25 +430,17 @@ class DenoiserStage:
 
     def _validate(self, module: ConditionedDenoiser) -> float:
         """Placement r on the validation data, clip mean (module docstring); in [-1, 1]."""
-        windows = MotionWindows(self.val_data)
-        items_of: dict[str, list[int]] = {}
-        for item, clip in enumerate(windows.clips):
-            items_of.setdefault(clip, []).append(item)
-        chosen = [
-            items[round(i * (len(items) - 1) / max(1, VALIDATION_WINDOWS_PER_CLIP - 1))]
-            for items in items_of.values()
-            for i in range(min(len(items), VALIDATION_WINDOWS_PER_CLIP))
-        ]
+        clips = self.val_windows.clips
         placement: dict[str, list[float]] = {}
-        for start in range(0, len(chosen), _VALIDATION_BATCH):
-            items = chosen[start : start + _VALIDATION_BATCH]
+        for start in range(0, len(self.val_items), _VALIDATION_BATCH):
+            items = self.val_items[start : start + _VALIDATION_BATCH]
             _, truth, predicted = self._sample(
-                module.ldm, self.val_data, _window_batch(self.val_data, windows, items)
+                module.ldm, self.val_data, _window_batch(self.val_data, self.val_windows, items)
             )
             for item, r in zip(
                 items, pearson(amplitude_map(predicted), amplitude_map(truth)).tolist(), strict=True
             ):
-                placement.setdefault(windows.clips[item], []).append(r)
+                placement.setdefault(clips[item], []).append(r)
         return sum(sum(rs) / len(rs) for rs in placement.values()) / len(placement)
 
     def preview(self, module: ConditionedDenoiser) -> torch.Tensor:
@@ -484,6 +477,22 @@ class DenoiserStage:
             )
         sections = [*inherited_sections(_local_folder(self.init)), card_section]
         module.ldm.save_pretrained(folder, model_card=model_card("Motion model", description, sections))
+
+
+def _spread_per_clip(clips: Sequence[str], count: int) -> list[int]:
+    """Up to ``count`` items of each clip, evenly spread over its items, first and last included.
+
+    Args:
+        clips: the clip of each item.
+    """
+    items_of: dict[str, list[int]] = {}
+    for item, clip in enumerate(clips):
+        items_of.setdefault(clip, []).append(item)
+    return [
+        items[round(i * (len(items) - 1) / max(1, count - 1))]
+        for items in items_of.values()
+        for i in range(min(len(items), count))
+    ]
 
 
 def _window_batch(

@@ -40,7 +40,7 @@ import torch
 
 from gid_models.hub import ModelFolderError
 
-from .config import ConfigError, config_to_dict
+from .config import ConfigError, TrainingSettings, config_to_dict
 from .data import DataError, PreparedData
 from .denoiser_stage import DenoiserStage, DenoiserStageConfig
 from .loop import RunError, RunSummary, make_accelerator, train
@@ -96,7 +96,7 @@ def run(argv: Sequence[str]) -> RunSummary:
     return summary
 
 
-def _validation_text(args: argparse.Namespace, settings) -> str | None:
+def _validation_text(args: argparse.Namespace, settings: TrainingSettings) -> str | None:
     """What run.json and the model card say of validation; checks that data and settings agree.
 
     Raises:
