@@ -14,6 +14,11 @@ shipped workflows use (DPM-Solver++ 25 steps, cfg 1.75), ``training.evaluate``'s
   motion in the same place whatever it sees), next to the same score of the true maps;
 - scale: predicted over true mean amplitude per clip (1 = the right amount of motion).
 
+A model with an amplitude prior (``gid_models.amplitude_prior``) is measured with the prior's
+``weight`` of its config, or with each value of ``--prior-weights`` in turn (the same samples,
+seed 0, blended differently: how the weight was chosen), and ``--prior-weights 0`` gives the
+denoiser alone.
+
 ``--baseline-model`` evaluates a second model folder in the same run (e.g. the previous default
 model) and prints the ratios of the two. ``--sheet`` writes a contact sheet: for every val clip
 (its first window) and every still of ``../shared/data/stills``, the photo, the predicted
@@ -172,6 +177,12 @@ def main() -> int:
         default=[1.75],
         help="classifier-free guidance w, one or more values measured in turn (1.75, the workflows')",
     )
+    parser.add_argument(
+        "--prior-weights",
+        type=float,
+        nargs="+",
+        help="for a model with an amplitude prior: its weight values measured in turn (default: its config's)",
+    )
     parser.add_argument("--sheet", help="write the contact sheet here (PNG)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
@@ -198,13 +209,24 @@ def main() -> int:
     results = {}
     for name in filter(None, (args.baseline_model, args.model)):
         model = MotionLDM.from_pretrained(name, dtype=torch.float32)
+        prior = model.amplitude_prior
+        weights = (
+            [None] if prior is None or name != args.model or not args.prior_weights else args.prior_weights
+        )
+        configured = None if prior is None else prior.config
         for guidance in args.guidance:
-            started = time.monotonic()
-            predict(windows, model, replace(settings, guidance_scale=guidance))
-            seconds = (time.monotonic() - started) / len(windows)
-            motion = motion_metrics(windows)
-            results.setdefault(name, motion)  # the first guidance value's, for the comparison
-            report(f"{name}, cfg {guidance:g} ({seconds:.1f} s per prediction)", motion)
+            for weight in weights:
+                if weight is not None:
+                    prior.config = replace(configured, weight=weight)
+                started = time.monotonic()
+                predict(windows, model, replace(settings, guidance_scale=guidance))
+                seconds = (time.monotonic() - started) / len(windows)
+                motion = motion_metrics(windows)
+                results.setdefault(name, motion)  # the first value's, for the comparison
+                blend = "" if prior is None else f", amplitude prior weight {prior.config.weight:g}"
+                report(f"{name}, cfg {guidance:g}{blend} ({seconds:.1f} s per prediction)", motion)
+        if prior is not None:
+            prior.config = configured  # the sheet shows the model as configured
     if args.baseline_model:
         new, old = results[args.model], results[args.baseline_model]
         print(

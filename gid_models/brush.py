@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .configs import is_int, number_in_range, size_hw
+from .filters import gaussian_blur
 from .materials import REFERENCE_SIDE, MaterialStatistics
 from .motion import resize_mask
 from .spectral import SpectralVolume, band_frequencies
@@ -72,13 +73,7 @@ def soft_mask(mask: torch.Tensor, height: int, width: int, feather: float, margi
     if feather <= 0:
         return hard
     # A blurred step is 1/2 on the edge; stretching [1/2, 1] to [0, 1] puts the fade inside.
-    sigma = feather / 2.0
-    radius = max(1, math.ceil(3 * sigma))
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    blurred = F.conv2d(F.pad(hard[None, None], (radius,) * 4, mode="replicate"), kernel.view(1, 1, 1, -1))
-    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1))[0, 0]
+    blurred = gaussian_blur(hard[None, None], feather / 2.0)[0, 0]
     return ((2 * blurred - 1).clamp(0, 1) * hard).contiguous()
 
 

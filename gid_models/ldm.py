@@ -10,7 +10,9 @@
 A model folder holds ``config.json`` (all of the above but the weights), ``vae.safetensors``,
 ``unet.safetensors`` and a ``README.md`` model card; a denoiser with a pretrained image encoder
 keeps that frozen network in ``image_encoder.safetensors`` (its own file: it never changes in
-training and carries its own licence); a renderer may sit beside them
+training and carries its own licence); a model with an amplitude prior
+(``gid_models.amplitude_prior``, not in the paper) keeps it in ``amplitude_prior.safetensors``
+and its inputs in ``config.json``; a renderer may sit beside them
 (``renderer_config.json``, ``renderer.safetensors``).
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .amplitude_prior import AmplitudePrior, AmplitudePriorConfig
 from .configs import ConfigMixin, is_int, number_in_range, one_of, positive_int, set_field
 from .hub import load_weights, read_config, required_file, resolve_model_folder, save_weights, write_config
 from .normalization import NormalizationStats, denormalize
@@ -30,7 +33,7 @@ from .spectral import SpectralVolume
 from .unet import FrequencyCoordinatedUNet, UNetConfig
 from .vae import MotionVAE, MotionVAEConfig
 
-__all__ = ["DiffusionSchedule", "MotionLDM", "MODEL_TYPE", "FORMAT_VERSION"]
+__all__ = ["DiffusionSchedule", "MotionLDM", "MotionLDMConfig", "MODEL_TYPE", "FORMAT_VERSION"]
 
 MODEL_TYPE = "gid-motion-ldm"
 FORMAT_VERSION = 1
@@ -38,6 +41,7 @@ CONFIG_FILE = "config.json"
 VAE_FILE = "vae.safetensors"
 UNET_FILE = "unet.safetensors"
 IMAGE_ENCODER_FILE = "image_encoder.safetensors"
+AMPLITUDE_PRIOR_FILE = "amplitude_prior.safetensors"
 # The frozen backbone's entries in the denoiser's state dict, which IMAGE_ENCODER_FILE holds.
 _BACKBONE = "image_encoder.backbone."
 # The longest side, in pixels, of the spectral volumes a model may predict: four times the
@@ -104,7 +108,9 @@ class DiffusionSchedule(ConfigMixin):
 @dataclass(frozen=True)
 class MotionLDMConfig:
     """Everything but the weights. ``resolution`` is (height, width) of the spectral volumes the
-    model predicts, in pixels (256x160 in the paper); fps and window fix the band frequencies."""
+    model predicts, in pixels (256x160 in the paper); fps and window fix the band frequencies;
+    ``amplitude_prior`` is None for the paper's model, or the inputs of the amplitude prior that
+    sets where and how much the predicted volumes move (``gid_models.amplitude_prior``)."""
 
     num_bands: int = 16
     fps: float = 30.0
@@ -113,10 +119,15 @@ class MotionLDMConfig:
     vae: MotionVAEConfig = field(default_factory=MotionVAEConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     schedule: DiffusionSchedule = field(default_factory=DiffusionSchedule)
+    amplitude_prior: AmplitudePriorConfig | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.vae, MotionVAEConfig) or not isinstance(self.unet, UNetConfig):
             raise TypeError("vae and unet must be a MotionVAEConfig and a UNetConfig")
+        if self.amplitude_prior is not None and not isinstance(self.amplitude_prior, AmplitudePriorConfig):
+            raise TypeError(
+                f"amplitude_prior must be None or an AmplitudePriorConfig, got {type(self.amplitude_prior).__name__}"
+            )
         if not isinstance(self.schedule, DiffusionSchedule):
             raise TypeError(f"schedule must be a DiffusionSchedule, got {type(self.schedule).__name__}")
         set_field(self, "fps", number_in_range(self.fps, "fps", 0, MAX_FPS, low_open=True))
@@ -198,6 +209,8 @@ class MotionLDM(nn.Module):
         self.normalization = normalization
         self.vae = MotionVAE(config.vae)
         self.unet = FrequencyCoordinatedUNet(config.unet)
+        prior = config.amplitude_prior
+        self.amplitude_prior = None if prior is None else AmplitudePrior(prior)
 
     def decode_spectral_volume(self, latents: torch.Tensor) -> SpectralVolume:
         """Clean latents ``[B, K, 4, h, w]`` -> the spectral volume in pixels, at the model's
@@ -224,7 +237,8 @@ class MotionLDM(nn.Module):
 
     def save_pretrained(self, folder: str | Path, model_card: str | None = None) -> None:
         """Write ``config.json``, ``vae.safetensors``, ``unet.safetensors`` (and
-        ``image_encoder.safetensors`` for a pretrained image encoder, ``README.md``)."""
+        ``image_encoder.safetensors`` for a pretrained image encoder,
+        ``amplitude_prior.safetensors`` for an amplitude prior, ``README.md``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = self.config
@@ -241,6 +255,11 @@ class MotionLDM(nn.Module):
                 "unet": config.unet.to_dict(),
                 "schedule": config.schedule.to_dict(),
                 "normalization": self.normalization.to_dict(),
+                **(
+                    {}
+                    if config.amplitude_prior is None
+                    else {"amplitude_prior": config.amplitude_prior.to_dict()}
+                ),
             },
         )
         save_weights(self.vae, folder / VAE_FILE)
@@ -249,6 +268,8 @@ class MotionLDM(nn.Module):
         save_weights(self.unet, folder / UNET_FILE, exclude=_BACKBONE if pretrained else None)
         if pretrained:
             save_weights(encoder.backbone, folder / IMAGE_ENCODER_FILE)
+        if self.amplitude_prior is not None:
+            save_weights(self.amplitude_prior, folder / AMPLITUDE_PRIOR_FILE)
         if model_card is not None:
             (folder / "README.md").write_text(model_card)
 
@@ -281,6 +302,11 @@ class MotionLDM(nn.Module):
                 vae=MotionVAEConfig.from_dict(data["vae"], source=f"{config_path} (vae)"),
                 unet=UNetConfig.from_dict(data["unet"], source=f"{config_path} (unet)"),
                 schedule=DiffusionSchedule.from_dict(data.get("schedule", {}), f"{config_path} (schedule)"),
+                amplitude_prior=None
+                if data.get("amplitude_prior") is None
+                else AmplitudePriorConfig.from_dict(
+                    data["amplitude_prior"], f"{config_path} (amplitude_prior)"
+                ),
             )
             try:
                 normalization = NormalizationStats.from_dict(data["normalization"])
@@ -302,5 +328,12 @@ class MotionLDM(nn.Module):
             load_weights(encoder.backbone, encoder_path, f"{CONFIG_FILE} (unet.pretrained_blocks)")
         else:
             load_weights(model.unet, unet_path, CONFIG_FILE)
+        if model.amplitude_prior is not None:
+            prior_path = required_file(
+                folder,
+                AMPLITUDE_PRIOR_FILE,
+                _CONTENTS + f" (and {AMPLITUDE_PRIOR_FILE}, which its config names)",
+            )
+            load_weights(model.amplitude_prior, prior_path, f"{CONFIG_FILE} (amplitude_prior)")
         model.source_folder = folder
         return model.to(device=device, dtype=dtype).eval()

@@ -63,8 +63,9 @@ def predict(model: MotionLDM, image: torch.Tensor, **options) -> SpectralVolume:
         model: the motion model, in eval mode.
         image: ``[B, 3, H, W]`` RGB in [0, 1], any size and aspect.
         options: ``seed``, ``steps``, ``scheduler``, ``guidance_scale``, ``guidance``,
-            ``callback`` and ``progress`` of :func:`gid_models.sampling.predict_spectral_volume`
-            (by default DDIM with 250 steps and w = 1.75, as in the paper).
+            ``callback``, ``progress`` and ``amplitude_prior`` of
+            :func:`gid_models.sampling.predict_spectral_volume` (by default DDIM with 250 steps
+            and w = 1.75, as in the paper, and the model's amplitude prior where it has one).
 
     Returns:
         A pixel-unit volume ``[B, K, 2, h, w]`` at the model's resolution ``(h, w)``, whose

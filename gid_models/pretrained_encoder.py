@@ -46,6 +46,8 @@ __all__ = [
     "IMAGE_CUES",
     "PRETRAINED_ENCODERS",
     "PretrainedImageEncoder",
+    "image_cues",
+    "to_cells",
 ]
 
 # Names a config may give ``UNetConfig.image_encoder`` besides the paper's "learned".
@@ -60,6 +62,30 @@ PRETRAINED_ENCODERS = ("inception-v3-fid",)
 IMAGE_CUES = "image"
 FEATURE_CHANNELS: dict[str, int] = {IMAGE_CUES: 4, **BLOCK_CHANNELS}
 FEATURE_BLOCKS = tuple(FEATURE_CHANNELS)
+
+
+def image_cues(image: torch.Tensor) -> torch.Tensor:
+    """The ``IMAGE_CUES`` block at the image's own size: R, G, B and the chroma spread.
+
+    Args:
+        image: ``[B, 3, H, W]`` RGB in [0, 1].
+
+    Returns:
+        ``[B, 4, H, W]`` in [0, 1]: the three colours and ``max - min`` over them (0 for grey).
+    """
+    spread = image.amax(dim=1, keepdim=True) - image.amin(dim=1, keepdim=True)
+    return torch.cat((image, spread), dim=1)
+
+
+def to_cells(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[B, C, H, W]`` maps resized to ``size = (h, w)`` cells, e.g. the latent grid.
+
+    Area averaging shrinks a finer map without aliasing; bilinear interpolation grows a coarser
+    one.
+    """
+    if maps.shape[-2] >= size[0] and maps.shape[-1] >= size[1]:
+        return F.interpolate(maps, size=size, mode="area")
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
 
 class PretrainedImageEncoder(nn.Module):
@@ -139,15 +165,8 @@ class PretrainedImageEncoder(nn.Module):
         inception = self.backbone.block_features(to_inception_input(image), self.inception_blocks)
         maps = dict(zip(self.inception_blocks, inception, strict=True))
         if IMAGE_CUES in self.blocks:
-            spread = image.amax(dim=1, keepdim=True) - image.amin(dim=1, keepdim=True)
-            maps[IMAGE_CUES] = torch.cat((image, spread), dim=1)
-        # Area averaging shrinks the finer maps without aliasing; bilinear grows the coarser ones.
-        return [
-            F.interpolate(maps[b], size=size, mode="area")
-            if maps[b].shape[-2] >= size[0] and maps[b].shape[-1] >= size[1]
-            else F.interpolate(maps[b], size=size, mode="bilinear", align_corners=False)
-            for b in self.blocks
-        ]
+            maps[IMAGE_CUES] = image_cues(image)
+        return [to_cells(maps[b], size) for b in self.blocks]
 
     def backbone_features(self, image: torch.Tensor) -> torch.Tensor:
         """``block_maps`` stacked: ``[B, backbone_channels, H / factor, W / factor]``."""

@@ -35,6 +35,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
+from .amplitude_prior import impose_amplitude
 from .ldm import MotionLDM
 from .spectral import SpectralVolume
 
@@ -193,6 +194,7 @@ def predict_spectral_volume(
     guidance: StepGuidance | None = None,
     callback: Callable[[SamplingStep], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    amplitude_prior: bool = True,
 ) -> SpectralVolume:
     """Sample a spectral volume for each image of a batch.
 
@@ -210,6 +212,10 @@ def predict_spectral_volume(
             networks, in the denoiser's passes, the guidance's and the final decoding alike; an
             exception it raises (a user's cancel) stops sampling within one layer's time, even
             inside a step of a large model or of loop guidance's extra passes.
+        amplitude_prior: for a model with an amplitude prior (``model.amplitude_prior``, not in
+            the paper), rescale the sampled volume towards the amplitude map the prior reads from
+            the image, by the prior's ``weight`` (``gid_models.amplitude_prior.impose_amplitude``);
+            False keeps the denoiser's own amplitudes. Models without a prior ignore it.
 
     Returns:
         A pixel-unit spectral volume ``[B, K, 2, h, w]`` (complex64) at the model's resolution
@@ -218,7 +224,8 @@ def predict_spectral_volume(
         motion to the image where it splats (see "Resolution" in ``gid_models.spectral``).
     """
     if progress is None:
-        return _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, callback)
+        volume = _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, callback)
+        return _with_prior(volume, model, image, amplitude_prior)
     done = [0]
     handles = [
         module.register_forward_pre_hook(lambda *_: progress(done[0], steps)) for module in model.modules()
@@ -230,11 +237,20 @@ def predict_spectral_volume(
             callback(step)
 
     try:
-        return _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, count_steps)
+        volume = _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, count_steps)
     finally:
         # Also when the cancel's exception leaves: the model is used again afterwards.
         for handle in handles:
             handle.remove()
+    return _with_prior(volume, model, image, amplitude_prior)
+
+
+def _with_prior(volume: SpectralVolume, model: MotionLDM, image: torch.Tensor, use: bool) -> SpectralVolume:
+    """The sampled volume rescaled by the model's amplitude prior, if it has one and ``use``."""
+    if not use or model.amplitude_prior is None:
+        return volume
+    amplitude = model.amplitude_prior(prepare_image(image, model), model.config.latent_size)
+    return impose_amplitude(volume, amplitude.to(volume.coeffs.device), model.amplitude_prior.config.weight)
 
 
 def _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, callback) -> SpectralVolume:

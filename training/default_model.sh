@@ -76,7 +76,11 @@ STAGE1=$WORK/runs/stage1/best-model
 train stage2 denoiser --stage 2 --config "$CONFIGS/default-denoiser-stage2.json" --data "$WORK/data-train" \
     --init "$STAGE1" --time-limit $((2 * UNIT))
 
-"$PYTHON" -m training.package_model --motion "$WORK/runs/stage2/model" --output "$WORK/gid-default" \
+# The amplitude prior (not in the paper): colours -> where and how much things move, fitted in
+# seconds on the training windows, its penalty chosen on the val windows.
+[ -d "$WORK/runs/prior" ] || "$PYTHON" -m training.fit_amplitude_prior --model "$WORK/runs/stage2/model" \
+    --data "$WORK/data-train" --val-data "$WORK/data-val" --output "$WORK/runs/prior"
+"$PYTHON" -m training.package_model --motion "$WORK/runs/prior" --output "$WORK/gid-default" \
     --dtype fp16 --title "gid-default: the default model of the node pack"
 "$PYTHON" bench/bench_motion_quality.py --model "$WORK/gid-default" --manifest "$DATA/MANIFEST.tsv" \
     | tee "$WORK/val-figures.txt"

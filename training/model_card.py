@@ -55,8 +55,15 @@ def model_card(title: str, description: str, sections: Sequence[str]) -> str:
     Args:
         title: the card's heading.
         description: what the folder holds and how to load it (Markdown).
-        sections: the training sections, oldest stage first.
+        sections: the training sections, oldest stage first. Where two have the same heading
+            (a stage trained again from a folder that already records it, e.g. denoiser stage 1
+            from a complete model whose VAE it keeps), only the last is kept: the card tells the
+            story of the weights it holds.
     """
+    latest = {section.split("\n", 1)[0]: index for index, section in enumerate(sections)}
+    sections = [
+        section for index, section in enumerate(sections) if latest[section.split("\n", 1)[0]] == index
+    ]
     return "\n".join(
         [
             _FRONT_MATTER,

@@ -32,7 +32,8 @@ from gid_models.hub import DTYPES, ModelFolderError
 from gid_models.ldm import MotionLDM
 from gid_models.renderer import ImageBasedRenderer
 
-from .model_card import inherited_sections, model_card
+from .model_card import SECTION_HEADING, inherited_sections, model_card
+from .renderer_stage import RendererStage
 
 __all__ = ["main", "package_model"]
 
@@ -80,7 +81,13 @@ def package_model(
     sections = inherited_sections(motion)
     if renderer is not None:
         image_renderer = ImageBasedRenderer.from_pretrained(renderer, dtype=dtype)
-        sections = [*sections, *inherited_sections(Path(renderer))]
+        # Only the renderer's own record: a renderer that sits in a complete model folder (an
+        # earlier default model, say) would otherwise bring that folder's motion stages along.
+        renderer_heading = SECTION_HEADING + RendererStage.name
+        own = [
+            section for section in inherited_sections(Path(renderer)) if section.startswith(renderer_heading)
+        ]
+        sections = [*sections, *own]
     description = _DESCRIPTION + (f"\n{notes.strip()}\n" if notes.strip() else "")
     ldm.save_pretrained(output, model_card=model_card(title, description, sections))
     if renderer is not None:

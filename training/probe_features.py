@@ -36,7 +36,7 @@ from .image_features import cached_block_features
 from .metrics import amplitude_map, brightness_map, centre_prior_map, gradient_energy_map, pearson
 from .metrics_networks import FID_WEIGHTS_FILE, default_weights_dir
 
-__all__ = ["amplitude_targets", "probe", "ridge_fit"]
+__all__ = ["amplitude_targets", "per_clip_mean", "probe", "ridge_fit"]
 
 DEFAULT_BLOCKS = (
     "image",
@@ -88,7 +88,8 @@ def ridge_fit(x: torch.Tensor, y: torch.Tensor, strength: float) -> tuple[torch.
     return w / std, y.mean() - (mean / std) @ w
 
 
-def _per_clip_mean(scores: torch.Tensor, clips: Sequence[str]) -> tuple[float, dict[str, float]]:
+def per_clip_mean(scores: torch.Tensor, clips: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """``scores [N]`` of windows averaged per clip, then over clips: ``(mean, {clip: mean})``."""
     per_clip = {clip: float(scores[[c == clip for c in clips]].mean()) for clip in dict.fromkeys(clips)}
     return sum(per_clip.values()) / len(per_clip), per_clip
 
@@ -111,7 +112,7 @@ def probe(
     results: dict = {"windows": {"train": len(y_train), "val": len(truth)}, "blocks": {}}
 
     def score(predicted: torch.Tensor) -> tuple[float, dict[str, float]]:
-        return _per_clip_mean(pearson(predicted, truth), clips)
+        return per_clip_mean(pearson(predicted, truth), clips)
 
     def fit(name: str, indices: list[int]) -> None:
         x_train = (

@@ -21,6 +21,7 @@ from gid_models.unet import FrequencyAttention
 from training.config import CONFIG_FOLDER, ConfigError
 from training.data import MotionSlices, PreparedData, normalize_slices
 from training.denoiser_stage import DenoiserStage, DenoiserStageConfig, log_amplitude
+from training.model_card import model_card, training_section
 from training.package_model import package_model
 from training.synthetic import write_toy_data
 from training.train import main, run
@@ -328,6 +329,26 @@ def test_a_model_packaged_without_a_renderer_loads_with_none(pack, stage2_run, t
     package_model(stage2_run / "model", tmp_path / "renderer", tmp_path / "both")
     assert (tmp_path / "both" / "renderer.safetensors").is_file()
     assert "## Training: denoiser stage 2" in (tmp_path / "both" / "README.md").read_text()
+
+
+def test_a_renderer_taken_from_a_complete_model_folder_brings_only_its_own_record(stage2_run, tmp_path):
+    complete = tmp_path / "complete"
+    sections = [
+        training_section(stage, {"steps": 7}, {}) for stage in ("denoiser stage 2", "image-based renderer")
+    ]
+    ImageBasedRenderer(RendererConfig(encoder_levels=1, channels=(4, 8), style_dim=8)).save_pretrained(
+        complete
+    )
+    (complete / "README.md").write_text(model_card("An earlier model", "", sections))
+
+    package_model(stage2_run / "model", complete, tmp_path / "both")
+
+    card = (tmp_path / "both" / "README.md").read_text()
+    assert card.count("## Training: denoiser stage 2") == 1 and "- steps: 7\n" in card
+    stage2 = card[
+        card.index("## Training: denoiser stage 2") : card.index("## Training: image-based renderer")
+    ]
+    assert "- steps: 7\n" not in stage2  # the motion model's own stage 2, not the other folder's
 
 
 def test_the_nodes_load_the_stage_2_folder_and_predict_with_it(pack, stage2_run):
