@@ -15,19 +15,26 @@ motion model splits the two questions:
   B, chroma spread) at the cell and blurred over ``context_sigmas`` cells around it, so a cell
   is judged with its surroundings (a bright flame on a dark ground, a green crown against the
   sky). It has 4 (1 + len(context_sigmas)) weights and a bias, and cannot know where in the
-  frame a cell lies;
+  frame a cell lies. A regression's prediction is a conditional mean, shrunk towards the
+  average: fitted on fifteen scenes, its maps varied within an image 18 times less (in log
+  amplitude) than the true maps, which put motion everywhere and a little more on bright
+  colours. So each map's log amplitude is stretched about its mean by ``contrast``, fitted as
+  the ratio of the two spreads on the training windows, and the stretched map is rescaled to the
+  regression's mean amplitude: the contrast changes where things move, not how much;
 - **how**: the spectrum over the bands, the phases and the directions stay the sampled
   volume's. ``impose_amplitude`` rescales every pixel's coefficients, all bands alike, so that
   its amplitude becomes a geometric blend of the prior's map (interpolated between cell
   centres) and the sample's own, ``A = A_prior^weight * A_sample^(1 - weight)``: a product of
   the two experts, the prior's ``weight`` in [0, 1] a config field. On the val clips
-  (``bench/bench_motion_quality.py --prior-weights``), weight 1 placed motion at r = 0.43 with a
-  template score of 0.20, 0.95 at 0.44 and 0.18, 0.85 at 0.38 and 0.07, the denoiser alone at
-  0.20 and -0.06 (training/README.md); 0.95 is the default.
+  (``bench/bench_motion_quality.py --prior-weights``, training/README.md; measured before the
+  contrast) weight 1 placed motion at r = 0.43 with a template score of 0.14, 0.95 at 0.44 and
+  0.24, 0.9 at 0.40 and 0.23, 0.85 at 0.38 and 0.20: the denoiser's own amplitude pattern adds
+  more of its habits than of the photo, so 1 (the prior's map alone) is the default. With the
+  contrast, weight 1 places motion at 0.45 with a template score of -0.03.
 
 Scaling a pixel's trajectory by a constant keeps it periodic over the window: a seamless loop
 stays seamless. With about twenty clips, colours generalised where deep features did not (a
-ridge probe on the val clips: r = 0.42 for these cues with their context, 0.31 adding Inception
+ridge probe on the val clips: r = 0.43 for these cues with their context, 0.31 adding Inception
 blocks); with far more data, the denoiser alone (a model without a prior) is the paper's way.
 
 Example:
@@ -75,7 +82,7 @@ class AmplitudePriorConfig(ConfigMixin):
 
     context_sigmas: tuple[float, ...] = (2.0, 6.0)
     floor: float = 0.05
-    weight: float = 0.95
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         sigmas = self.context_sigmas
@@ -107,6 +114,8 @@ class AmplitudePrior(nn.Module):
         self.regression = nn.Conv2d(self.config.feature_channels, 1, kernel_size=1)
         nn.init.zeros_(self.regression.weight)
         nn.init.zeros_(self.regression.bias)
+        # Fitted with the weights (training.fit_amplitude_prior), so stored with them.
+        self.register_buffer("contrast", torch.ones(()))
 
     def features(self, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """The regression's inputs: the cues per cell, then blurred at each context scale.
@@ -126,11 +135,20 @@ class AmplitudePrior(nn.Module):
         weight, bias = self.regression.weight.float(), self.regression.bias.float()
         return F.conv2d(features.float(), weight, bias)[:, 0]
 
+    def amplitude(self, log_amplitude: torch.Tensor) -> torch.Tensor:
+        """``[B, h, w]`` regressed ``ln(floor + A)`` -> ``[B, h, w]`` amplitude in pixels, >= 0:
+        the log map stretched about each image's mean by ``contrast``, then rescaled to the mean
+        amplitude of the unstretched map (module docstring)."""
+        floor = self.config.floor
+        centre = log_amplitude.mean(dim=(-2, -1), keepdim=True)
+        stretched = (centre + self.contrast.float() * (log_amplitude - centre)).exp().sub(floor).clamp(min=0)
+        level = log_amplitude.exp().sub(floor).clamp(min=0).mean(dim=(-2, -1), keepdim=True)
+        return stretched * level / stretched.mean(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
+
     def forward(self, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``[B, 3, H, W]`` RGB in [0, 1] -> ``[B, h, w]`` amplitude ``sum_{k>=1} |S_k|`` in
         pixels of the model's grid, >= 0, per cell of ``size = (h, w)``."""
-        log_amplitude = self.log_amplitude(self.features(image, size))
-        return (log_amplitude.exp() - self.config.floor).clamp(min=0)
+        return self.amplitude(self.log_amplitude(self.features(image, size)))
 
 
 def impose_amplitude(volume: SpectralVolume, amplitude: torch.Tensor, weight: float = 1.0) -> SpectralVolume:

@@ -60,6 +60,24 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def load_through_node(pack, tmp_path):
+    """Save a motion model in a ``models/gid`` folder of ComfyUI and load it with Load Motion LDM,
+    as a user would: ``load_through_node(model, dtype) -> (wrapped model, renderer)``."""
+    import folder_paths
+
+    def load(model, dtype: str = "fp32"):
+        model.save_pretrained(tmp_path / "gid" / "under-test")
+        paths = folder_paths.folder_names_and_paths["gid"][0]
+        paths.insert(0, str(tmp_path / "gid"))
+        try:
+            return pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("under-test", "", "main", dtype)
+        finally:
+            paths.remove(str(tmp_path / "gid"))
+
+    return load
+
+
 def make_tiny_motion_model(seed: int = 0):
     """A randomly initialised motion LDM small enough for tests (K = 8, 16x24 volumes)."""
     from gid_models.ldm import MotionLDM, MotionLDMConfig

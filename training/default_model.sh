@@ -16,15 +16,15 @@
 # budget unit is SECONDS_PER_UNIT seconds (default 60), the VAE gets 2 units, denoiser stage 1
 # gets 6 and stage 2 gets 2. On two CPU cores a VAE step at the default size takes about 15 s,
 # so there VAE_FROM=FOLDER reuses the VAE (and its normalization statistics) of an existing
-# motion model folder instead of training one (runs on 2 CPU cores with VAE_FROM=models/gid-default
-# and 400 to 450 s units placed motion worse than the brightness baseline on the val clips, mean r
-# 0.20 against 0.28, so models/gid-default is still the previous recipe's model: see
-# training/README.md). Every step is resumable: rerunning skips
-# prepared clips and cached features, and a run folder that already has its model/ is kept
-# (delete it to train again).
+# motion model folder instead of training one. On 2 CPU cores with VAE_FROM and 400 to 450 s
+# units, the denoiser alone placed motion worse than the brightness baseline on the val clips
+# (mean r 0.20 against 0.28); with the amplitude prior fitted after stage 2 (not in the paper,
+# gid_models.amplitude_prior) the same model places it at 0.43, which is what models/gid-default
+# ships (training/README.md). Every step is resumable: rerunning skips prepared clips and cached
+# features, and a run folder that already has its model/ is kept (delete it to train again).
 #
 # Writes WORK_DIR/data-train and data-val (128 x 80 spectral volumes with start frames at
-# 512 x 320), probe.json, runs/{vae,stage1,stage2}, gid-default (the packaged folder, fp16, no
+# 512 x 320), probe.json, runs/{vae,stage1,stage2,prior}, gid-default (the packaged folder, fp16, no
 # renderer: the previous recipe's was 2.5 dB below the weight-free splat) and val-figures.txt.
 set -euo pipefail
 

@@ -8,7 +8,9 @@ latent cell to ``ln(floor + A)``, A the motion amplitude there. It is fitted in 
 regression, ``training.probe_features.ridge_fit``) on every latent cell of the training windows:
 the start frame goes through the model's own ``prepare_image``, as at prediction, and A is the
 window's amplitude map (``sum_{k>=1} |S_k|`` in pixels of the model's grid) averaged per cell.
-For each ridge penalty the fitted map is scored on the val windows by placement, the Pearson r
+For each ridge penalty, the contrast is the mean spread (standard deviation over a window's
+cells) of the true log amplitude over that of the fitted one, on the training windows, and the
+fitted map with that contrast is scored on the val windows by placement, the Pearson r
 between it and the window's true amplitude map, averaged per clip and then over clips; the best
 penalty's weights are written into a copy of the model folder, whose card gets a section with
 the figures (placement and amplitude scale per val clip). Seconds on two CPU cores: the inputs
@@ -73,7 +75,7 @@ def fit_amplitude_prior(
         strengths: ridge penalties per sample to try, > 0.
 
     Returns:
-        ``(prior, figures)``: the fitted prior, and ``{"strength", "placement", "per_clip":
+        ``(prior, figures)``: the fitted prior, and ``{"strength", "contrast", "placement", "per_clip":
         {clip: {"placement", "scale"}}, "windows": {"train", "val"}}`` for the chosen penalty
         (scale: the mean predicted amplitude over the mean true one, per clip).
 
@@ -90,28 +92,36 @@ def fit_amplitude_prior(
     size = model.config.latent_size
     train_maps, train_images, _ = amplitude_targets(train, size)
     val_maps, val_images, val_clips = amplitude_targets(val, size)
-    x_train = _cells(model, prior, train_images).flatten(0, 2)
+    x_train = _cells(model, prior, train_images)
     x_val = _cells(model, prior, val_images)
-    target = (train_maps.double() + prior.config.floor).log().flatten()
+    target = (train_maps.double() + prior.config.floor).log()
+    # How much the true log amplitude varies within a training window, for the contrast.
+    true_spread = target.flatten(1).std(dim=1).mean()
+    prior.double()
     best = None
     for strength in strengths:
-        weight, bias = ridge_fit(x_train, target, strength)
-        predicted = ((x_val @ weight + bias).exp() - prior.config.floor).clamp(min=0)
+        weight, bias = ridge_fit(x_train.flatten(0, 2), target.flatten(), strength)
+        contrast = true_spread / (x_train @ weight + bias).flatten(1).std(dim=1).mean().clamp(min=1e-12)
+        prior.contrast.fill_(float(contrast))
+        predicted = prior.amplitude(x_val @ weight + bias)
         placement, per_clip = per_clip_mean(pearson(predicted, val_maps), val_clips)
         log(
-            f"ridge {strength:g}: val placement r = {placement:+.3f} "
+            f"ridge {strength:g} (contrast {float(contrast):.1f}): val placement r = {placement:+.3f} "
             + " ".join(f"{r:+.2f}" for r in per_clip.values())
         )
         if best is None or placement > best[0]:
-            best = (placement, strength, weight, bias, predicted, per_clip)
-    placement, strength, weight, bias, predicted, per_clip = best
+            best = (placement, strength, weight, bias, float(contrast), predicted, per_clip)
+    placement, strength, weight, bias, contrast, predicted, per_clip = best
+    prior.float()
     with torch.no_grad():
         prior.regression.weight.copy_(weight.view(1, -1, 1, 1))
         prior.regression.bias.fill_(float(bias))
+        prior.contrast.fill_(contrast)
     scale = predicted.mean(dim=(1, 2)) / val_maps.double().mean(dim=(1, 2)).clamp(min=1e-9)
     _, scale_per_clip = per_clip_mean(scale, val_clips)
     figures = {
         "strength": strength,
+        "contrast": contrast,
         "placement": placement,
         "per_clip": {clip: {"placement": per_clip[clip], "scale": scale_per_clip[clip]} for clip in per_clip},
         "windows": {"train": len(train_maps), "val": len(val_maps)},
@@ -140,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--weight",
         type=float,
         default=AmplitudePriorConfig().weight,
-        help="the prior's share of the blended amplitude at prediction, in [0, 1] (default: 0.95)",
+        help="the prior's share of the blended amplitude at prediction, in [0, 1] (default: 1)",
     )
     parser.add_argument("--strengths", type=float, nargs="+", default=list(DEFAULT_STRENGTHS))
     args = parser.parse_args(argv)
@@ -157,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "training data": f"{args.data} ({figures['windows']['train']} windows)",
         "val data": f"{args.val_data} ({figures['windows']['val']} windows)",
         "ridge penalty": f"{figures['strength']:g}, chosen by val placement",
+        "contrast": f"{figures['contrast']:.2f} (the training maps' spread of log amplitude over the fit's)",
         "val placement r (clip mean)": f"{figures['placement']:.3f}",
         **{
             f"val {clip}": f"placement r {entry['placement']:.2f}, amplitude scale {entry['scale']:.2f}"

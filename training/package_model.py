@@ -41,7 +41,9 @@ _DESCRIPTION = """\
 A motion model of Generative Image Dynamics (Li et al., CVPR 2024) for the ComfyUI node pack
 `comfyui-generative-image-dynamics`: the motion VAE, the frequency-coordinated denoiser and the
 normalization statistics (`config.json`, `vae.safetensors`, `unet.safetensors`), and, where
-the folder has one, the image-based renderer (`renderer_config.json`, `renderer.safetensors`).
+the model has them, the denoiser's frozen image network (`image_encoder.safetensors`), the
+amplitude prior (`amplitude_prior.safetensors`) and the image-based renderer
+(`renderer_config.json`, `renderer.safetensors`).
 
 - ComfyUI: put this folder in `models/gid/` (or type the Hub repo id into Load Motion LDM's
   `hub_repo_id`); Load Motion LDM returns the motion model and the renderer (none when the

@@ -37,6 +37,19 @@ def test_the_map_follows_the_weights_brighter_red_moves_more():
     assert torch.allclose(amplitude[0, :, 0], torch.full((2,), 1 - 0.05))
 
 
+def test_the_contrast_stretches_where_things_move_and_keeps_how_much():
+    prior = AmplitudePrior(AmplitudePriorConfig(context_sigmas=()))
+    log_amplitude = torch.tensor([[[0.0, 0.1], [0.2, 0.3]]])
+    plain = prior.amplitude(log_amplitude)
+    with torch.no_grad():
+        prior.contrast.fill_(10.0)
+    stretched = prior.amplitude(log_amplitude)
+
+    assert torch.allclose(stretched.mean(), plain.mean())
+    assert stretched.max() / stretched.min() > 5 * plain.max() / plain.min()
+    assert torch.argsort(stretched.flatten()).tolist() == torch.argsort(plain.flatten()).tolist()
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [
@@ -108,6 +121,7 @@ def model_with_prior(tiny_motion_model):
     with torch.no_grad():
         model.amplitude_prior.regression.weight.zero_()[0, 0] = 3.0  # red moves
         model.amplitude_prior.regression.bias.fill_(-1.0)
+        model.amplitude_prior.contrast.fill_(2.5)
     return model.eval()
 
 
@@ -135,7 +149,7 @@ def test_a_model_with_a_prior_moves_what_the_prior_says(model_with_prior):
 def test_the_prior_round_trips_through_the_model_folder(model_with_prior, tmp_path):
     model_with_prior.save_pretrained(tmp_path / "model")
     stored = load_file(tmp_path / "model" / "amplitude_prior.safetensors")
-    assert stored["regression.weight"].shape == (1, 8, 1, 1)
+    assert stored["regression.weight"].shape == (1, 8, 1, 1) and float(stored["contrast"]) == 2.5
     loaded = MotionLDM.from_pretrained(tmp_path / "model")
     assert loaded.config == model_with_prior.config
     assert torch.equal(
@@ -168,16 +182,8 @@ def test_a_config_with_a_prior_that_is_not_one_is_refused():
         MotionLDMConfig(amplitude_prior={"floor": 0.1})
 
 
-def test_load_motion_ldm_loads_a_model_with_a_prior_from_models_gid(pack, model_with_prior, tmp_path):
-    import folder_paths
-
-    model_with_prior.save_pretrained(tmp_path / "gid" / "with-prior")
-    paths = folder_paths.folder_names_and_paths["gid"][0]
-    paths.insert(0, str(tmp_path / "gid"))
-    try:
-        wrapped, _ = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("with-prior", "", "main", "fp16")
-    finally:
-        paths.remove(str(tmp_path / "gid"))
+def test_load_motion_ldm_loads_a_model_with_a_prior_from_models_gid(model_with_prior, load_through_node):
+    wrapped, _ = load_through_node(model_with_prior, "fp16")
     prior = wrapped.model.amplitude_prior
     assert prior is not None and prior.config.to_dict() == model_with_prior.config.amplitude_prior.to_dict()
     assert torch.allclose(prior.regression.weight.float(), model_with_prior.amplitude_prior.regression.weight)

@@ -181,17 +181,9 @@ def test_an_invalid_encoder_setting_is_refused_with_the_field_named(changes, mes
 
 
 def test_load_motion_ldm_loads_a_model_with_the_frozen_encoder_from_models_gid(
-    pack, pretrained_model, tmp_path
+    pretrained_model, load_through_node
 ):
-    import folder_paths
-
-    pretrained_model.save_pretrained(tmp_path / "gid" / "with-prior")
-    paths = folder_paths.folder_names_and_paths["gid"][0]
-    paths.insert(0, str(tmp_path / "gid"))
-    try:
-        wrapped, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run("with-prior", "", "main", "fp32")
-    finally:
-        paths.remove(str(tmp_path / "gid"))
+    wrapped, renderer = load_through_node(pretrained_model)
     loaded = wrapped.model
     assert loaded.config.unet.image_encoder == "inception-v3-fid" and renderer is None
     name = "image_encoder.backbone.layers.mixed_3.conv.weight"

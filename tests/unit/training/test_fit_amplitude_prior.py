@@ -35,6 +35,8 @@ def test_the_fitted_prior_finds_the_moving_discs_of_held_out_windows(tiny_motion
     assert set(figures["per_clip"]) == set(PreparedData.open(val_data).window_clips())
     assert all(entry["scale"] > 0 for entry in figures["per_clip"].values())
     assert prior.regression.weight.abs().sum() > 0
+    # The fit's maps vary less within a window than the truth; the contrast gives that back.
+    assert figures["contrast"] > 1 and float(prior.contrast) == pytest.approx(figures["contrast"])
 
 
 def test_data_at_another_resolution_than_the_models_is_refused(tiny_motion_model, val_data, tmp_path):
