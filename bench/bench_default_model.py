@@ -4,8 +4,7 @@ What the image_to_loop workflow does, timed in its parts: load ``models/gid-defa
 the spectral volume (dpmpp_2m, 25 steps, classifier-free guidance 1.75, with and without loop
 guidance: the workflows' backward step, or with --paper-guidance Eq. 5 as in the paper), then render one
 loop of 150 frames with the weight-free splat, as the shipped workflows do, and with the model's
-trained renderer where its folder has one (gid-default's, 2.5 dB below the splat, is left
-unconnected by the workflows). The
+trained renderer where its folder has one (gid-default has none: it did not beat the splat). The
 baselines, timed in the same run: prediction without loop guidance, and the weight-free render.
 The target: predicting and rendering a full loop in under a minute on 2 CPU cores.
 

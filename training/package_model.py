@@ -80,12 +80,14 @@ def package_model(
     """
     motion, output = Path(motion), Path(output)
     ldm = MotionLDM.from_pretrained(motion).to(dtype)
-    sections = inherited_sections(motion)
+    # The card records the weights the folder holds: the motion model's stages, and the renderer's
+    # record only from the renderer folder given. A motion model trained on from a complete model
+    # folder (an earlier default model, say) inherits that folder's renderer record, and a
+    # renderer that sits in one would bring that folder's motion stages along.
+    renderer_heading = SECTION_HEADING + RendererStage.name
+    sections = [section for section in inherited_sections(motion) if not section.startswith(renderer_heading)]
     if renderer is not None:
         image_renderer = ImageBasedRenderer.from_pretrained(renderer, dtype=dtype)
-        # Only the renderer's own record: a renderer that sits in a complete model folder (an
-        # earlier default model, say) would otherwise bring that folder's motion stages along.
-        renderer_heading = SECTION_HEADING + RendererStage.name
         own = [
             section for section in inherited_sections(Path(renderer)) if section.startswith(renderer_heading)
         ]

@@ -351,6 +351,20 @@ def test_a_renderer_taken_from_a_complete_model_folder_brings_only_its_own_recor
     assert "- steps: 7\n" not in stage2  # the motion model's own stage 2, not the other folder's
 
 
+def test_a_model_packaged_without_a_renderer_has_no_renderer_record_even_if_its_motion_model_inherited_one(
+    stage2_run, tmp_path
+):
+    motion = tmp_path / "motion"
+    inherited = [training_section("image-based renderer", {}, {})]
+    MotionLDM.from_pretrained(stage2_run / "model").save_pretrained(
+        motion, model_card=model_card("Motion model", "", inherited)
+    )
+
+    package_model(motion, None, tmp_path / "motion-only")
+
+    assert "## Training: image-based renderer" not in (tmp_path / "motion-only" / "README.md").read_text()
+
+
 def test_the_nodes_load_the_stage_2_folder_and_predict_with_it(pack, stage2_run):
     model, renderer = pack.NODE_CLASS_MAPPINGS["LoadMotionLDM"]().run(
         str(stage2_run / "model"), "", "main", "auto"
