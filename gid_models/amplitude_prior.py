@@ -171,6 +171,7 @@ def impose_amplitude(volume: SpectralVolume, amplitude: torch.Tensor, weight: fl
         The rescaled volume, same shape, fps, window and ``target_size``.
     """
     volume.require_pixels("impose_amplitude")
+    weight = number_in_range(weight, "weight", 0, 1)
     if amplitude.dim() != 3 or amplitude.shape[0] != volume.coeffs.shape[0]:
         raise ValueError(
             f"amplitude must be [B, h, w] with the volume's batch {volume.coeffs.shape[0]}, "

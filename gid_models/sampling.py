@@ -224,8 +224,9 @@ def predict_spectral_volume(
         motion to the image where it splats (see "Resolution" in ``gid_models.spectral``).
     """
     if progress is None:
-        volume = _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, callback)
-        return _with_prior(volume, model, image, amplitude_prior)
+        return _predict(
+            model, image, seed, steps, scheduler, guidance_scale, guidance, callback, amplitude_prior
+        )
     done = [0]
     handles = [
         module.register_forward_pre_hook(lambda *_: progress(done[0], steps)) for module in model.modules()
@@ -237,23 +238,18 @@ def predict_spectral_volume(
             callback(step)
 
     try:
-        volume = _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, count_steps)
+        return _predict(
+            model, image, seed, steps, scheduler, guidance_scale, guidance, count_steps, amplitude_prior
+        )
     finally:
         # Also when the cancel's exception leaves: the model is used again afterwards.
         for handle in handles:
             handle.remove()
-    return _with_prior(volume, model, image, amplitude_prior)
 
 
-def _with_prior(volume: SpectralVolume, model: MotionLDM, image: torch.Tensor, use: bool) -> SpectralVolume:
-    """The sampled volume rescaled by the model's amplitude prior, if it has one and ``use``."""
-    if not use or model.amplitude_prior is None:
-        return volume
-    amplitude = model.amplitude_prior(prepare_image(image, model), model.config.latent_size)
-    return impose_amplitude(volume, amplitude.to(volume.coeffs.device), model.amplitude_prior.config.weight)
-
-
-def _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, callback) -> SpectralVolume:
+def _predict(
+    model, image, seed, steps, scheduler, guidance_scale, guidance, callback, amplitude_prior
+) -> SpectralVolume:
     """The body of ``predict_spectral_volume``."""
     conditioning = prepare_image(image, model)
     batch = conditioning.shape[0]
@@ -308,4 +304,10 @@ def _predict(model, image, seed, steps, scheduler, guidance_scale, guidance, cal
         if callback is not None:
             callback(step)
 
-    return replace(model.decode_spectral_volume(latents), target_size=tuple(image.shape[-2:]))
+    volume = replace(model.decode_spectral_volume(latents), target_size=tuple(image.shape[-2:]))
+    prior = model.amplitude_prior
+    if not amplitude_prior or prior is None:
+        return volume
+    # The prior reads the same conditioning image the denoiser saw.
+    amplitude = prior(conditioning, model.config.latent_size).to(volume.coeffs.device)
+    return impose_amplitude(volume, amplitude, prior.config.weight)

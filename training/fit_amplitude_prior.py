@@ -97,7 +97,6 @@ def fit_amplitude_prior(
     target = (train_maps.double() + prior.config.floor).log()
     # How much the true log amplitude varies within a training window, for the contrast.
     true_spread = target.flatten(1).std(dim=1).mean()
-    prior.double()
     best = None
     for strength in strengths:
         weight, bias = ridge_fit(x_train.flatten(0, 2), target.flatten(), strength)
@@ -112,7 +111,6 @@ def fit_amplitude_prior(
         if best is None or placement > best[0]:
             best = (placement, strength, weight, bias, float(contrast), predicted, per_clip)
     placement, strength, weight, bias, contrast, predicted, per_clip = best
-    prior.float()
     with torch.no_grad():
         prior.regression.weight.copy_(weight.view(1, -1, 1, 1))
         prior.regression.bias.fill_(float(bias))

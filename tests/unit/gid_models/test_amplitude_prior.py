@@ -110,6 +110,11 @@ def test_a_map_of_another_batch_is_refused_with_the_shapes_named():
         impose_amplitude(swinging_volume(), torch.ones(2, 2, 3))
 
 
+def test_a_blend_weight_outside_zero_to_one_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="weight"):
+        impose_amplitude(swinging_volume(), torch.ones(1, 2, 3), weight=1.5)
+
+
 @pytest.fixture
 def model_with_prior(tiny_motion_model):
     from dataclasses import replace
