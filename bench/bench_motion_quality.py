@@ -12,7 +12,10 @@ shipped workflows use (DPM-Solver++ 25 steps, cfg 1.75), ``training.evaluate``'s
   the model's clip mean over the best baseline's;
 - template score: mean r between the predicted maps of different clips (near 1 = the model puts
   motion in the same place whatever it sees), next to the same score of the true maps;
-- scale: predicted over true mean amplitude per clip (1 = the right amount of motion).
+- scale: predicted over true mean amplitude per clip (1 = the right amount of motion);
+- speed: the amount measured without chaining, predicted mean speed over the frame-to-frame
+  flow's, and "truth speed", the true volume's over the flow's: where that is far from 1, the two
+  truths disagree about the clip and its scale measures the flow's errors as much as the model.
 
 A model with an amplitude prior (``gid_models.amplitude_prior``) is measured with the prior's
 ``weight`` of its config, or with each value of ``--prior-weights`` in turn (the same samples,
@@ -64,11 +67,20 @@ def val_sources(manifest: Path, split: str) -> list[Source]:
 
 def report(name: str, motion: dict) -> None:
     print(f"\n{name}")
-    print(f"  {'clip':36}{'placement r':>12}{'gradient':>10}{'centre':>8}{'bright':>8}{'scale':>8}")
+    print(
+        f"  {'clip':36}{'placement r':>12}{'gradient':>10}{'centre':>8}{'bright':>8}{'scale':>8}"
+        f"{'speed':>8}{'truth speed':>13}"
+    )
     for clip, entry in motion["per_clip"].items():
-        r = entry["placement_drift_free"]
-        cells = [r["prediction"], *(r[b] for b in BASELINES), entry["scale_ratio"]]
-        widths = (12, 10, 8, 8, 8)
+        r, speed = entry["placement_drift_free"], entry["speed_ratio"]
+        cells = [
+            r["prediction"],
+            *(r[b] for b in BASELINES),
+            entry["scale_ratio"],
+            speed["prediction"],
+            speed["truth"],
+        ]
+        widths = (12, 10, 8, 8, 8, 8, 13)
         print(f"  {clip:36}" + "".join(f"{value:>{w}.2f}" for value, w in zip(cells, widths, strict=True)))
     mean = motion["placement_drift_free_clip_mean"]
     print(
@@ -86,10 +98,14 @@ def report(name: str, motion: dict) -> None:
         for entry in motion["per_clip"].values()
     )
     scales = [entry["scale_ratio"] for entry in motion["per_clip"].values()]
+    speeds = [entry["speed_ratio"]["prediction"] for entry in motion["per_clip"].values()]
+    agree = [entry["speed_ratio"]["truth"] for entry in motion["per_clip"].values()]
     print(
         f"  ratio to the best baseline ({best}): {mean['prediction'] / mean[best]:.2f}x; above every "
         f"baseline on {beaten} of {len(scales)} clips; scale within 0.5x..2x on "
-        f"{sum(0.5 <= s <= 2 for s in scales)} of {len(scales)} clips ({min(scales):.2f}..{max(scales):.2f})"
+        f"{sum(0.5 <= s <= 2 for s in scales)} of {len(scales)} clips ({min(scales):.2f}..{max(scales):.2f}), "
+        f"speed on {sum(0.5 <= s <= 2 for s in speeds)}; the two truths agree within 2x on "
+        f"{sum(0.5 <= s <= 2 for s in agree)}"
     )
 
 

@@ -25,6 +25,11 @@ The truth is the window's volume from its optical flow.
   1..K-1 (per band in the JSON); the same for the dataset mean, the mean spectrum of the
   windows of the *other* clips (leave one clip out, so that no window predicts itself).
 - scale: predicted over true mean amplitude, 1 = the right amount of motion.
+- speed: the same amount measured without chaining, the prediction's mean speed
+  (``mean_speed``, pixels per second) over that of the frame-to-frame flow (the drift-free
+  truth times the clip's frame rate); beside it, the true volume's speed over the flow's, which
+  says how far the two truths agree on the clip (1 = they do; far from 1, the scale's truth is
+  measurement more than motion there: chained drift above 1, fast jitter or flicker below).
 - seams: ``gid_models.looping.seam_metrics`` of the predicted and of the true volumes, and
   ``rendered_seam_ratio`` of one rendered loop of the prediction.
 
@@ -82,6 +87,7 @@ from .metrics import (
     gradient_energy_map,
     kernel_inception_distance,
     log_spectrum_distance,
+    mean_speed,
     motion_scale_ratio,
     pearson,
     psnr,
@@ -242,6 +248,11 @@ def motion_metrics(windows: list[Window]) -> dict:
     prediction_distance = log_spectrum_distance(predicted_spectra, true_spectra)  # [N, K - 1]
     mean_distance = log_spectrum_distance(mean_spectra, true_spectra)
     scale = torch.cat([motion_scale_ratio(w.prediction, w.truth) for w in windows])
+    flow_speed = torch.tensor([float(w.step_motion.mean()) * w.fps for w in windows], dtype=torch.float64)
+    speed = {
+        "prediction": torch.cat([mean_speed(w.prediction) for w in windows]) / flow_speed,
+        "truth": torch.cat([mean_speed(w.truth) for w in windows]) / flow_speed,
+    }
     placement = {name: pearson(maps, true_maps) for name, maps in predictors.items()}
     drift_free = {name: pearson(maps, step_maps) for name, maps in predictors.items()}
     per_clip = {
@@ -249,6 +260,7 @@ def motion_metrics(windows: list[Window]) -> dict:
             "placement": {name: _mean(r[_of(clips, clip)]) for name, r in placement.items()},
             "placement_drift_free": {name: _mean(r[_of(clips, clip)]) for name, r in drift_free.items()},
             "scale_ratio": _mean(scale[_of(clips, clip)]),
+            "speed_ratio": {name: _mean(ratio[_of(clips, clip)]) for name, ratio in speed.items()},
         }
         for clip in dict.fromkeys(clips)
     }
@@ -275,6 +287,7 @@ def motion_metrics(windows: list[Window]) -> dict:
             "dataset mean (other clips)": mean_distance.mean(dim=0).tolist(),
         },
         "scale_ratio": {"prediction": _mean(scale)},
+        "speed_ratio": {name: _mean(ratio) for name, ratio in speed.items()},
         "true_mean_amplitude_px": _mean(torch.stack([v.amplitude()[:, 1:].mean() for v in truth])),
     }
 
@@ -510,8 +523,17 @@ def format_table(results: dict) -> str:
         },
     )
     lines += _section(
-        "Motion per clip (drift-free placement r; scale = predicted / true mean amplitude)",
-        [("prediction", 11, 2), ("gradient", 9, 2), ("centre", 8, 2), ("bright", 8, 2), ("scale", 8, 2)],
+        "Motion per clip (drift-free placement r; scale = predicted / true mean amplitude; "
+        "speed = predicted / frame-to-frame flow speed, and the true volume's)",
+        [
+            ("prediction", 11, 2),
+            ("gradient", 9, 2),
+            ("centre", 8, 2),
+            ("bright", 8, 2),
+            ("scale", 8, 2),
+            ("speed", 8, 2),
+            ("truth speed", 12, 2),
+        ],
         {
             clip: (
                 *(
@@ -519,6 +541,8 @@ def format_table(results: dict) -> str:
                     for name in ("prediction", "gradient energy", "centre prior", "brightness")
                 ),
                 entry["scale_ratio"],
+                entry["speed_ratio"]["prediction"],
+                entry["speed_ratio"]["truth"],
             )
             for clip, entry in motion["per_clip"].items()
         },

@@ -22,6 +22,9 @@ Motion (between a predicted and a ground-truth spectral volume, in pixels):
   that look only at the image, the baselines a motion model must beat.
 - ``template_score``: the mean correlation between the amplitude maps of *different* photos;
   near 1, a model puts motion in the same place whatever it is shown.
+- ``mean_speed``: how fast a volume's motion is, in pixels per second, to compare with the
+  drift-free truth (the frame-to-frame flow times the frame rate): a second view of the amount
+  of motion beside ``motion_scale_ratio``, whose truth is the chained trajectories'.
 
 Rendering (a frame against the real one): ``psnr``, ``ssim``, and ``invert_flow`` for the
 backward-warping baseline.
@@ -48,6 +51,7 @@ __all__ = [
     "invert_flow",
     "kernel_inception_distance",
     "log_spectrum_distance",
+    "mean_speed",
     "motion_scale_ratio",
     "pearson",
     "psnr",
@@ -198,6 +202,28 @@ def motion_scale_ratio(predicted: SpectralVolume, truth: SpectralVolume) -> torc
         ``[B]``.
     """
     return predicted.amplitude()[:, 1:].mean(dim=(1, 2, 3)) / truth.amplitude()[:, 1:].mean(dim=(1, 2, 3))
+
+
+def mean_speed(volume: SpectralVolume, frames_per_chunk: int = 16) -> torch.Tensor:
+    """Mean speed of a volume's motion over its pixels and the frames of its window.
+
+    The velocity ``dF/dt`` of ``SpectralVolume.velocity_at`` at the window's frame times, its
+    magnitude averaged. A truth measured from consecutive frames does not drift, unlike the
+    amplitude of chained trajectories; the volume keeps only its K bands (up to 3 Hz for the
+    paper's), so motion faster than that counts in the truth's speed and not in the volume's.
+
+    Args:
+        volume: a pixel-unit volume ``[B, K, 2, H, W]``.
+        frames_per_chunk: frames synthesised at once (memory ``B x chunk x 2 x H x W`` floats).
+
+    Returns:
+        ``[B]`` pixels per second.
+    """
+    times = volume.frame_times()
+    total = torch.zeros(volume.batch_size, dtype=torch.float64, device=volume.device)
+    for chunk in times.split(frames_per_chunk):
+        total += torch.linalg.vector_norm(volume.velocity_at(chunk), dim=2).double().sum(dim=(1, 2, 3))
+    return total / (len(times) * volume.height * volume.width)
 
 
 def gradient_energy_map(images: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:

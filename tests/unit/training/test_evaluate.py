@@ -79,6 +79,13 @@ def test_placement_is_also_scored_per_clip_against_the_drift_free_truth(results)
     assert motion["template_score"]["prediction"] == pytest.approx(motion["template_score"]["truth"])
 
 
+def test_the_amount_of_motion_is_also_measured_as_speed_against_the_frame_to_frame_flow(results):
+    # A smooth sway slower than the last band: both truths see the same motion.
+    for entry in results["motion"]["per_clip"].values():
+        assert entry["speed_ratio"]["prediction"] == entry["speed_ratio"]["truth"]
+        assert 0.75 < entry["speed_ratio"]["truth"] < 1.33
+
+
 def test_the_dataset_mean_is_taken_over_the_other_clips(results):
     # Each clip is predicted by the other's spectrum, 4x stronger or weaker in the swaying band.
     band_2 = results["motion"]["spectrum_distance_per_band"]["dataset mean (other clips)"][1]

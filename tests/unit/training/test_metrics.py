@@ -26,6 +26,7 @@ from training.metrics import (
     invert_flow,
     kernel_inception_distance,
     log_spectrum_distance,
+    mean_speed,
     motion_scale_ratio,
     pearson,
     psnr,
@@ -108,6 +109,13 @@ def test_twice_the_motion_has_scale_ratio_2_and_spectrum_distance_ln_2():
     assert float(motion_scale_ratio(double, volume)) == pytest.approx(2.0)
     distance = log_spectrum_distance(amplitude_spectrum(double), amplitude_spectrum(volume))
     assert torch.allclose(distance, torch.full((1, 2), math.log(2.0)))
+
+
+def test_mean_speed_of_a_sway_is_four_times_frequency_times_amplitude():
+    # x(t) = 5 cos(2 pi 0.2 t) over its one period: |v| averages 2 pi f a * 2 / pi = 4 f a px/s
+    # on the moving left half, half that over the whole picture.
+    volume = _volume([0.0, 5.0])
+    assert float(mean_speed(volume, frames_per_chunk=7)[0]) == pytest.approx(4 * 0.2 * 5.0 / 2, rel=1e-3)
 
 
 def test_pearson_ignores_scale_and_offset_and_is_zero_for_a_constant_map():
