@@ -15,7 +15,8 @@ shipped workflows use (DPM-Solver++ 25 steps, cfg 1.75), ``training.evaluate``'s
 - scale: predicted over true mean amplitude per clip (1 = the right amount of motion);
 - speed: the amount measured without chaining, predicted mean speed over the frame-to-frame
   flow's, and "truth speed", the true volume's over the flow's: where that is far from 1, the two
-  truths disagree about the clip and its scale measures the flow's errors as much as the model.
+  truths disagree about the clip and its scale measures the flow's errors as much as the model;
+  "in band", the share of the clip's frame-to-frame motion at the volume's frequencies (0..3 Hz).
 
 A model with an amplitude prior (``gid_models.amplitude_prior``) is measured with the prior's
 ``weight`` of its config, or with each value of ``--prior-weights`` in turn (the same samples,
@@ -69,7 +70,7 @@ def report(name: str, motion: dict) -> None:
     print(f"\n{name}")
     print(
         f"  {'clip':36}{'placement r':>12}{'gradient':>10}{'centre':>8}{'bright':>8}{'scale':>8}"
-        f"{'speed':>8}{'truth speed':>13}"
+        f"{'speed':>8}{'truth speed':>13}{'in band':>9}"
     )
     for clip, entry in motion["per_clip"].items():
         r, speed = entry["placement_drift_free"], entry["speed_ratio"]
@@ -79,8 +80,9 @@ def report(name: str, motion: dict) -> None:
             entry["scale_ratio"],
             speed["prediction"],
             speed["truth"],
+            entry["in_band_share"],
         ]
-        widths = (12, 10, 8, 8, 8, 8, 13)
+        widths = (12, 10, 8, 8, 8, 8, 13, 9)
         print(f"  {clip:36}" + "".join(f"{value:>{w}.2f}" for value, w in zip(cells, widths, strict=True)))
     mean = motion["placement_drift_free_clip_mean"]
     print(

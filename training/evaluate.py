@@ -30,6 +30,9 @@ The truth is the window's volume from its optical flow.
   truth times the clip's frame rate); beside it, the true volume's speed over the flow's, which
   says how far the two truths agree on the clip (1 = they do; far from 1, the scale's truth is
   measurement more than motion there: chained drift above 1, fast jitter or flicker below).
+- in band: the share of the frame-to-frame motion's energy at the volume's frequencies
+  (``in_band_share``; a broadband flicker gives about 3 / (fps / 2)): a clip whose motion lies
+  above the bands has a true volume, and so a scale, that misses most of it.
 - seams: ``gid_models.looping.seam_metrics`` of the predicted and of the true volumes, and
   ``rendered_seam_ratio`` of one rendered loop of the prediction.
 
@@ -83,8 +86,10 @@ from .metrics import (
     amplitude_spectrum,
     brightness_map,
     centre_prior_map,
+    frame_to_frame_flow,
     frechet_distance,
     gradient_energy_map,
+    in_band_share,
     kernel_inception_distance,
     log_spectrum_distance,
     mean_speed,
@@ -158,6 +163,8 @@ class Window:
         truth: the window's spectral volume ``[1, K, 2, H, W]`` in pixels.
         step_motion: ``[H, W]`` the mean magnitude of the frame-to-frame flow over the window,
             pixels per frame of the clip: the drift-free placement truth.
+        in_band_share: the share of the frame-to-frame motion's energy within the volume's
+            bands (``in_band_share``), in [0, 1].
         prediction: the volume predicted for ``frames[0]``, same layout.
     """
 
@@ -168,6 +175,7 @@ class Window:
     flows: torch.Tensor
     truth: SpectralVolume
     step_motion: torch.Tensor
+    in_band_share: float
     prediction: SpectralVolume | None = None
 
     @property
@@ -199,8 +207,11 @@ def held_out_windows(
             clip_motion, _, truth = window_motion(frames[start:], fps, data)
             flows = clip_motion[0, 1 : settings.render_offsets + 1].clone()
             window_frames = frames[start : start + needed].clone()
-            step_motion = step_motion_map(window_frames, data.flow_method)
-            windows.append(Window(source.name, start, fps, window_frames, flows, truth, step_motion))
+            steps = frame_to_frame_flow(window_frames, data.flow_method)
+            in_band = in_band_share(steps, fps, float(truth.frequencies[-1]))
+            windows.append(
+                Window(source.name, start, fps, window_frames, flows, truth, step_motion_map(steps), in_band)
+            )
         log(f"held out  {source.name}: {len(starts)} window(s) of {needed} frames at {fps:g} fps")
     return windows, skipped
 
@@ -249,6 +260,7 @@ def motion_metrics(windows: list[Window]) -> dict:
     mean_distance = log_spectrum_distance(mean_spectra, true_spectra)
     scale = torch.cat([motion_scale_ratio(w.prediction, w.truth) for w in windows])
     flow_speed = torch.tensor([float(w.step_motion.mean()) * w.fps for w in windows], dtype=torch.float64)
+    in_band = torch.tensor([w.in_band_share for w in windows], dtype=torch.float64)
     speed = {
         "prediction": torch.cat([mean_speed(w.prediction) for w in windows]) / flow_speed,
         "truth": torch.cat([mean_speed(w.truth) for w in windows]) / flow_speed,
@@ -261,6 +273,7 @@ def motion_metrics(windows: list[Window]) -> dict:
             "placement_drift_free": {name: _mean(r[_of(clips, clip)]) for name, r in drift_free.items()},
             "scale_ratio": _mean(scale[_of(clips, clip)]),
             "speed_ratio": {name: _mean(ratio[_of(clips, clip)]) for name, ratio in speed.items()},
+            "in_band_share": _mean(in_band[_of(clips, clip)]),
         }
         for clip in dict.fromkeys(clips)
     }
@@ -533,6 +546,7 @@ def format_table(results: dict) -> str:
             ("scale", 8, 2),
             ("speed", 8, 2),
             ("truth speed", 12, 2),
+            ("in band", 8, 2),
         ],
         {
             clip: (
@@ -543,6 +557,7 @@ def format_table(results: dict) -> str:
                 entry["scale_ratio"],
                 entry["speed_ratio"]["prediction"],
                 entry["speed_ratio"]["truth"],
+                entry["in_band_share"],
             )
             for clip, entry in motion["per_clip"].items()
         },

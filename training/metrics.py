@@ -15,16 +15,17 @@ Motion (between a predicted and a ground-truth spectral volume, in pixels):
 - ``amplitude_spectrum`` and ``log_spectrum_distance``: how much motion there is at each
   frequency, and ``|ln(predicted / true)|`` per band (0.69 = a factor of 2 either way).
 - ``step_motion_map``: a truth for placement that does not drift: the mean magnitude of the
-  frame-to-frame flow over a window. Trajectories chained from the start frame (the spectral
-  volume's source) accumulate error in flat and dark areas, where they wander although nothing
-  moves; consecutive frames are never far apart, so their flow does not.
+  frame-to-frame flow (``frame_to_frame_flow``) over a window. Trajectories chained from the
+  start frame (the spectral volume's source) accumulate error in flat and dark areas, where they
+  wander although nothing moves; consecutive frames are never far apart, so their flow does not.
 - ``gradient_energy_map``, ``centre_prior_map`` and ``brightness_map``: placement predictors
   that look only at the image, the baselines a motion model must beat.
 - ``template_score``: the mean correlation between the amplitude maps of *different* photos;
   near 1, a model puts motion in the same place whatever it is shown.
 - ``mean_speed``: how fast a volume's motion is, in pixels per second, to compare with the
   drift-free truth (the frame-to-frame flow times the frame rate): a second view of the amount
-  of motion beside ``motion_scale_ratio``, whose truth is the chained trajectories'.
+  of motion beside ``motion_scale_ratio``, whose truth is the chained trajectories'; and
+  ``in_band_share``, how much of a clip's frame-to-frame motion lies within the volume's bands.
 
 Rendering (a frame against the real one): ``psnr``, ``ssim``, and ``invert_flow`` for the
 backward-warping baseline.
@@ -46,8 +47,10 @@ __all__ = [
     "amplitude_spectrum",
     "brightness_map",
     "centre_prior_map",
+    "frame_to_frame_flow",
     "frechet_distance",
     "gradient_energy_map",
+    "in_band_share",
     "invert_flow",
     "kernel_inception_distance",
     "log_spectrum_distance",
@@ -253,23 +256,58 @@ def brightness_map(images: torch.Tensor) -> torch.Tensor:
     return kornia.color.rgb_to_grayscale(images.float())[:, 0]
 
 
-def step_motion_map(frames: torch.Tensor, method: str | FlowMethod = "dis") -> torch.Tensor:
-    """Drift-free placement truth: the mean magnitude of the flow between consecutive frames.
+def frame_to_frame_flow(frames: torch.Tensor, method: str | FlowMethod = "dis") -> torch.Tensor:
+    """The optical flow between consecutive frames of a window (no chaining, so no drift).
 
     Args:
         frames: ``[T, 3, H, W]`` uint8 or float RGB of a window at the clip's own rate, T >= 2.
         method: a flow preset of ``gid_models.flow`` or a flow method.
 
     Returns:
-        ``[H, W]`` pixels per frame of the clip.
+        ``[T - 1, 2, H, W]`` float32 displacements (x, y) from frame t to t + 1, pixels.
     """
     if frames.dim() != 4 or len(frames) < 2:
         raise ValueError(f"frames must be [T, 3, H, W] with T >= 2, got {tuple(frames.shape)}")
     flow, grey = get_flow_method(method), to_grey_uint8(frames)
-    total = np.zeros(grey[0].shape, dtype=np.float64)
-    for first, second in zip(grey[:-1], grey[1:], strict=True):
-        total += np.linalg.norm(flow(first, second), axis=-1)
-    return torch.from_numpy(total / (len(grey) - 1))
+    steps = [flow(first, second) for first, second in zip(grey[:-1], grey[1:], strict=True)]
+    return torch.from_numpy(np.stack(steps)).float().permute(0, 3, 1, 2)
+
+
+def step_motion_map(flows: torch.Tensor) -> torch.Tensor:
+    """Drift-free placement truth: the mean magnitude of the flow between consecutive frames.
+
+    Args:
+        flows: ``[T - 1, 2, H, W]`` from ``frame_to_frame_flow``.
+
+    Returns:
+        ``[H, W]`` float64 pixels per frame of the clip.
+    """
+    return torch.linalg.vector_norm(flows.double(), dim=1).mean(dim=0)
+
+
+def in_band_share(flows: torch.Tensor, fps: float, max_frequency: float) -> float:
+    """Share of a window's motion that a spectral volume with bands up to ``max_frequency`` can hold.
+
+    The energy of the frame-to-frame velocity at frequencies in (0, ``max_frequency``] Hz over
+    its energy at all frequencies above 0 (its temporal FFT, each pixel's mean velocity left out).
+    A broadband flicker or noise gives about ``max_frequency / (fps / 2)``; a clip whose motion
+    lies above the bands (a fast flutter, or frames taken further apart than its nominal rate
+    says) gives less, and then the volume's amplitude, the scale's truth, misses most of it.
+
+    Args:
+        flows: ``[T - 1, 2, H, W]`` from ``frame_to_frame_flow``, at ``fps``; T - 1 >= 2.
+        fps: the clip's frame rate, frames per second.
+        max_frequency: the volume's highest band, Hz (3 for the paper's K = 16 at 30 fps, 150 frames).
+
+    Returns:
+        A share in [0, 1]; 0 for a window without motion.
+    """
+    spectrum = torch.fft.rfft(flows.double() - flows.double().mean(dim=0), dim=0).abs().square()
+    energy = spectrum.sum(dim=(1, 2, 3))
+    frequencies = torch.fft.rfftfreq(len(flows), 1.0 / fps, dtype=torch.float64)
+    moving = frequencies > 0
+    total = float(energy[moving].sum())
+    return float(energy[moving & (frequencies <= max_frequency + 1e-9)].sum()) / total if total > 0 else 0.0
 
 
 def template_score(maps: torch.Tensor, groups: list[str]) -> float:

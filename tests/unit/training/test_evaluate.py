@@ -80,10 +80,11 @@ def test_placement_is_also_scored_per_clip_against_the_drift_free_truth(results)
 
 
 def test_the_amount_of_motion_is_also_measured_as_speed_against_the_frame_to_frame_flow(results):
-    # A smooth sway slower than the last band: both truths see the same motion.
+    # A smooth sway slower than the last band: both truths see the same motion, all of it in band.
     for entry in results["motion"]["per_clip"].values():
         assert entry["speed_ratio"]["prediction"] == entry["speed_ratio"]["truth"]
         assert 0.75 < entry["speed_ratio"]["truth"] < 1.33
+        assert entry["in_band_share"] > 0.8
 
 
 def test_the_dataset_mean_is_taken_over_the_other_clips(results):

@@ -21,8 +21,10 @@ from training.metrics import (
     amplitude_spectrum,
     brightness_map,
     centre_prior_map,
+    frame_to_frame_flow,
     frechet_distance,
     gradient_energy_map,
+    in_band_share,
     invert_flow,
     kernel_inception_distance,
     log_spectrum_distance,
@@ -248,10 +250,20 @@ def test_the_drift_free_truth_is_the_mean_frame_to_frame_motion():
         )
         frame[:, 32:] = moved[:, 32:]
         frames.append(torch.from_numpy((frame.clip(0, 1) * 255).astype(np.uint8)).expand(3, -1, -1))
-    step = step_motion_map(torch.stack(frames))
+    step = step_motion_map(frame_to_frame_flow(torch.stack(frames)))
     assert step.shape == (48, 64)
     assert float(step[8:40, 44:56].mean()) == pytest.approx(1.0, abs=0.2)
     assert float(step[8:40, 4:20].mean()) < 0.1
+
+
+def test_the_in_band_share_of_a_slow_sway_is_one_and_of_a_fast_flutter_zero():
+    # 300 steps at 30 fps: 1 Hz lies in bands up to 3 Hz, 5 Hz above them.
+    times = torch.arange(300, dtype=torch.float64) / 30.0
+    for hertz, share in ((1.0, 1.0), (5.0, 0.0)):
+        flows = torch.zeros(300, 2, 4, 6)
+        flows[:, 0] = torch.cos(2 * math.pi * hertz * times).float().view(-1, 1, 1)
+        assert in_band_share(flows, 30.0, 3.0) == pytest.approx(share, abs=1e-6)
+    assert in_band_share(torch.zeros(300, 2, 4, 6), 30.0, 3.0) == 0.0
 
 
 def test_the_template_score_compares_only_maps_of_different_photos():
