@@ -19,9 +19,9 @@ shipped workflows use (DPM-Solver++ 25 steps, cfg 1.75), ``training.evaluate``'s
   "in band", the share of the clip's frame-to-frame motion at the volume's frequencies (0..3 Hz).
 
 A model with an amplitude prior (``gid_models.amplitude_prior``) is measured with the prior's
-``weight`` of its config, or with each value of ``--prior-weights`` in turn (the same samples,
-seed 0, blended differently: how the weight was chosen), and ``--prior-weights 0`` gives the
-denoiser alone.
+``weight`` and ``level`` of its config, or with each value of ``--prior-weights`` and
+``--prior-levels`` in turn (the same samples, seed 0, blended differently: how the weight and the
+level were chosen), and ``--prior-weights 0`` gives the denoiser alone.
 
 ``--baseline-model`` evaluates a second model folder in the same run (e.g. the previous default
 model) and prints the ratios of the two. ``--sheet`` writes a contact sheet: for every val clip
@@ -47,6 +47,7 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR))
 
 from gid_models import pipeline  # noqa: E402
+from gid_models.amplitude_prior import LEVELS  # noqa: E402
 from gid_models.ldm import MotionLDM  # noqa: E402
 from gid_models.video import read_video  # noqa: E402
 from training.clips import Source, clips_from_manifest  # noqa: E402
@@ -201,6 +202,13 @@ def main() -> int:
         nargs="+",
         help="for a model with an amplitude prior: its weight values measured in turn (default: its config's)",
     )
+    parser.add_argument(
+        "--prior-levels",
+        nargs="+",
+        choices=LEVELS,
+        help="for a model with an amplitude prior: who sets the amount of motion, each measured in turn "
+        "(default: its config's)",
+    )
     parser.add_argument("--sheet", help="write the contact sheet here (PNG)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
@@ -228,21 +236,29 @@ def main() -> int:
     for name in filter(None, (args.baseline_model, args.model)):
         model = MotionLDM.from_pretrained(name, dtype=torch.float32)
         prior = model.amplitude_prior
-        weights = (
-            [None] if prior is None or name != args.model or not args.prior_weights else args.prior_weights
-        )
         configured = None if prior is None else prior.config
+        blends = [None]
+        if prior is not None and name == args.model:
+            blends = [
+                replace(configured, weight=weight, level=level)
+                for level in args.prior_levels or [configured.level]
+                for weight in args.prior_weights or [configured.weight]
+            ]
         for guidance in args.guidance:
-            for weight in weights:
-                if weight is not None:
-                    prior.config = replace(configured, weight=weight)
+            for blend in blends:
+                if blend is not None:
+                    prior.config = blend
                 started = time.monotonic()
                 predict(windows, model, replace(settings, guidance_scale=guidance))
                 seconds = (time.monotonic() - started) / len(windows)
                 motion = motion_metrics(windows)
                 results.setdefault(name, motion)  # the first value's, for the comparison
-                blend = "" if prior is None else f", amplitude prior weight {prior.config.weight:g}"
-                report(f"{name}, cfg {guidance:g}{blend} ({seconds:.1f} s per prediction)", motion)
+                setting = (
+                    ""
+                    if prior is None
+                    else f", amplitude prior weight {prior.config.weight:g}, level {prior.config.level}"
+                )
+                report(f"{name}, cfg {guidance:g}{setting} ({seconds:.1f} s per prediction)", motion)
         if prior is not None:
             prior.config = configured  # the sheet shows the model as configured
     if args.baseline_model:

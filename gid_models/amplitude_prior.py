@@ -51,12 +51,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configs import ConfigMixin, number_in_range, set_field
+from .configs import ConfigMixin, number_in_range, one_of, set_field
 from .filters import gaussian_blur
 from .pretrained_encoder import FEATURE_CHANNELS, IMAGE_CUES, image_cues, to_cells
 from .spectral import SpectralVolume
 
-__all__ = ["AmplitudePrior", "AmplitudePriorConfig", "impose_amplitude"]
+__all__ = ["LEVELS", "AmplitudePrior", "AmplitudePriorConfig", "impose_amplitude"]
+
+# Who sets the amount of motion (AmplitudePriorConfig.level).
+LEVELS = ("sample", "prior")
 
 # Pixels whose sampled motion is below this many pixels count as still when rescaled: their
 # direction and phase are numerical noise, which a large factor would turn into visible motion.
@@ -76,6 +79,11 @@ class AmplitudePriorConfig(ConfigMixin):
         weight: the prior's share, in [0, 1], of the blended amplitude
             ``A_prior^weight * A_sample^(1 - weight)`` (``impose_amplitude``): 1 = the prior's
             map, 0 = the denoiser's own amplitudes.
+        level: who sets the amount of motion, one of ``LEVELS``: ``"sample"``, the blended map
+            is rescaled to the sampled volume's own mean amplitude, so the prior decides where
+            things move and the denoiser how much; ``"prior"``, the prior's own level, fitted on
+            the training clips and about the same for every photo. ``"sample"`` was chosen on
+            the val clips (module docstring).
     """
 
     config_name = "the amplitude prior config"
@@ -83,6 +91,7 @@ class AmplitudePriorConfig(ConfigMixin):
     context_sigmas: tuple[float, ...] = (2.0, 6.0)
     floor: float = 0.05
     weight: float = 1.0
+    level: str = "sample"
 
     def __post_init__(self) -> None:
         sigmas = self.context_sigmas
@@ -94,6 +103,7 @@ class AmplitudePriorConfig(ConfigMixin):
         set_field(self, "context_sigmas", checked)
         set_field(self, "floor", number_in_range(self.floor, "floor", 0, 1, low_open=True))
         set_field(self, "weight", number_in_range(self.weight, "weight", 0, 1))
+        one_of(self.level, "level", LEVELS)
 
     @property
     def feature_channels(self) -> int:
@@ -151,7 +161,9 @@ class AmplitudePrior(nn.Module):
         return self.amplitude(self.log_amplitude(self.features(image, size)))
 
 
-def impose_amplitude(volume: SpectralVolume, amplitude: torch.Tensor, weight: float = 1.0) -> SpectralVolume:
+def impose_amplitude(
+    volume: SpectralVolume, amplitude: torch.Tensor, weight: float = 1.0, keep_level: bool = False
+) -> SpectralVolume:
     """Rescale every pixel's motion so that its amplitude blends ``amplitude`` with its own.
 
     ``amplitude`` is interpolated bilinearly from its cells to the volume's pixels; each pixel's
@@ -160,12 +172,15 @@ def impose_amplitude(volume: SpectralVolume, amplitude: torch.Tensor, weight: fl
     amplitude becomes ``A_target^weight * A_own^(1 - weight)`` (the target itself at weight 1),
     while the spectrum's shape over the bands, the phases and the directions stay the volume's.
     Pixels whose own motion is below a thousandth of a pixel stay still (their direction is noise).
+    With ``keep_level``, the factors are then scaled alike so that the mean of ``A`` over the
+    picture stays the volume's own: the target gives the pattern, not the amount.
 
     Args:
         volume: a pixel-unit volume ``[B, K, 2, H, W]``.
         amplitude: ``[B, h, w]`` target amplitudes in pixels of the volume's grid, >= 0, on any
             grid of cells (the prior's: the latent grid).
         weight: the target's share, in [0, 1].
+        keep_level: keep each volume's mean amplitude (``AmplitudePriorConfig.level`` "sample").
 
     Returns:
         The rescaled volume, same shape, fps, window and ``target_size``.
@@ -183,4 +198,7 @@ def impose_amplitude(volume: SpectralVolume, amplitude: torch.Tensor, weight: fl
         amplitude[:, None].to(own), size=(height, width), mode="bilinear", align_corners=False
     )
     factor = torch.where(own > _STILL_PX, (target / own.clamp(min=_STILL_PX)) ** weight, 0)
+    if keep_level:
+        level, imposed = own.mean(dim=(-2, -1), keepdim=True), (own * factor).mean(dim=(-2, -1), keepdim=True)
+        factor = factor * torch.where(imposed > 0, level / imposed.clamp(min=1e-12), 0)
     return replace(volume, coeffs=volume.coeffs * factor[:, :, None])

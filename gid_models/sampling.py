@@ -214,8 +214,9 @@ def predict_spectral_volume(
             inside a step of a large model or of loop guidance's extra passes.
         amplitude_prior: for a model with an amplitude prior (``model.amplitude_prior``, not in
             the paper), rescale the sampled volume towards the amplitude map the prior reads from
-            the image, by the prior's ``weight`` (``gid_models.amplitude_prior.impose_amplitude``);
-            False keeps the denoiser's own amplitudes. Models without a prior ignore it.
+            the image, by the prior's ``weight`` (``gid_models.amplitude_prior.impose_amplitude``),
+            keeping the sample's amount of motion when the prior's ``level`` is "sample"; False
+            keeps the denoiser's own amplitudes. Models without a prior ignore it.
 
     Returns:
         A pixel-unit spectral volume ``[B, K, 2, h, w]`` (complex64) at the model's resolution
@@ -310,4 +311,4 @@ def _predict(
         return volume
     # The prior reads the same conditioning image the denoiser saw.
     amplitude = prior(conditioning, model.config.latent_size).to(volume.coeffs.device)
-    return impose_amplitude(volume, amplitude, prior.config.weight)
+    return impose_amplitude(volume, amplitude, prior.config.weight, keep_level=prior.config.level == "sample")

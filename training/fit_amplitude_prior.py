@@ -1,7 +1,8 @@
 r"""Fit a motion model's amplitude prior on the training windows, its penalty chosen on val.
 
     python -m training.fit_amplitude_prior --model runs/stage2/model --data DATA-TRAIN \
-        --val-data DATA-VAL --output runs/prior/model [--context-sigmas 2 6] [--strengths ...]
+        --val-data DATA-VAL --output runs/prior/model [--context-sigmas 2 6] [--weight 1]
+        [--level sample] [--strengths ...]
 
 The prior (``gid_models.amplitude_prior``) is a linear regression from a photo's colour cues per
 latent cell to ``ln(floor + A)``, A the motion amplitude there. It is fitted in closed form (ridge
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from gid_models.amplitude_prior import AmplitudePrior, AmplitudePriorConfig
+from gid_models.amplitude_prior import LEVELS, AmplitudePrior, AmplitudePriorConfig
 from gid_models.hub import ModelFolderError
 from gid_models.ldm import MotionLDM
 from gid_models.sampling import prepare_image
@@ -150,10 +151,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=AmplitudePriorConfig().weight,
         help="the prior's share of the blended amplitude at prediction, in [0, 1] (default: 1)",
     )
+    parser.add_argument(
+        "--level",
+        choices=LEVELS,
+        default=AmplitudePriorConfig().level,
+        help="who sets the amount of motion at prediction: the sample (the denoiser) or the prior "
+        "(default: sample)",
+    )
     parser.add_argument("--strengths", type=float, nargs="+", default=list(DEFAULT_STRENGTHS))
     args = parser.parse_args(argv)
     try:
-        config = AmplitudePriorConfig(context_sigmas=tuple(args.context_sigmas), weight=args.weight)
+        config = AmplitudePriorConfig(
+            context_sigmas=tuple(args.context_sigmas), weight=args.weight, level=args.level
+        )
         model = MotionLDM.from_pretrained(args.model, dtype=torch.float32)
         train, val = PreparedData.open(args.data), PreparedData.open(args.val_data)
         prior, figures = fit_amplitude_prior(model, train, val, config, args.strengths)

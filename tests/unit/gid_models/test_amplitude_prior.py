@@ -58,6 +58,7 @@ def test_the_contrast_stretches_where_things_move_and_keeps_how_much():
         ({"context_sigmas": "2"}, "context_sigmas must be a list"),
         ({"floor": 0}, "floor"),
         ({"weight": 1.5}, "weight"),
+        ({"level": "denoiser"}, r"level must be one of \['sample', 'prior'\]"),
     ],
 )
 def test_an_invalid_prior_setting_is_refused_with_the_field_named(changes, message):
@@ -96,6 +97,18 @@ def test_a_weight_below_one_blends_the_target_with_the_volumes_own_amplitude_geo
     assert torch.allclose(impose_amplitude(volume, target, weight=0.0).coeffs, volume.coeffs)
 
 
+def test_keeping_the_level_gives_the_targets_pattern_at_the_volumes_own_mean_amplitude():
+    volume = swinging_volume()
+    target = torch.tensor([[[0.5, 2.0, 4.0], [1.0, 0.0, 3.0]]])
+    own = volume.amplitude()[:, 1:].sum(1)
+
+    kept = impose_amplitude(volume, target, keep_level=True).amplitude()[:, 1:].sum(1)
+    imposed = impose_amplitude(volume, target).amplitude()[:, 1:].sum(1)
+
+    assert float(kept.mean()) == pytest.approx(float(own.mean()), rel=1e-5)
+    assert torch.allclose(kept, imposed * own.mean() / imposed.mean(), rtol=1e-4, atol=1e-6)
+
+
 def test_pixels_that_do_not_move_in_the_sample_stay_still():
     volume = swinging_volume()
     coeffs = volume.coeffs.clone()
@@ -119,7 +132,7 @@ def test_a_blend_weight_outside_zero_to_one_is_refused_with_its_name():
 def model_with_prior(tiny_motion_model):
     from dataclasses import replace
 
-    prior = AmplitudePriorConfig(context_sigmas=(1.0,), weight=1.0)
+    prior = AmplitudePriorConfig(context_sigmas=(1.0,), weight=1.0, level="prior")
     config = replace(tiny_motion_model.config, amplitude_prior=prior)
     model = MotionLDM(config, tiny_motion_model.normalization)
     model.load_state_dict(tiny_motion_model.state_dict(), strict=False)
@@ -149,6 +162,21 @@ def test_a_model_with_a_prior_moves_what_the_prior_says(model_with_prior):
     # Without the prior it is the denoiser's own sample, which the prior only rescales.
     factor = volume.coeffs / plain.coeffs
     assert torch.allclose(factor.imag, torch.zeros(()), atol=1e-4)
+
+
+def test_at_the_samples_level_the_prior_moves_where_it_says_as_much_as_the_denoiser_alone(model_with_prior):
+    from dataclasses import replace
+
+    image = red_square()
+    prior = model_with_prior.amplitude_prior
+    where = predict_spectral_volume(model_with_prior, image, seed=1, steps=2).amplitude()[:, 1:].sum(1)
+    prior.config = replace(prior.config, level="sample")
+    volume = predict_spectral_volume(model_with_prior, image, seed=1, steps=2)
+    plain = predict_spectral_volume(model_with_prior, image, seed=1, steps=2, amplitude_prior=False)
+
+    amplitude = volume.amplitude()[:, 1:].sum(1)
+    assert float(amplitude.mean()) == pytest.approx(float(plain.amplitude()[:, 1:].sum(1).mean()), rel=1e-4)
+    assert torch.allclose(amplitude / amplitude.mean(), where / where.mean(), rtol=1e-3, atol=1e-5)
 
 
 def test_the_prior_round_trips_through_the_model_folder(model_with_prior, tmp_path):
