@@ -1,4 +1,4 @@
-r"""The amplitude prior: where in the photo, and how much, things move, read from its colours.
+r"""The amplitude prior: where in the photo things move, read from its colours.
 
 The paper's denoiser decides everything about a spectral volume at once: where the motion is,
 how strong, at which frequencies, in which direction and phase. It learns that from 3,015
@@ -6,9 +6,9 @@ videos. Trained on the fifteen clips available to this project, its samples plac
 than a linear read of its own conditioning does (training/README.md: r = 0.20 against 0.32 on
 the val clips), and with the photo flipped upside down its placement rose to 0.28: it had
 learned where in the frame its training scenes moved. Not in the paper, this optional part of a
-motion model splits the two questions:
+motion model splits the questions:
 
-- **where and how much**: a linear regression, fitted in closed form on the training windows
+- **where**: a linear regression, fitted in closed form on the training windows
   (``training.fit_amplitude_prior``), from the photo's colour cues per latent cell to the log of
   the motion amplitude there, ``ln(floor + A(p))`` with ``A = sum_{k>=1} |S_k|`` (pixels of the
   model's grid). Its inputs are the ``IMAGE_CUES`` of ``gid_models.pretrained_encoder`` (R, G,
@@ -21,6 +21,12 @@ motion model splits the two questions:
   colours. So each map's log amplitude is stretched about its mean by ``contrast``, fitted as
   the ratio of the two spreads on the training windows, and the stretched map is rescaled to the
   regression's mean amplitude: the contrast changes where things move, not how much;
+- **how much**: by default (``level`` "sample") the sampled volume's own mean amplitude. The
+  regression's level is about the same for every photo (the training clips' typical amount),
+  while the denoiser's follows the photo: on the val clips, the sample's level was closer to the
+  truth on average against both truths of ``training.evaluate``, mean ``|ln scale|`` 0.73
+  against 0.83 for the chained trajectories' amplitude and 0.47 against 0.93 for the speed of
+  the frame-to-frame flow (training/README.md); ``level`` "prior" keeps the regression's;
 - **how**: the spectrum over the bands, the phases and the directions stay the sampled
   volume's. ``impose_amplitude`` rescales every pixel's coefficients, all bands alike, so that
   its amplitude becomes a geometric blend of the prior's map (interpolated between cell

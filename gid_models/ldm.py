@@ -110,7 +110,7 @@ class MotionLDMConfig:
     """Everything but the weights. ``resolution`` is (height, width) of the spectral volumes the
     model predicts, in pixels (256x160 in the paper); fps and window fix the band frequencies;
     ``amplitude_prior`` is None for the paper's model, or the inputs of the amplitude prior that
-    sets where and how much the predicted volumes move (``gid_models.amplitude_prior``)."""
+    sets where the predicted volumes move (``gid_models.amplitude_prior``)."""
 
     num_bands: int = 16
     fps: float = 30.0

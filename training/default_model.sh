@@ -76,8 +76,8 @@ STAGE1=$WORK/runs/stage1/best-model
 train stage2 denoiser --stage 2 --config "$CONFIGS/default-denoiser-stage2.json" --data "$WORK/data-train" \
     --init "$STAGE1" --time-limit $((2 * UNIT))
 
-# The amplitude prior (not in the paper): colours -> where and how much things move, fitted in
-# seconds on the training windows, its penalty chosen on the val windows.
+# The amplitude prior (not in the paper): colours -> where things move (the denoiser keeps how
+# much: level "sample"), fitted in seconds on the training windows, its penalty chosen on val.
 [ -d "$WORK/runs/prior" ] || "$PYTHON" -m training.fit_amplitude_prior --model "$WORK/runs/stage2/model" \
     --data "$WORK/data-train" --val-data "$WORK/data-val" --output "$WORK/runs/prior"
 "$PYTHON" -m training.package_model --motion "$WORK/runs/prior" --output "$WORK/gid-default" \

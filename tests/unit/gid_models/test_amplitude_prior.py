@@ -1,5 +1,6 @@
 """Specification of the amplitude prior (gid_models.amplitude_prior): the photo's colours set
-where and how much a sampled spectral volume moves; its spectrum, phases and directions stay."""
+where a sampled spectral volume moves (and, at level "prior", how much); its spectrum, phases
+and directions stay."""
 
 import pytest
 import torch
