@@ -260,6 +260,7 @@ def motion_metrics(windows: list[Window]) -> dict:
     mean_distance = log_spectrum_distance(mean_spectra, true_spectra)
     scale = torch.cat([motion_scale_ratio(w.prediction, w.truth) for w in windows])
     flow_speed = torch.tensor([float(w.step_motion.mean()) * w.fps for w in windows], dtype=torch.float64)
+    flow_speed = flow_speed.where(flow_speed > 0, math.nan)  # a clip without motion has no ratio
     in_band = torch.tensor([w.in_band_share for w in windows], dtype=torch.float64)
     speed = {
         "prediction": torch.cat([mean_speed(w.prediction) for w in windows]) / flow_speed,
