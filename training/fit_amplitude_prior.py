@@ -14,8 +14,8 @@ cells) of the true log amplitude over that of the fitted one, on the training wi
 fitted map with that contrast is scored on the val windows by placement, the Pearson r
 between it and the window's true amplitude map, averaged per clip and then over clips; the best
 penalty's weights are written into a copy of the model folder, whose card gets a section with
-the figures (placement and amplitude scale per val clip). Seconds on two CPU cores: the inputs
-are 12 numbers per cell.
+the figures (placement, and amplitude scale at the prior's own level, per val clip). Seconds on
+two CPU cores: the inputs are 12 numbers per cell.
 """
 
 from __future__ import annotations
@@ -178,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "contrast": f"{figures['contrast']:.2f} (the training maps' spread of log amplitude over the fit's)",
         "val placement r (clip mean)": f"{figures['placement']:.3f}",
         **{
-            f"val {clip}": f"placement r {entry['placement']:.2f}, amplitude scale {entry['scale']:.2f}"
+            f"val {clip}": f"placement r {entry['placement']:.2f}, "
+            f"amplitude scale at the prior's own level {entry['scale']:.2f}"
             for clip, entry in figures["per_clip"].items()
         },
         "command": "python -m training.fit_amplitude_prior "
