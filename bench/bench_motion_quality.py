@@ -13,10 +13,11 @@ shipped workflows use (DPM-Solver++ 25 steps, cfg 1.75), ``training.evaluate``'s
 - template score: mean r between the predicted maps of different clips (near 1 = the model puts
   motion in the same place whatever it sees), next to the same score of the true maps;
 - scale: predicted over true mean amplitude per clip (1 = the right amount of motion);
-- speed: the amount measured without chaining, predicted mean speed over the frame-to-frame
-  flow's, and "truth speed", the true volume's over the flow's: where that is far from 1, the two
-  truths disagree about the clip and its scale measures the flow's errors as much as the model;
-  "in band", the share of the clip's frame-to-frame motion at the volume's frequencies (0..3 Hz).
+- speed: the amount measured without chaining, predicted mean speed over that of the
+  frame-to-frame flow within the model's bands (0.2..3 Hz), and "truth speed", the true volume's
+  over the same: where that is far from 1, the two truths disagree about the clip (above 1, the
+  chained trajectories drift) and its scale measures the flow's errors as much as the model;
+  "in band", the share of the clip's frame-to-frame motion at the model's frequencies.
 
 A model with an amplitude prior (``gid_models.amplitude_prior``) is measured with the prior's
 ``weight`` and ``level`` of its config, or with each value of ``--prior-weights`` and

@@ -26,10 +26,9 @@ The truth is the window's volume from its optical flow.
   windows of the *other* clips (leave one clip out, so that no window predicts itself).
 - scale: predicted over true mean amplitude, 1 = the right amount of motion.
 - speed: the same amount measured without chaining, the prediction's mean speed
-  (``mean_speed``, pixels per second) over that of the frame-to-frame flow (the drift-free
-  truth times the clip's frame rate); beside it, the true volume's speed over the flow's, which
-  says how far the two truths agree on the clip (1 = they do; far from 1, the scale's truth is
-  measurement more than motion there: chained drift above 1, fast jitter or flicker below).
+  (``mean_speed``, pixels per second) over that of the frame-to-frame flow within the volume's
+  bands (``in_band_speed``); beside it, the true volume's speed over the same, which says how
+  far the two truths agree on the clip (1 = they do; above 1, the chained trajectories drift).
 - in band: the share of the frame-to-frame motion's energy at the volume's frequencies
   (``in_band_share``; a broadband flicker gives about 3 / (fps / 2)): a clip whose motion lies
   above the bands has a true volume, and so a scale, that misses most of it.
@@ -90,6 +89,7 @@ from .metrics import (
     frechet_distance,
     gradient_energy_map,
     in_band_share,
+    in_band_speed,
     kernel_inception_distance,
     log_spectrum_distance,
     mean_speed,
@@ -165,6 +165,8 @@ class Window:
             pixels per frame of the clip: the drift-free placement truth.
         in_band_share: the share of the frame-to-frame motion's energy within the volume's
             bands (``in_band_share``), in [0, 1].
+        in_band_speed: the mean speed of the frame-to-frame motion within the volume's bands
+            (``in_band_speed``), pixels per second: the drift-free truth of the amount.
         prediction: the volume predicted for ``frames[0]``, same layout.
     """
 
@@ -176,6 +178,7 @@ class Window:
     truth: SpectralVolume
     step_motion: torch.Tensor
     in_band_share: float
+    in_band_speed: float
     prediction: SpectralVolume | None = None
 
     @property
@@ -208,9 +211,19 @@ def held_out_windows(
             flows = clip_motion[0, 1 : settings.render_offsets + 1].clone()
             window_frames = frames[start : start + needed].clone()
             steps = frame_to_frame_flow(window_frames, data.flow_method)
-            in_band = in_band_share(steps, fps, float(truth.frequencies[-1]))
+            top = float(truth.frequencies[-1])
             windows.append(
-                Window(source.name, start, fps, window_frames, flows, truth, step_motion_map(steps), in_band)
+                Window(
+                    source.name,
+                    start,
+                    fps,
+                    window_frames,
+                    flows,
+                    truth,
+                    step_motion_map(steps),
+                    in_band_share(steps, fps, top),
+                    in_band_speed(steps, fps, top),
+                )
             )
         log(f"held out  {source.name}: {len(starts)} window(s) of {needed} frames at {fps:g} fps")
     return windows, skipped
@@ -259,7 +272,7 @@ def motion_metrics(windows: list[Window]) -> dict:
     prediction_distance = log_spectrum_distance(predicted_spectra, true_spectra)  # [N, K - 1]
     mean_distance = log_spectrum_distance(mean_spectra, true_spectra)
     scale = torch.cat([motion_scale_ratio(w.prediction, w.truth) for w in windows])
-    flow_speed = torch.tensor([float(w.step_motion.mean()) * w.fps for w in windows], dtype=torch.float64)
+    flow_speed = torch.tensor([w.in_band_speed for w in windows], dtype=torch.float64)
     flow_speed = flow_speed.where(flow_speed > 0, math.nan)  # a clip without motion has no ratio
     in_band = torch.tensor([w.in_band_share for w in windows], dtype=torch.float64)
     speed = {
@@ -538,7 +551,7 @@ def format_table(results: dict) -> str:
     )
     lines += _section(
         "Motion per clip (drift-free placement r; scale = predicted / true mean amplitude; "
-        "speed = predicted / frame-to-frame flow speed, and the true volume's)",
+        "speed = predicted / frame-to-frame flow speed in band, and the true volume's)",
         [
             ("prediction", 11, 2),
             ("gradient", 9, 2),

@@ -22,10 +22,11 @@ Motion (between a predicted and a ground-truth spectral volume, in pixels):
   that look only at the image, the baselines a motion model must beat.
 - ``template_score``: the mean correlation between the amplitude maps of *different* photos;
   near 1, a model puts motion in the same place whatever it is shown.
-- ``mean_speed``: how fast a volume's motion is, in pixels per second, to compare with the
-  drift-free truth (the frame-to-frame flow times the frame rate): a second view of the amount
-  of motion beside ``motion_scale_ratio``, whose truth is the chained trajectories'; and
-  ``in_band_share``, how much of a clip's frame-to-frame motion lies within the volume's bands.
+- ``mean_speed`` and ``in_band_speed``: how fast a volume's motion is and how fast the
+  frame-to-frame flow moves within the volume's bands, in pixels per second: a drift-free view
+  of the amount of motion beside ``motion_scale_ratio``, whose truth is the chained
+  trajectories'; ``in_band_share``, how much of a clip's frame-to-frame motion lies within the
+  bands at all.
 
 Rendering (a frame against the real one): ``psnr``, ``ssim``, and ``invert_flow`` for the
 backward-warping baseline.
@@ -51,6 +52,7 @@ __all__ = [
     "frechet_distance",
     "gradient_energy_map",
     "in_band_share",
+    "in_band_speed",
     "invert_flow",
     "kernel_inception_distance",
     "log_spectrum_distance",
@@ -211,9 +213,8 @@ def mean_speed(volume: SpectralVolume, frames_per_chunk: int = 16) -> torch.Tens
     """Mean speed of a volume's motion over its pixels and the frames of its window.
 
     The velocity ``dF/dt`` of ``SpectralVolume.velocity_at`` at the window's frame times, its
-    magnitude averaged. A truth measured from consecutive frames does not drift, unlike the
-    amplitude of chained trajectories; the volume keeps only its K bands (up to 3 Hz for the
-    paper's), so motion faster than that counts in the truth's speed and not in the volume's.
+    magnitude averaged: compared with ``in_band_speed`` of the real frames, a measure of the
+    amount of motion that does not drift, unlike the amplitude of chained trajectories.
 
     Args:
         volume: a pixel-unit volume ``[B, K, 2, H, W]``.
@@ -285,6 +286,15 @@ def step_motion_map(flows: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(flows.double(), dim=1).mean(dim=0)
 
 
+def _velocity_spectrum(flows: torch.Tensor, fps: float, max_frequency: float):
+    """The temporal FFT of the frame-to-frame velocity (each pixel's mean left out), with masks of
+    the frequencies above 0 and of those in (0, ``max_frequency``] Hz."""
+    spectrum = torch.fft.rfft(flows.double() - flows.double().mean(dim=0), dim=0)
+    frequencies = torch.fft.rfftfreq(len(flows), 1.0 / fps, dtype=torch.float64)
+    moving = frequencies > 0
+    return spectrum, moving, moving & (frequencies <= max_frequency + 1e-9)
+
+
 def in_band_share(flows: torch.Tensor, fps: float, max_frequency: float) -> float:
     """Share of a window's motion that a spectral volume with bands up to ``max_frequency`` can hold.
 
@@ -302,12 +312,32 @@ def in_band_share(flows: torch.Tensor, fps: float, max_frequency: float) -> floa
     Returns:
         A share in [0, 1]; 0 for a window without motion.
     """
-    spectrum = torch.fft.rfft(flows.double() - flows.double().mean(dim=0), dim=0).abs().square()
-    energy = spectrum.sum(dim=(1, 2, 3))
-    frequencies = torch.fft.rfftfreq(len(flows), 1.0 / fps, dtype=torch.float64)
-    moving = frequencies > 0
+    spectrum, moving, in_band = _velocity_spectrum(flows, fps, max_frequency)
+    energy = spectrum.abs().square().sum(dim=(1, 2, 3))
     total = float(energy[moving].sum())
-    return float(energy[moving & (frequencies <= max_frequency + 1e-9)].sum()) / total if total > 0 else 0.0
+    return float(energy[in_band].sum()) / total if total > 0 else 0.0
+
+
+def in_band_speed(flows: torch.Tensor, fps: float, max_frequency: float) -> float:
+    """Mean speed of a window's frame-to-frame motion within a spectral volume's bands.
+
+    The velocity (flow times ``fps``) keeps its frequencies in (0, ``max_frequency``] Hz and is
+    transformed back; its magnitude is averaged over frames and pixels. It is the drift-free
+    truth of the amount of motion that a volume of those bands can hold, to compare with its
+    ``mean_speed``: the flow between consecutive frames does not drift as chained trajectories
+    do, and motion above the bands, which no such volume holds, is left out.
+
+    Args:
+        flows: ``[T - 1, 2, H, W]`` from ``frame_to_frame_flow``, at ``fps``; T - 1 >= 2.
+        fps: the clip's frame rate, frames per second.
+        max_frequency: the volume's highest band, Hz.
+
+    Returns:
+        Pixels per second, >= 0.
+    """
+    spectrum, _, in_band = _velocity_spectrum(flows, fps, max_frequency)
+    velocity = torch.fft.irfft(spectrum * in_band.view(-1, 1, 1, 1), n=len(flows), dim=0) * fps
+    return float(torch.linalg.vector_norm(velocity, dim=1).mean())
 
 
 def template_score(maps: torch.Tensor, groups: list[str]) -> float:
