@@ -25,8 +25,9 @@ motion model splits the questions:
   regression's level is about the same for every photo (the training clips' typical amount),
   while the denoiser's follows the photo: on the val clips, the sample's level was closer to the
   truth on average against both truths of ``training.evaluate``, mean ``|ln scale|`` 0.73
-  against 0.83 for the chained trajectories' amplitude and 0.47 against 0.93 for the speed of
-  the frame-to-frame flow (training/README.md); ``level`` "prior" keeps the regression's;
+  against 0.83 for the chained trajectories' amplitude and 0.41 against 0.82 for the speed of
+  the frame-to-frame flow within the model's bands (training/README.md); ``level`` "prior"
+  keeps the regression's;
 - **how**: the spectrum over the bands, the phases and the directions stay the sampled
   volume's. ``impose_amplitude`` rescales every pixel's coefficients, all bands alike, so that
   its amplitude becomes a geometric blend of the prior's map (interpolated between cell
