@@ -27,10 +27,10 @@ The truth is the window's volume from its optical flow.
 - scale: predicted over true mean amplitude, 1 = the right amount of motion.
 - speed: the same amount measured without chaining, the prediction's mean speed
   (``mean_speed``, pixels per second) over that of the frame-to-frame flow within the volume's
-  bands (``in_band_speed``); beside it, the true volume's speed over the same, which says how
+  bands (``in_band_motion``); beside it, the true volume's speed over the same, which says how
   far the two truths agree on the clip (1 = they do; above 1, the chained trajectories drift).
 - in band: the share of the frame-to-frame motion's energy at the volume's frequencies
-  (``in_band_share``; a broadband flicker gives about 3 / (fps / 2)): a clip whose motion lies
+  (``in_band_motion``; a broadband flicker gives about 3 / (fps / 2)): a clip whose motion lies
   above the bands has a true volume, and so a scale, that misses most of it.
 - seams: ``gid_models.looping.seam_metrics`` of the predicted and of the true volumes, and
   ``rendered_seam_ratio`` of one rendered loop of the prediction.
@@ -88,8 +88,7 @@ from .metrics import (
     frame_to_frame_flow,
     frechet_distance,
     gradient_energy_map,
-    in_band_share,
-    in_band_speed,
+    in_band_motion,
     kernel_inception_distance,
     log_spectrum_distance,
     mean_speed,
@@ -164,9 +163,9 @@ class Window:
         step_motion: ``[H, W]`` the mean magnitude of the frame-to-frame flow over the window,
             pixels per frame of the clip: the drift-free placement truth.
         in_band_share: the share of the frame-to-frame motion's energy within the volume's
-            bands (``in_band_share``), in [0, 1].
+            bands (``in_band_motion``), in [0, 1].
         in_band_speed: the mean speed of the frame-to-frame motion within the volume's bands
-            (``in_band_speed``), pixels per second: the drift-free truth of the amount.
+            (``in_band_motion``), pixels per second: the drift-free truth of the amount.
         prediction: the volume predicted for ``frames[0]``, same layout.
     """
 
@@ -211,7 +210,7 @@ def held_out_windows(
             flows = clip_motion[0, 1 : settings.render_offsets + 1].clone()
             window_frames = frames[start : start + needed].clone()
             steps = frame_to_frame_flow(window_frames, data.flow_method)
-            top = float(truth.frequencies[-1])
+            in_band = in_band_motion(steps, fps, float(truth.frequencies[-1]))
             windows.append(
                 Window(
                     source.name,
@@ -221,8 +220,8 @@ def held_out_windows(
                     flows,
                     truth,
                     step_motion_map(steps),
-                    in_band_share(steps, fps, top),
-                    in_band_speed(steps, fps, top),
+                    in_band.share,
+                    in_band.speed,
                 )
             )
         log(f"held out  {source.name}: {len(starts)} window(s) of {needed} frames at {fps:g} fps")
@@ -272,12 +271,12 @@ def motion_metrics(windows: list[Window]) -> dict:
     prediction_distance = log_spectrum_distance(predicted_spectra, true_spectra)  # [N, K - 1]
     mean_distance = log_spectrum_distance(mean_spectra, true_spectra)
     scale = torch.cat([motion_scale_ratio(w.prediction, w.truth) for w in windows])
-    flow_speed = torch.tensor([w.in_band_speed for w in windows], dtype=torch.float64)
-    flow_speed = flow_speed.where(flow_speed > 0, math.nan)  # a clip without motion has no ratio
+    true_speed = torch.tensor([w.in_band_speed for w in windows], dtype=torch.float64)
+    true_speed = true_speed.where(true_speed > 0, math.nan)  # a clip without motion has no ratio
     in_band = torch.tensor([w.in_band_share for w in windows], dtype=torch.float64)
     speed = {
-        "prediction": torch.cat([mean_speed(w.prediction) for w in windows]) / flow_speed,
-        "truth": torch.cat([mean_speed(w.truth) for w in windows]) / flow_speed,
+        "prediction": torch.cat([mean_speed(w.prediction) for w in windows]) / true_speed,
+        "truth": torch.cat([mean_speed(w.truth) for w in windows]) / true_speed,
     }
     placement = {name: pearson(maps, true_maps) for name, maps in predictors.items()}
     drift_free = {name: pearson(maps, step_maps) for name, maps in predictors.items()}

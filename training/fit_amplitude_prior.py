@@ -46,7 +46,7 @@ DEFAULT_STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 _DESCRIPTION = """\
 A motion model with an amplitude prior (`amplitude_prior.safetensors`, not in the paper): the
 denoiser samples a spectral volume, and the prior, a linear regression on the photo's colours,
-sets how much each part of it moves (`gid_models.amplitude_prior`). Load it with
+sets where it moves, and at `level` "prior" how much (`gid_models.amplitude_prior`). Load it with
 `gid_models.ldm.MotionLDM.from_pretrained(folder)` or Load Motion LDM.
 """
 

@@ -22,11 +22,10 @@ Motion (between a predicted and a ground-truth spectral volume, in pixels):
   that look only at the image, the baselines a motion model must beat.
 - ``template_score``: the mean correlation between the amplitude maps of *different* photos;
   near 1, a model puts motion in the same place whatever it is shown.
-- ``mean_speed`` and ``in_band_speed``: how fast a volume's motion is and how fast the
+- ``mean_speed`` and ``in_band_motion``: how fast a volume's motion is and how fast the
   frame-to-frame flow moves within the volume's bands, in pixels per second: a drift-free view
   of the amount of motion beside ``motion_scale_ratio``, whose truth is the chained
-  trajectories'; ``in_band_share``, how much of a clip's frame-to-frame motion lies within the
-  bands at all.
+  trajectories'; and how much of a clip's frame-to-frame motion lies within the bands at all.
 
 Rendering (a frame against the real one): ``psnr``, ``ssim``, and ``invert_flow`` for the
 backward-warping baseline.
@@ -35,6 +34,7 @@ backward-warping baseline.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import kornia
 import numpy as np
@@ -51,8 +51,8 @@ __all__ = [
     "frame_to_frame_flow",
     "frechet_distance",
     "gradient_energy_map",
-    "in_band_share",
-    "in_band_speed",
+    "InBandMotion",
+    "in_band_motion",
     "invert_flow",
     "kernel_inception_distance",
     "log_spectrum_distance",
@@ -213,7 +213,7 @@ def mean_speed(volume: SpectralVolume, frames_per_chunk: int = 16) -> torch.Tens
     """Mean speed of a volume's motion over its pixels and the frames of its window.
 
     The velocity ``dF/dt`` of ``SpectralVolume.velocity_at`` at the window's frame times, its
-    magnitude averaged: compared with ``in_band_speed`` of the real frames, a measure of the
+    magnitude averaged: compared with ``in_band_motion(...).speed`` of the real frames, a measure of the
     amount of motion that does not drift, unlike the amplitude of chained trajectories.
 
     Args:
@@ -286,23 +286,28 @@ def step_motion_map(flows: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(flows.double(), dim=1).mean(dim=0)
 
 
-def _velocity_spectrum(flows: torch.Tensor, fps: float, max_frequency: float):
-    """The temporal FFT of the frame-to-frame velocity (each pixel's mean left out), with masks of
-    the frequencies above 0 and of those in (0, ``max_frequency``] Hz."""
-    spectrum = torch.fft.rfft(flows.double() - flows.double().mean(dim=0), dim=0)
-    frequencies = torch.fft.rfftfreq(len(flows), 1.0 / fps, dtype=torch.float64)
-    moving = frequencies > 0
-    return spectrum, moving, moving & (frequencies <= max_frequency + 1e-9)
+class InBandMotion(NamedTuple):
+    """A window's frame-to-frame motion within a spectral volume's bands (``in_band_motion``)."""
+
+    share: float  # of the velocity's energy above 0 Hz, in [0, 1]
+    speed: float  # mean speed of the in-band velocity, pixels per second, >= 0
 
 
-def in_band_share(flows: torch.Tensor, fps: float, max_frequency: float) -> float:
-    """Share of a window's motion that a spectral volume with bands up to ``max_frequency`` can hold.
+def in_band_motion(flows: torch.Tensor, fps: float, max_frequency: float) -> InBandMotion:
+    """How much of a window's frame-to-frame motion a volume with bands up to ``max_frequency`` can hold.
 
-    The energy of the frame-to-frame velocity at frequencies in (0, ``max_frequency``] Hz over
-    its energy at all frequencies above 0 (its temporal FFT, each pixel's mean velocity left out).
-    A broadband flicker or noise gives about ``max_frequency / (fps / 2)``; a clip whose motion
-    lies above the bands (a fast flutter, or frames taken further apart than its nominal rate
-    says) gives less, and then the volume's amplitude, the scale's truth, misses most of it.
+    The velocity (flow times ``fps``, each pixel's mean left out) goes through a temporal FFT:
+
+    - ``share``: its energy at frequencies in (0, ``max_frequency``] Hz over its energy at all
+      frequencies above 0. A broadband flicker or noise gives about ``max_frequency / (fps / 2)``;
+      a clip whose motion lies above the bands (a fast flutter, or frames taken further apart than
+      its nominal rate says) gives less, and then the volume's amplitude, the scale's truth,
+      misses most of it.
+    - ``speed``: the in-band frequencies transformed back, the magnitude averaged over frames and
+      pixels. It is the drift-free truth of the amount of motion that a volume of those bands can
+      hold, to compare with its ``mean_speed``: the flow between consecutive frames does not
+      drift as chained trajectories do, and motion above the bands, which no such volume holds,
+      is left out.
 
     Args:
         flows: ``[T - 1, 2, H, W]`` from ``frame_to_frame_flow``, at ``fps``; T - 1 >= 2.
@@ -310,34 +315,20 @@ def in_band_share(flows: torch.Tensor, fps: float, max_frequency: float) -> floa
         max_frequency: the volume's highest band, Hz (3 for the paper's K = 16 at 30 fps, 150 frames).
 
     Returns:
-        A share in [0, 1]; 0 for a window without motion.
+        ``InBandMotion(share, speed)``; share 0 for a window without motion.
     """
-    spectrum, moving, in_band = _velocity_spectrum(flows, fps, max_frequency)
+    velocity = flows.double() * fps
+    spectrum = torch.fft.rfft(velocity - velocity.mean(dim=0), dim=0)
+    frequencies = torch.fft.rfftfreq(len(flows), 1.0 / fps, dtype=torch.float64)
+    moving = frequencies > 0
+    in_band = moving & (frequencies <= max_frequency + 1e-9)
     energy = spectrum.abs().square().sum(dim=(1, 2, 3))
     total = float(energy[moving].sum())
-    return float(energy[in_band].sum()) / total if total > 0 else 0.0
-
-
-def in_band_speed(flows: torch.Tensor, fps: float, max_frequency: float) -> float:
-    """Mean speed of a window's frame-to-frame motion within a spectral volume's bands.
-
-    The velocity (flow times ``fps``) keeps its frequencies in (0, ``max_frequency``] Hz and is
-    transformed back; its magnitude is averaged over frames and pixels. It is the drift-free
-    truth of the amount of motion that a volume of those bands can hold, to compare with its
-    ``mean_speed``: the flow between consecutive frames does not drift as chained trajectories
-    do, and motion above the bands, which no such volume holds, is left out.
-
-    Args:
-        flows: ``[T - 1, 2, H, W]`` from ``frame_to_frame_flow``, at ``fps``; T - 1 >= 2.
-        fps: the clip's frame rate, frames per second.
-        max_frequency: the volume's highest band, Hz.
-
-    Returns:
-        Pixels per second, >= 0.
-    """
-    spectrum, _, in_band = _velocity_spectrum(flows, fps, max_frequency)
-    velocity = torch.fft.irfft(spectrum * in_band.view(-1, 1, 1, 1), n=len(flows), dim=0) * fps
-    return float(torch.linalg.vector_norm(velocity, dim=1).mean())
+    kept = torch.fft.irfft(spectrum * in_band.view(-1, 1, 1, 1), n=len(flows), dim=0)
+    return InBandMotion(
+        share=float(energy[in_band].sum()) / total if total > 0 else 0.0,
+        speed=float(torch.linalg.vector_norm(kept, dim=1).mean()),
+    )
 
 
 def template_score(maps: torch.Tensor, groups: list[str]) -> float:

@@ -24,8 +24,7 @@ from training.metrics import (
     frame_to_frame_flow,
     frechet_distance,
     gradient_energy_map,
-    in_band_share,
-    in_band_speed,
+    in_band_motion,
     invert_flow,
     kernel_inception_distance,
     log_spectrum_distance,
@@ -263,8 +262,8 @@ def test_the_in_band_share_of_a_slow_sway_is_one_and_of_a_fast_flutter_zero():
     for hertz, share in ((1.0, 1.0), (5.0, 0.0)):
         flows = torch.zeros(300, 2, 4, 6)
         flows[:, 0] = torch.cos(2 * math.pi * hertz * times).float().view(-1, 1, 1)
-        assert in_band_share(flows, 30.0, 3.0) == pytest.approx(share, abs=1e-6)
-    assert in_band_share(torch.zeros(300, 2, 4, 6), 30.0, 3.0) == 0.0
+        assert in_band_motion(flows, 30.0, 3.0).share == pytest.approx(share, abs=1e-6)
+    assert in_band_motion(torch.zeros(300, 2, 4, 6), 30.0, 3.0).share == 0.0
 
 
 def test_the_in_band_speed_keeps_the_slow_sway_and_leaves_out_the_fast_flutter():
@@ -272,7 +271,9 @@ def test_the_in_band_speed_keeps_the_slow_sway_and_leaves_out_the_fast_flutter()
     times = torch.arange(300, dtype=torch.float64) / 30.0
     flows = torch.zeros(300, 2, 4, 6)
     flows[:, 1] = (torch.cos(2 * math.pi * times) + torch.cos(2 * math.pi * 5 * times)).float().view(-1, 1, 1)
-    assert in_band_speed(flows, 30.0, 3.0) == pytest.approx(30 * 2 / math.pi, rel=5e-3)  # 30 samples a period
+    assert in_band_motion(flows, 30.0, 3.0).speed == pytest.approx(
+        30 * 2 / math.pi, rel=5e-3
+    )  # 30 samples a period
 
 
 def test_the_template_score_compares_only_maps_of_different_photos():
