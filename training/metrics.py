@@ -274,6 +274,15 @@ def frame_to_frame_flow(frames: torch.Tensor, method: str | FlowMethod = "dis") 
     return torch.from_numpy(np.stack(steps)).float().permute(0, 3, 1, 2)
 
 
+def _check_flows(flows: torch.Tensor, steps: int) -> None:
+    """Refuse anything but the ``[T - 1, 2, H, W]`` flows of ``frame_to_frame_flow``, T - 1 >= steps."""
+    if not isinstance(flows, torch.Tensor) or flows.dim() != 4 or flows.shape[1] != 2 or len(flows) < steps:
+        shape = tuple(flows.shape) if isinstance(flows, torch.Tensor) else type(flows).__name__
+        raise ValueError(
+            f"flows must be [T - 1, 2, H, W] from frame_to_frame_flow with T - 1 >= {steps}, got {shape}"
+        )
+
+
 def step_motion_map(flows: torch.Tensor) -> torch.Tensor:
     """Drift-free placement truth: the mean magnitude of the flow between consecutive frames.
 
@@ -283,6 +292,7 @@ def step_motion_map(flows: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[H, W]`` float64 pixels per frame of the clip.
     """
+    _check_flows(flows, 1)
     return torch.linalg.vector_norm(flows.double(), dim=1).mean(dim=0)
 
 
@@ -317,6 +327,7 @@ def in_band_motion(flows: torch.Tensor, fps: float, max_frequency: float) -> InB
     Returns:
         ``InBandMotion(share, speed)``; share 0 for a window without motion.
     """
+    _check_flows(flows, 2)
     velocity = flows.double() * fps
     spectrum = torch.fft.rfft(velocity - velocity.mean(dim=0), dim=0)
     frequencies = torch.fft.rfftfreq(len(flows), 1.0 / fps, dtype=torch.float64)

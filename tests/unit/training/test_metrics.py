@@ -266,6 +266,15 @@ def test_the_in_band_share_of_a_slow_sway_is_one_and_of_a_fast_flutter_zero():
     assert in_band_motion(torch.zeros(300, 2, 4, 6), 30.0, 3.0).share == 0.0
 
 
+def test_flows_of_the_wrong_shape_are_refused_with_the_shape_named():
+    with pytest.raises(ValueError, match=r"flows must be \[T - 1, 2, H, W\].*got \(5, 3, 4, 6\)"):
+        in_band_motion(torch.zeros(5, 3, 4, 6), 30.0, 3.0)
+    with pytest.raises(ValueError, match=r"T - 1 >= 2, got \(1, 2, 4, 6\)"):
+        in_band_motion(torch.zeros(1, 2, 4, 6), 30.0, 3.0)
+    with pytest.raises(ValueError, match=r"got \(4, 6\)"):
+        step_motion_map(torch.zeros(4, 6))
+
+
 def test_the_in_band_speed_keeps_the_slow_sway_and_leaves_out_the_fast_flutter():
     # 1 px/frame at 1 Hz plus 1 px/frame at 5 Hz, 30 fps: the 1 Hz part averages 30 * 2 / pi px/s.
     times = torch.arange(300, dtype=torch.float64) / 30.0
