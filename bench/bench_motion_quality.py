@@ -24,6 +24,10 @@ A model with an amplitude prior (``gid_models.amplitude_prior``) is measured wit
 ``--prior-levels`` in turn (the same samples, seed 0, blended differently: how the weight and the
 level were chosen), and ``--prior-weights 0`` gives the denoiser alone.
 
+``--clip-fps FILE=FPS`` measures a clip at another capture rate than the manifest's: the val tree
+(waving_trees_wallflower.mp4, "15 fps nominal, true capture fps unknown") looks captured at about
+7.5 fps, from the person who walks through its last frames (see ``training/README.md``).
+
 ``--baseline-model`` evaluates a second model folder in the same run (e.g. the previous default
 model) and prints the ratios of the two. ``--sheet`` writes a contact sheet: for every val clip
 (its first window) and every still of ``../shared/data/stills``, the photo, the predicted
@@ -61,11 +65,34 @@ SHARED = Path(os.environ.get("GID_SHARED_DATA", REPO_DIR.parent / "shared" / "da
 BASELINES = ("gradient energy", "centre prior", "brightness")
 
 
-def val_sources(manifest: Path, split: str) -> list[Source]:
+def val_sources(manifest: Path, split: str, clip_fps: dict[str, float] | None = None) -> list[Source]:
+    """The clips of ``split``, each at its manifest frame rate or at the one ``clip_fps`` gives
+    for its file name."""
+    clip_fps = dict(clip_fps or {})
     clips = [clip for clip in clips_from_manifest(manifest, motion_labels=("",)) if clip.split == split]
     if not clips:
         raise SystemExit(f"{manifest} lists no clip of split {split!r}")
-    return [Source(clip.path, Path(clip.path).name, clip.fps) for clip in clips]
+    unknown = set(clip_fps) - {Path(clip.path).name for clip in clips}
+    if unknown:
+        raise SystemExit(f"--clip-fps names {sorted(unknown)}, which are not {split} clips of {manifest}")
+    return [
+        Source(clip.path, Path(clip.path).name, clip_fps.get(Path(clip.path).name, clip.fps))
+        for clip in clips
+    ]
+
+
+def clip_frame_rate(text: str) -> tuple[str, float]:
+    """``NAME=FPS`` -> (file name, frames per second > 0), for ``--clip-fps``."""
+    name, _, value = text.rpartition("=")
+    try:
+        fps = float(value)
+    except ValueError:
+        fps = math.nan
+    if not name or not math.isfinite(fps) or fps <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected FILE=FPS with FPS > 0, e.g. waving_trees_wallflower.mp4=7.5, got {text!r}"
+        )
+    return name, fps
 
 
 def report(name: str, motion: dict) -> None:
@@ -210,6 +237,15 @@ def main() -> int:
         help="for a model with an amplitude prior: who sets the amount of motion, each measured in turn "
         "(default: its config's)",
     )
+    parser.add_argument(
+        "--clip-fps",
+        type=clip_frame_rate,
+        action="append",
+        default=[],
+        metavar="FILE=FPS",
+        help="measure a clip at another capture rate than its manifest's (repeatable), e.g. "
+        "waving_trees_wallflower.mp4=7.5, the rate the person walking through it suggests",
+    )
     parser.add_argument("--sheet", help="write the contact sheet here (PNG)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
@@ -228,7 +264,7 @@ def main() -> int:
     )
     started = time.monotonic()
     windows, _ = held_out_windows(
-        val_sources(Path(args.manifest), args.split), settings, log=lambda line: None
+        val_sources(Path(args.manifest), args.split, dict(args.clip_fps)), settings, log=lambda line: None
     )
     print(
         f"{len(windows)} windows of the {args.split} clips at {args.size} ({time.monotonic() - started:.0f} s)"
