@@ -1,7 +1,7 @@
 """Does a motion model look at the photo? Placement, template score and amount of motion on the val clips.
 
     python bench/bench_motion_quality.py [--model models/gid-default] [--baseline-model FOLDER]
-        [--sheet docs/motion_quality.jpg]
+        [--sheet docs/motion_quality.jpg] [--split train] [--clip-fps FILE=FPS ...]
 
 On the ``val`` clips of ``../shared/data/MANIFEST.tsv`` (never trained on), with the sampler the
 shipped workflows use (DPM-Solver++ 25 steps, cfg 1.75), ``training.evaluate``'s motion measures:
@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO_DIR))
 
 from gid_models import pipeline  # noqa: E402
 from gid_models.amplitude_prior import LEVELS  # noqa: E402
+from gid_models.hub import ModelFolderError  # noqa: E402
 from gid_models.ldm import MotionLDM  # noqa: E402
 from gid_models.video import read_video  # noqa: E402
 from training.clips import Source, clips_from_manifest  # noqa: E402
@@ -68,7 +69,7 @@ BASELINES = ("gradient energy", "centre prior", "brightness")
 def val_sources(manifest: Path, split: str, clip_fps: dict[str, float] | None = None) -> list[Source]:
     """The clips of ``split``, each at its manifest frame rate or at the one ``clip_fps`` gives
     for its file name."""
-    clip_fps = dict(clip_fps or {})
+    clip_fps = clip_fps or {}
     clips = [clip for clip in clips_from_manifest(manifest, motion_labels=("",)) if clip.split == split]
     if not clips:
         raise SystemExit(f"{manifest} lists no clip of split {split!r}")
@@ -262,6 +263,14 @@ def main() -> int:
         guidance_scale=args.guidance[0],
         video_metrics=False,
     )
+    # The models first: a wrong folder is reported before a minute of optical flow.
+    try:
+        models = {
+            name: MotionLDM.from_pretrained(name, dtype=torch.float32)
+            for name in filter(None, (args.baseline_model, args.model))
+        }
+    except ModelFolderError as error:
+        raise SystemExit(f"error: {error}") from None
     started = time.monotonic()
     windows, _ = held_out_windows(
         val_sources(Path(args.manifest), args.split, dict(args.clip_fps)), settings, log=lambda line: None
@@ -270,8 +279,7 @@ def main() -> int:
         f"{len(windows)} windows of the {args.split} clips at {args.size} ({time.monotonic() - started:.0f} s)"
     )
     results = {}
-    for name in filter(None, (args.baseline_model, args.model)):
-        model = MotionLDM.from_pretrained(name, dtype=torch.float32)
+    for name, model in models.items():
         prior = model.amplitude_prior
         configured = None if prior is None else prior.config
         blends = [None]
