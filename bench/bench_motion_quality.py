@@ -73,12 +73,12 @@ def val_sources(manifest: Path, split: str, clip_fps: dict[str, float] | None = 
     clips = [clip for clip in clips_from_manifest(manifest, motion_labels=("",)) if clip.split == split]
     if not clips:
         raise SystemExit(f"{manifest} lists no clip of split {split!r}")
-    unknown = set(clip_fps) - {Path(clip.path).name for clip in clips}
+    names = [Path(clip.path).name for clip in clips]
+    unknown = set(clip_fps) - set(names)
     if unknown:
         raise SystemExit(f"--clip-fps names {sorted(unknown)}, which are not {split} clips of {manifest}")
     return [
-        Source(clip.path, Path(clip.path).name, clip_fps.get(Path(clip.path).name, clip.fps))
-        for clip in clips
+        Source(clip.path, name, clip_fps.get(name, clip.fps)) for clip, name in zip(clips, names, strict=True)
     ]
 
 
