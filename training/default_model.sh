@@ -38,7 +38,8 @@ WORK=${2:?work folder}
 UNIT=${3:-60}
 PYTHON=${PYTHON:-python}
 WORKERS=${WORKERS:-$(nproc)}
-TRAIN_MIN_MOTION=${TRAIN_MIN_MOTION:-0.25}
+MIN_MOTION=0.25 # px at 128 x 80, the motion filter of data preparation (below)
+TRAIN_MIN_MOTION=${TRAIN_MIN_MOTION:-$MIN_MOTION}
 read -r -a EXCLUDE_MORE <<< "${EXCLUDE_MORE:-}"
 CONFIGS=training/configs
 WEIGHTS=${GID_EVAL_WEIGHTS:-$HOME/.cache/gid/eval-weights}/inception-2015-12-05-fid.safetensors
@@ -50,16 +51,17 @@ echo "default model recipe: unit ${UNIT} s, ${WORKERS} workers, started $(date -
 # here), with each start frame also at 4 x that size for the frozen image network.
 for split in train val; do
     labels=()
-    # Training also keeps clips of 3 to 5 s (zero-padded windows): the only tree, the waves, the
-    # fountain and the close-up flames of shared/data are that short.
+    min_motion=$MIN_MOTION
+    # Training also keeps clips of 3 to 5 s (zero-padded windows): the only tree that passes the
+    # motion filter, the waves, the fountain and the close-up flames of shared/data are that short.
     # Left out: the handheld candle, labelled "flame but camera shake". A shaking camera moves every
     # pixel, walls and table too, slowly: its 4 windows held 66 % of the training motion's energy
     # in band 1 (0.2 Hz) with clips weighted n^-0.5 (training/README.md).
-    [ "$split" = train ] &&
+    if [ "$split" = train ]; then
         labels=(--labels YES partly flame weak --min-window-seconds 3 --exclude candle_desk_handheld.mp4
             "${EXCLUDE_MORE[@]}")
-    min_motion=0.25
-    [ "$split" = train ] && min_motion=$TRAIN_MIN_MOTION
+        min_motion=$TRAIN_MIN_MOTION
+    fi
     "$PYTHON" -m training.prepare "$DATA/clips" "$WORK/data-$split" --manifest "$DATA/MANIFEST.tsv" \
         --splits "$split" "${labels[@]}" --size 128x80 --min-motion "$min_motion" --pairs-per-window 0 \
         --condition-scale 4 --workers "$WORKERS" --no-progress
